@@ -1,0 +1,37 @@
+"""``record()`` writes an audit row and the matching JSON log line. Secrets, codes and tokens
+never go into ``detail``: callers pass identifiers only."""
+
+import json
+import logging
+
+from flask import has_request_context, request
+
+from ..extensions import db
+from ..models import AuditEvent
+from .events import Event
+
+log = logging.getLogger("oidc_provider.audit")
+
+
+def record(event: Event, *, outcome: str = "success", reason: str | None = None,
+           account=None, client=None, detail: dict | None = None, commit: bool = True) -> None:
+    row = AuditEvent(
+        event=str(event), outcome=outcome, reason=reason[:200] if reason else None,
+        account=_clip(getattr(account, "username", account), 150),
+        client=_clip(getattr(client, "client_id", client), 64),
+        detail=detail or {},
+    )
+    if has_request_context():
+        row.ip = _clip(request.remote_addr, 64)
+        row.user_agent = (request.user_agent.string or "")[:300]
+    db.session.add(row)
+    if commit:
+        db.session.commit()
+    log.info(json.dumps({
+        "event": row.event, "outcome": outcome, "reason": reason, "account": row.account,
+        "client": row.client, "ip": row.ip, "detail": row.detail,
+    }, default=str))
+
+
+def _clip(value, length: int):
+    return None if value is None else str(value)[:length]

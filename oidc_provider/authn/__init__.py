@@ -1,0 +1,1 @@
+"""Authentication: passwords, sessions and the authenticated subject."""

@@ -1,0 +1,106 @@
+"""What an authorization request needs before a code can be issued: a pure function.
+
+Authlib enforces neither ``max_age`` nor ``id_token_hint`` and never answers
+``consent_required`` under ``prompt=none``; this module decides, and ``web/authorize.py``
+acts on the answer. No Flask, SQLAlchemy or Authlib here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PROMPTS = frozenset({"none", "login", "consent", "select_account"})
+
+
+@dataclass(frozen=True)
+class Proceed:
+    """Issue the code."""
+
+
+@dataclass(frozen=True)
+class Login:
+    reason: str  # "no_session", "prompt_login", "max_age", "id_token_hint", "select_account"
+
+
+@dataclass(frozen=True)
+class Consent:
+    reason: str  # "not_granted", "prompt_consent"
+
+
+@dataclass(frozen=True)
+class Refuse:
+    error: str
+    description: str
+
+
+Step = Proceed | Login | Consent | Refuse
+
+
+@dataclass(frozen=True)
+class Situation:
+    prompt: frozenset[str]
+    max_age: int | None
+    logged_in: bool
+    auth_time: int | None
+    hint_matches: bool | None  # None: no id_token_hint; else whether its sub is the session's
+    interaction_started: int | None  # when this request first needed interaction (epoch)
+    client_trusted: bool
+    consent_covers: bool
+    consent_decision: str | None  # "granted" / "denied" during this request
+
+
+def parse_prompt(raw: str | None) -> frozenset[str]:
+    """OIDC Core §3.1.2.1: prompt is a space-delimited list; "If this parameter contains none
+    with any other value, an error is returned." Raises ValueError."""
+    values = frozenset((raw or "").split())
+    if not values <= PROMPTS:
+        raise ValueError("unsupported 'prompt' value")
+    if "none" in values and len(values) > 1:
+        raise ValueError("'prompt=none' cannot be combined with other values")
+    return values
+
+
+def parse_max_age(raw: str | None) -> int | None:
+    """OIDC Core §3.1.2.1: max_age is a non-negative number of seconds. Raises ValueError."""
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
+        raise ValueError("'max_age' must be a non-negative integer")
+    return int(raw)
+
+
+def next_step(s: Situation, *, now: int) -> Step:
+    silent = "none" in s.prompt
+    # A login that happened after this request started satisfies prompt=login and max_age.
+    fresh = (s.logged_in and s.interaction_started is not None and s.auth_time is not None
+             and s.auth_time >= s.interaction_started)
+    reason = None
+    if not s.logged_in:
+        reason = "no_session"
+    elif s.hint_matches is False:
+        reason = "id_token_hint"
+    elif not fresh and "login" in s.prompt:
+        reason = "prompt_login"
+    elif not fresh and "select_account" in s.prompt:
+        reason = "select_account"
+    elif not fresh and s.max_age is not None and (s.auth_time is None or now - s.auth_time > s.max_age):
+        # OIDC Core §3.1.2.1 max_age: "If the elapsed time is greater than this value, the OP
+        # MUST attempt to actively re-authenticate the End-User."
+        reason = "max_age"
+    if reason is not None:
+        if silent:
+            # OIDC Core §3.1.2.6: login_required when the OP requires authentication and
+            # prompt=none forbids showing a page.
+            return Refuse("login_required", "The end-user must sign in.")
+        return Login(reason)
+    if s.consent_decision == "denied":
+        return Refuse("access_denied", "The end-user denied the request.")
+    if s.consent_decision == "granted" or s.client_trusted:
+        return Proceed()
+    if "consent" in s.prompt:
+        return Consent("prompt_consent")
+    if not s.consent_covers:
+        if silent:
+            return Refuse("consent_required", "The end-user must consent to this request.")
+        return Consent("not_granted")
+    return Proceed()

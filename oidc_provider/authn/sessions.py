@@ -1,0 +1,128 @@
+"""Server-side browser sessions.
+
+The cookie holds only a random 256-bit id; the database holds its SHA-256 digest with the
+session's data, so several provider processes share sessions and a database leak yields no
+usable cookie. Cookies are HttpOnly, SameSite=Lax and, under an https issuer, Secure with the
+``__Host-`` prefix. Logging in always issues a new id (session fixation).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import request
+from flask.sessions import SessionInterface, SessionMixin
+from sqlalchemy import delete, select
+from werkzeug.datastructures import CallbackDict
+
+from ..clock import epoch, utcnow
+from ..digests import digest, new_secret
+from ..extensions import db
+from ..models import Account, BrowserSession
+
+ANONYMOUS_TTL = timedelta(hours=1)
+
+
+class ServerSession(CallbackDict, SessionMixin):
+    def __init__(self, initial=None, row: BrowserSession | None = None):
+        def on_update(_):
+            self.modified = True
+
+        super().__init__(initial or {}, on_update)
+        self.row = row
+        self.modified = False
+        self.rotate = False
+        self.ended = False
+
+
+class DatabaseSessionInterface(SessionInterface):
+    def __init__(self, settings):
+        self.ttl = timedelta(seconds=settings.session_ttl)
+        self.secure = settings.secure_cookies
+        self.cookie_name = "__Host-session" if self.secure else "oidc_session"
+
+    def open_session(self, app, request):
+        raw = request.cookies.get(self.cookie_name)
+        if raw and len(raw) < 128:
+            row = db.session.scalar(
+                select(BrowserSession).where(BrowserSession.id_digest == digest(raw))
+            )
+            if row is not None and row.expires_at > utcnow():
+                return ServerSession(dict(row.data or {}), row)
+        return ServerSession()
+
+    def save_session(self, app, session: ServerSession, response):
+        if session.ended:
+            if session.row is not None:
+                db.session.execute(delete(BrowserSession).where(BrowserSession.id == session.row.id))
+                db.session.commit()
+            response.delete_cookie(self.cookie_name, path="/", secure=self.secure, httponly=True, samesite="Lax")
+            return
+        if not (session.modified or session.rotate):
+            return
+        if session.row is None and not dict(session):
+            return
+        now = utcnow()
+        raw = None
+        if session.row is None or session.rotate:
+            if session.row is not None:
+                db.session.execute(delete(BrowserSession).where(BrowserSession.id == session.row.id))
+            raw = new_secret()
+            session.row = BrowserSession(id_digest=digest(raw), created_at=now)
+            db.session.add(session.row)
+        row = session.row
+        data = dict(session)
+        row.data = data
+        row.account_id = data.get("account_id")
+        row.acr = data.get("acr")
+        row.amr = data.get("amr")
+        row.last_seen_at = now
+        if row.account_id and session.rotate:
+            row.expires_at = now + self.ttl
+            row.auth_time = now
+        elif row.expires_at is None:
+            row.expires_at = now + (self.ttl if row.account_id else ANONYMOUS_TTL)
+        if raw is not None:
+            row.user_agent = (request.headers.get("User-Agent") or "")[:300]
+        db.session.commit()
+        if raw is not None:
+            response.set_cookie(
+                self.cookie_name, raw, max_age=int(self.ttl.total_seconds()), path="/",
+                secure=self.secure, httponly=True, samesite="Lax",
+            )
+
+
+# ---- the login held in a session ----
+
+def current_login(session) -> tuple[Account, dict] | None:
+    """The logged-in account and its login facts, or None."""
+    account_id = session.get("account_id")
+    if not account_id:
+        return None
+    account = db.session.get(Account, account_id)
+    if account is None or account.disabled:
+        return None
+    return account, {
+        "auth_time": session.get("auth_time"), "acr": session.get("acr"),
+        "amr": session.get("amr") or [], "sid": session.row.id if session.row else None,
+    }
+
+
+def log_in(session, account: Account, *, acr: str, amr: list[str]) -> None:
+    """Record a fresh authentication and issue a new session id."""
+    pending = session.get("pending", {})
+    session.clear()
+    session["pending"] = pending
+    session.update(account_id=account.id, auth_time=epoch(utcnow()), acr=acr, amr=amr)
+    session.rotate = True
+
+
+def log_out(session) -> None:
+    session.clear()
+    session.ended = True
+
+
+def cleanup_expired() -> int:
+    result = db.session.execute(delete(BrowserSession).where(BrowserSession.expires_at < utcnow()))
+    db.session.commit()
+    return result.rowcount or 0

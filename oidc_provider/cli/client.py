@@ -1,0 +1,142 @@
+"""``oidc-provider client ...``: relying parties."""
+
+import json
+
+import click
+from sqlalchemy import select
+
+from .. import manage
+from ..audit import Event, record
+from ..extensions import db
+from ..models import Client
+from ..settings import SIGNING_ALGS
+from .common import app_context, emit, json_option
+
+
+def _read_jwks(path):
+    if path is None:
+        return None
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read JWKS from {path}: {exc}") from None
+    if isinstance(data, dict) and "keys" not in data:
+        data = {"keys": [data]}
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+        raise click.ClickException(f"{path} is not a JWK or JWK set")
+    for key in data["keys"]:
+        if not isinstance(key, dict) or any(k in key for k in ("d", "p", "q", "k")):
+            raise click.ClickException(f"{path} must hold public keys only")
+    return data
+
+
+@click.group("client")
+def group():
+    """Manage relying parties (apps that sign people in)."""
+
+
+@group.command("create")
+@click.option("--name", required=True, help="Name shown on the consent page.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Registered redirect URI (repeat).")
+@click.option("--post-logout-redirect-uri", "logout_uris", multiple=True, help="Allowed after logout (repeat).")
+@click.option("--public", is_flag=True, help="A public client (SPA, native app): no secret, PKCE.")
+@click.option("--trusted", is_flag=True, help="Skip the consent page for this client.")
+@click.option("--scope", help="Space-separated scopes the client may ask for.")
+@click.option("--grant", "grants", multiple=True, help="Extra grant: refresh_token (repeat).")
+@click.option("--auth-method", type=click.Choice(manage.AUTH_METHODS), help="Token endpoint auth method.")
+@click.option("--jwks", "jwks_file", type=click.Path(dir_okay=False), help="Public JWK(S) for private_key_jwt.")
+@click.option("--id-token-alg", type=click.Choice(SIGNING_ALGS), default="RS256", show_default=True)
+@json_option
+def create(name, redirect_uris, logout_uris, public, trusted, scope, grants, auth_method, jwks_file,
+           id_token_alg, as_json):
+    """Register a client; prints client_id and, for confidential clients, the secret once."""
+    jwks = _read_jwks(jwks_file)
+    with app_context():
+        client, secret = manage.create_client(
+            name=name, redirect_uris=list(redirect_uris), public=public, trusted=trusted,
+            post_logout_redirect_uris=list(logout_uris), scope=scope, grants=list(grants),
+            auth_method=auth_method, id_token_alg=id_token_alg, jwks=jwks,
+        )
+        data = manage.client_view(client)
+        if secret:
+            data["client_secret"] = secret
+        text = f"client_id: {client.client_id}"
+        if secret:
+            text += f"\nclient_secret: {secret}\n(shown once: store it now)"
+        emit(data, as_json, text)
+
+
+@group.command("list")
+@json_option
+def list_(as_json):
+    """List clients."""
+    with app_context():
+        rows = db.session.scalars(select(Client).where(Client.account_id.is_(None)).order_by(Client.name))
+        views = [manage.client_view(c) for c in rows]
+        emit(views, as_json, "\n".join(f"{v['client_id']}\t{v['name']}" for v in views) or "(no clients)")
+
+
+@group.command("show")
+@click.argument("client_id")
+@json_option
+def show(client_id, as_json):
+    """Show one client."""
+    with app_context():
+        emit(manage.client_view(manage.find_client(client_id)), as_json)
+
+
+@group.command("update")
+@click.argument("client_id")
+@click.option("--name")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Replaces the redirect URIs.")
+@click.option("--post-logout-redirect-uri", "logout_uris", multiple=True, help="Replaces them.")
+@click.option("--trusted/--untrusted", default=None)
+@click.option("--scope")
+@click.option("--id-token-alg", type=click.Choice(SIGNING_ALGS))
+@json_option
+def update(client_id, name, redirect_uris, logout_uris, trusted, scope, id_token_alg, as_json):
+    """Change a client's settings."""
+    with app_context():
+        client = manage.find_client(client_id)
+        for uri in (*redirect_uris, *logout_uris):
+            manage._check_redirect_uri(uri)
+        if name:
+            client.name = name
+        if redirect_uris:
+            client.redirect_uris = list(redirect_uris)
+        if logout_uris:
+            client.post_logout_redirect_uris = list(logout_uris)
+        if trusted is not None:
+            client.trusted = trusted
+        if scope is not None:
+            client.scope = scope
+        if id_token_alg:
+            client.id_token_signed_response_alg = id_token_alg
+        record(Event.CLIENT_UPDATED, client=client, commit=False)
+        emit(manage.client_view(client), as_json)
+
+
+@group.command("rotate-secret")
+@click.argument("client_id")
+@json_option
+def rotate_secret(client_id, as_json):
+    """Issue a new client secret; the old one stops working at once."""
+    with app_context():
+        secret = manage.rotate_secret(manage.find_client(client_id))
+        emit({"client_id": client_id, "client_secret": secret}, as_json,
+             f"client_secret: {secret}\n(shown once: store it now)")
+
+
+@group.command("delete")
+@click.argument("client_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete(client_id, yes):
+    """Delete a client and its consents."""
+    if not yes:
+        click.confirm(f"Delete client {client_id}?", abort=True)
+    with app_context():
+        client = manage.find_client(client_id)
+        record(Event.CLIENT_DELETED, client=client, commit=False)
+        db.session.delete(client)
+        click.echo(f"deleted {client_id}")

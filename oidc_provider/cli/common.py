@@ -1,0 +1,58 @@
+"""Shared CLI plumbing: build the app from settings, print text or JSON, fail in one line."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+
+import click
+
+from ..extensions import db
+from ..manage import ManageError
+from ..settings import Settings, SettingsError
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@contextlib.contextmanager
+def app_context(settings: Settings | None = None):
+    from .. import create_app
+
+    try:
+        app = create_app(settings or Settings.from_env())
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    with app.app_context():
+        try:
+            yield app
+            db.session.commit()
+        except ManageError as exc:
+            db.session.rollback()
+            raise click.ClickException(str(exc)) from None
+
+
+def emit(data, as_json: bool, text: str | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(text if text is not None else _plain(data))
+
+
+def _plain(data) -> str:
+    if isinstance(data, list):
+        return "\n".join(_plain(item) for item in data) or "(none)"
+    if isinstance(data, dict):
+        return "\n".join(f"{k}: {v}" for k, v in data.items())
+    return str(data)
+
+
+def read_password(from_stdin: bool, prompt: bool = True) -> str | None:
+    if from_stdin:
+        value = sys.stdin.readline().rstrip("\n")
+        if not value:
+            raise click.ClickException("no password on standard input")
+        return value
+    if prompt and sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return None

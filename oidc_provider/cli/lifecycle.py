@@ -1,0 +1,149 @@
+"""``init``, ``serve``, ``dev`` and ``cleanup``."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import click
+from flask import current_app
+from sqlalchemy import delete, func, select
+
+from .. import manage
+from ..audit import Event, record
+from ..clock import utcnow
+from ..extensions import db
+from ..models import AccessToken, Account, AuditEvent, AuthorizationCode, RefreshToken, UsedAssertion
+from ..settings import Settings, SettingsError, dev_settings
+from .common import app_context, emit, json_option
+
+
+def prepare(app) -> list:
+    """Apply migrations and make sure signing keys exist. Idempotent."""
+    from flask_migrate import upgrade
+
+    upgrade(directory=app.extensions["migrate"].directory)
+    return app.extensions["oidc_server"].policy.keys.ensure()
+
+
+@click.command("init")
+@json_option
+def init(as_json):
+    """Create or migrate the database and create signing keys if there are none."""
+    with app_context() as app:
+        created = prepare(app)
+        emit({"keys_created": [k.kid for k in created]}, as_json,
+             f"database ready; {len(created)} signing key(s) created")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+def serve(host, port, workers):
+    """Run the production server (gunicorn); migrations are applied at start."""
+    try:
+        settings = Settings.from_env().validate()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    with app_context(settings) as app:
+        prepare(app)
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", None)
+            self.cfg.set("forwarded_allow_ips", "*" if settings.proxy_hops else "127.0.0.1")
+
+        def load(self):
+            from .. import create_app
+
+            return create_app(settings)
+
+    Server().run()
+
+
+@click.command("dev")
+@click.option("--instance", default="instance", show_default=True, type=click.Path(file_okay=False))
+@click.option("--port", default=5000, show_default=True, type=int)
+def dev(instance, port):
+    """Development server on 127.0.0.1 with SQLite under ./instance and a demo user and client."""
+    try:
+        settings = dev_settings(instance)
+        if port != 5000 and settings.issuer == "http://127.0.0.1:5000":
+            settings = settings.replace(issuer=f"http://127.0.0.1:{port}")
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    demo_file = Path(instance).resolve() / "demo-credentials.json"
+    with app_context(settings) as app:
+        prepare(app)
+        if not demo_file.exists() and db.session.scalar(select(func.count(Account.id))) == 0:
+            demo_file.write_text(json.dumps(_create_demo(settings), indent=2))
+            demo_file.chmod(0o600)
+            db.session.commit()
+    if demo_file.exists():
+        demo = json.loads(demo_file.read_text())
+        click.echo(_demo_text(settings, demo))
+    from .. import create_app
+
+    create_app(settings).run(host="127.0.0.1", port=port, debug=False, use_reloader=False)
+
+
+def _create_demo(settings) -> dict:
+    import secrets
+
+    password = secrets.token_urlsafe(12)
+    manage.create_user(current_app.extensions["oidc_passwords"], username="demo",
+                       email="demo@example.com", name="Demo User", password=password,
+                       email_verified=True)
+    client, secret = manage.create_client(
+        name="Demo app", redirect_uris=["http://127.0.0.1:8080/callback"],
+        post_logout_redirect_uris=["http://127.0.0.1:8080/"], grants=["refresh_token"],
+    )
+    return {"username": "demo", "password": password, "client_id": client.client_id,
+            "client_secret": secret, "redirect_uri": "http://127.0.0.1:8080/callback"}
+
+
+def _demo_text(settings, demo) -> str:
+    return f"""
+Development provider at {settings.issuer}
+  discovery:     {settings.issuer}/.well-known/openid-configuration
+  demo user:     {demo['username']} / {demo['password']}
+  demo client:   client_id={demo['client_id']}
+                 client_secret={demo['client_secret']}
+                 redirect_uri={demo['redirect_uri']} (PKCE S256 required)
+Try it: open {settings.issuer}/account and sign in, or point any OIDC library at the issuer.
+(Demo credentials are kept in instance/demo-credentials.json.)
+"""
+
+
+@click.command("cleanup")
+@json_option
+def cleanup(as_json):
+    """Delete expired codes, tokens, sessions, old audit rows and retired keys."""
+    from ..authn.sessions import cleanup_expired
+
+    with app_context() as app:
+        settings = app.extensions["oidc_settings"]
+        now = utcnow()
+        counts = {}
+        for name, model, column in (
+            ("authorization_codes", AuthorizationCode, AuthorizationCode.expires_at),
+            ("access_tokens", AccessToken, AccessToken.expires_at),
+            ("refresh_tokens", RefreshToken, RefreshToken.expires_at),
+            ("used_assertions", UsedAssertion, UsedAssertion.expires_at),
+        ):
+            counts[name] = db.session.execute(delete(model).where(column < now)).rowcount or 0
+        cutoff = now - timedelta(days=settings.audit_retention_days)
+        counts["audit_events"] = db.session.execute(delete(AuditEvent).where(AuditEvent.at < cutoff)).rowcount or 0
+        db.session.commit()
+        counts["sessions"] = cleanup_expired()
+        counts["signing_keys"] = app.extensions["oidc_server"].policy.keys.prune()
+        record(Event.CLEANUP, detail=counts)
+        emit(counts, as_json, "\n".join(f"{k}: {v} deleted" for k, v in counts.items()))
+
+
+COMMANDS = (init, serve, dev, cleanup)

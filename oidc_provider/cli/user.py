@@ -1,0 +1,103 @@
+"""``oidc-provider user ...``: human accounts."""
+
+import click
+from flask import current_app
+from sqlalchemy import select
+
+from .. import manage
+from ..audit import Event, record
+from ..extensions import db
+from ..models import Account
+from .common import app_context, emit, json_option, read_password
+
+
+@click.group("user")
+def group():
+    """Manage people's accounts."""
+
+
+@group.command("create")
+@click.argument("username")
+@click.option("--email", help="Email address.")
+@click.option("--email-verified", is_flag=True, help="Mark the email address as verified.")
+@click.option("--name", help="Display name.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@json_option
+def create(username, email, email_verified, name, password_stdin, as_json):
+    """Create a person's account."""
+    password = read_password(password_stdin)
+    with app_context():
+        account = manage.create_user(current_app.extensions["oidc_passwords"], username=username,
+                                     email=email, name=name, password=password,
+                                     email_verified=email_verified)
+        emit(manage.account_view(account), as_json, f"created {account.username} (sub {account.subject})")
+
+
+@group.command("list")
+@json_option
+def list_(as_json):
+    """List accounts."""
+    with app_context():
+        rows = db.session.scalars(select(Account).where(Account.kind == "human").order_by(Account.username))
+        views = [manage.account_view(a) for a in rows]
+        emit(views, as_json, "\n".join(
+            f"{v['username']}\t{v['email'] or '-'}\t{'disabled' if v['disabled'] else 'active'}"
+            for v in views) or "(no accounts)")
+
+
+@group.command("show")
+@click.argument("username")
+@json_option
+def show(username, as_json):
+    """Show one account."""
+    with app_context():
+        emit(manage.account_view(manage.find_account(username)), as_json)
+
+
+def _set_disabled(username, disabled):
+    with app_context():
+        account = manage.find_account(username)
+        account.disabled = disabled
+        record(Event.ACCOUNT_UPDATED, account=account, detail={"disabled": disabled}, commit=False)
+        click.echo(f"{username} {'disabled' if disabled else 'enabled'}")
+
+
+@group.command("disable")
+@click.argument("username")
+def disable(username):
+    """Stop an account from signing in (its sessions and tokens stop working)."""
+    _set_disabled(username, True)
+
+
+@group.command("enable")
+@click.argument("username")
+def enable(username):
+    """Let a disabled account sign in again."""
+    _set_disabled(username, False)
+
+
+@group.command("delete")
+@click.argument("username")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete(username, yes):
+    """Delete an account with its sessions, consents and tokens."""
+    if not yes:
+        click.confirm(f"Delete {username} and everything it holds?", abort=True)
+    with app_context():
+        account = manage.find_account(username)
+        record(Event.ACCOUNT_DELETED, account=account, commit=False)
+        db.session.delete(account)
+        click.echo(f"deleted {username}")
+
+
+@group.command("set-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def set_password(username, password_stdin):
+    """Set an account's password."""
+    password = read_password(password_stdin)
+    if password is None:
+        raise click.ClickException("give the password with --password-stdin")
+    with app_context():
+        manage.set_password(current_app.extensions["oidc_passwords"], manage.find_account(username), password)
+        click.echo(f"password set for {username}")

@@ -1,0 +1,1 @@
+"""Signing-key lifecycle, JWKS and encryption at rest."""

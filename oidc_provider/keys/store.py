@@ -1,0 +1,181 @@
+"""Signing keys in the database: create, rotate, publish, sign.
+
+States: ``next`` (published, not yet signing) -> ``active`` (signs; one per algorithm) ->
+``retired`` (published until every token it signed has expired, then dropped from the JWKS).
+Tokens always carry their key's ``kid`` and are signed with the one active key for the
+algorithm, never a key picked from a set.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+
+from joserfc import jwk, jws, jwt
+from joserfc.errors import JoseError
+from sqlalchemy import or_, select
+
+from ..clock import utcnow
+from ..extensions import db
+from ..models import SigningKey
+from ..settings import SIGNING_ALGS
+from .encryption import Sealer
+
+_GENERATORS = {
+    "RS256": lambda: jwk.RSAKey.generate_key(2048, private=True),
+    "ES256": lambda: jwk.ECKey.generate_key("P-256", private=True),
+    "EdDSA": lambda: jwk.OKPKey.generate_key("Ed25519", private=True),
+}
+
+
+def generate_private_jwk(alg: str) -> dict:
+    key = _GENERATORS[alg]()
+    data = key.as_dict(private=True)
+    data["kid"] = key.thumbprint()
+    return data
+
+
+class KeyStore:
+    """Per-app access to signing keys, caching decrypted keys for a few seconds so that a
+    rotation made by another process is picked up quickly."""
+
+    CACHE_SECONDS = 5.0
+
+    def __init__(self, settings):
+        self._sealer = Sealer(settings.secret_key)
+        self._retire_after = timedelta(seconds=max(settings.access_token_ttl, settings.id_token_ttl) + 60)
+        self._lock = threading.Lock()
+        self._active: dict[str, tuple[str, jwk.Key]] = {}
+        self._public: dict[str, jwk.Key] = {}
+        self._loaded_at = 0.0
+
+    # ---- lifecycle ----
+    def add(self, alg: str, state: str, private_jwk: dict | None = None) -> SigningKey:
+        private_jwk = private_jwk or generate_private_jwk(alg)
+        kid = private_jwk["kid"]
+        public = jwk.import_key(private_jwk).as_dict(private=False)
+        public.update({"kid": kid, "use": "sig", "alg": alg})
+        row = SigningKey(
+            kid=kid, alg=alg, state=state, public_jwk=public,
+            private_jwk_encrypted=self._sealer.seal(json.dumps(private_jwk).encode(), kid.encode()),
+            activated_at=utcnow() if state == "active" else None,
+        )
+        db.session.add(row)
+        return row
+
+    def ensure(self) -> list[SigningKey]:
+        """Create an active and a next key for every algorithm that lacks one (idempotent)."""
+        created = []
+        for alg in SIGNING_ALGS:
+            states = set(db.session.scalars(
+                select(SigningKey.state).where(SigningKey.alg == alg)
+            ))
+            for state in ("active", "next"):
+                if state not in states:
+                    created.append(self.add(alg, state))
+        db.session.commit()
+        self.invalidate()
+        return created
+
+    def rotate(self, algs=SIGNING_ALGS) -> list[SigningKey]:
+        """Promote each algorithm's ``next`` key to active, retire the old active key (kept
+        published until tokens it signed expire) and make a fresh ``next`` key."""
+        now = utcnow()
+        promoted = []
+        for alg in algs:
+            rows = db.session.scalars(select(SigningKey).where(SigningKey.alg == alg)).all()
+            for row in rows:
+                if row.state == "active":
+                    row.state, row.retired_at = "retired", now
+                    row.publish_until = now + self._retire_after
+            upcoming = next((r for r in rows if r.state == "next"), None) or self.add(alg, "next")
+            upcoming.state, upcoming.activated_at = "active", now
+            promoted.append(upcoming)
+            self.add(alg, "next")
+        db.session.commit()
+        self.invalidate()
+        return promoted
+
+    def prune(self) -> int:
+        """Delete retired keys whose tokens have all expired."""
+        rows = db.session.scalars(select(SigningKey).where(
+            SigningKey.state == "retired", SigningKey.publish_until < utcnow()
+        )).all()
+        for row in rows:
+            db.session.delete(row)
+        db.session.commit()
+        self.invalidate()
+        return len(rows)
+
+    # ---- publishing ----
+    def published(self) -> list[SigningKey]:
+        return db.session.scalars(
+            select(SigningKey)
+            .where(or_(SigningKey.state.in_(("active", "next")), SigningKey.publish_until >= utcnow()))
+            .order_by(SigningKey.alg, SigningKey.id)
+        ).all()
+
+    def jwks(self) -> dict:
+        return {"keys": [row.public_jwk for row in self.published()]}
+
+    # ---- signing and verifying ----
+    def invalidate(self) -> None:
+        with self._lock:
+            self._loaded_at = 0.0
+
+    def _load(self) -> None:
+        with self._lock:
+            if time.monotonic() - self._loaded_at < self.CACHE_SECONDS:
+                return
+            active, public = {}, {}
+            for row in self.published():
+                public[row.kid] = jwk.import_key(row.public_jwk)
+                if row.state == "active":
+                    private = json.loads(self._sealer.open(row.private_jwk_encrypted, row.kid.encode()))
+                    active[row.alg] = (row.kid, jwk.import_key(private))
+            self._active, self._public = active, public
+            self._loaded_at = time.monotonic()
+
+    def sign(self, claims: dict, alg: str = "RS256", typ: str = "JWT") -> str:
+        self._load()
+        if alg not in self._active:
+            raise LookupError(f"no active signing key for {alg}; run 'oidc-provider keys rotate'")
+        kid, key = self._active[alg]
+        return jwt.encode({"alg": alg, "kid": kid, "typ": typ}, claims, key, algorithms=[alg])
+
+    def verify(self, token: str) -> tuple[dict, dict]:
+        """Verify a JWT we signed; return ``(header, claims)``. Raises ``InvalidSignature``
+        for anything we did not sign with a published key (claims like ``exp`` are the caller's
+        to check)."""
+        if not isinstance(token, str) or token.count(".") != 2 or len(token) > 16384:
+            raise InvalidSignature("not a compact JWS")
+        self._load()
+        try:
+            header = jws.extract_compact(token.encode("ascii")).protected
+        except (JoseError, ValueError, UnicodeError, TypeError) as exc:
+            raise InvalidSignature("malformed JWS") from exc
+        key = self._public.get(header.get("kid")) if isinstance(header.get("kid"), str) else None
+        alg = header.get("alg")
+        if key is None:
+            self.invalidate()
+            self._load()
+            key = self._public.get(header.get("kid"))
+        if key is None or alg not in SIGNING_ALGS or alg != _alg_of(key):
+            raise InvalidSignature("unknown key or algorithm")
+        try:
+            decoded = jwt.decode(token, key, algorithms=[alg])
+        except (JoseError, ValueError, TypeError) as exc:
+            raise InvalidSignature("bad signature") from exc
+        if not isinstance(decoded.claims, dict):
+            raise InvalidSignature("claims are not an object")
+        return dict(decoded.header), dict(decoded.claims)
+
+
+class InvalidSignature(Exception):
+    """A token that was not signed by one of our published keys."""
+
+
+def _alg_of(key: jwk.Key) -> str | None:
+    return {"RSA": "RS256", "EC": "ES256", "OKP": "EdDSA"}.get(key.key_type)

@@ -1,0 +1,164 @@
+"""Operator actions shared by the CLI (and later the admin API): each validates its input,
+changes the database, writes an audit row and returns what to show."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+
+from .audit import Event, record
+from .digests import digest, new_secret
+from .extensions import db
+from .models import Account, Client
+from .settings import SIGNING_ALGS
+
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,149}$")
+GRANTS = ("authorization_code", "refresh_token")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+
+
+class ManageError(ValueError):
+    """An operator's request that cannot be carried out; the message says why."""
+
+
+def find_account(username: str) -> Account:
+    account = db.session.scalar(select(Account).where(Account.username == username))
+    if account is None:
+        raise ManageError(f"no account named {username!r}")
+    return account
+
+
+def find_client(client_id: str) -> Client:
+    client = db.session.scalar(select(Client).where(Client.client_id == client_id))
+    if client is None:
+        raise ManageError(f"no client with id {client_id!r}")
+    return client
+
+
+def create_user(passwords, *, username: str, email: str | None, name: str | None,
+                password: str | None, email_verified: bool = False) -> Account:
+    from .authn.passwords import check_new_password
+
+    if not USERNAME.match(username):
+        raise ManageError("username must be 1-150 letters, digits or . _ @ - and start with a letter or digit")
+    if db.session.scalar(select(Account).where(Account.username == username)):
+        raise ManageError(f"an account named {username!r} already exists")
+    if email is not None and ("@" not in email or len(email) > 320):
+        raise ManageError("email must be an address like name@example.com")
+    if password is not None and (problem := check_new_password(password)):
+        raise ManageError(f"password {problem}")
+    account = Account(username=username, email=email, name=name, email_verified=email_verified,
+                      password_hash=passwords.hash(password) if password else None)
+    db.session.add(account)
+    db.session.flush()
+    record(Event.ACCOUNT_CREATED, account=account, detail={"kind": "human"})
+    return account
+
+
+def set_password(passwords, account: Account, password: str) -> None:
+    from .authn.passwords import check_new_password
+
+    if problem := check_new_password(password):
+        raise ManageError(f"password {problem}")
+    account.password_hash = passwords.hash(password)
+    record(Event.ACCOUNT_UPDATED, account=account, detail={"changed": "password"})
+
+
+def _check_redirect_uri(uri: str) -> str:
+    # RFC 6749 §3.1.2: "The redirection endpoint URI MUST be an absolute URI" and "MUST NOT
+    # include a fragment component".
+    parts = urlsplit(uri)
+    if not parts.scheme or parts.fragment or (parts.scheme in ("http", "https") and not parts.hostname):
+        raise ManageError(f"redirect URI {uri!r} must be absolute and have no fragment")
+    if parts.scheme in ("javascript", "data", "file", "vbscript"):
+        raise ManageError(f"redirect URI {uri!r} uses a forbidden scheme")
+    return uri
+
+
+def create_client(*, name: str, redirect_uris: list[str], public: bool = False, trusted: bool = False,
+                  post_logout_redirect_uris: list[str] = (), scope: str | None = None,
+                  grants: list[str] = (), auth_method: str | None = None,
+                  id_token_alg: str = "RS256", jwks: dict | None = None) -> tuple[Client, str | None]:
+    if not name.strip():
+        raise ManageError("a client needs a --name")
+    if not redirect_uris:
+        raise ManageError("a client needs at least one --redirect-uri")
+    for uri in [*redirect_uris, *post_logout_redirect_uris]:
+        _check_redirect_uri(uri)
+    for grant in grants:
+        if grant not in GRANTS:
+            raise ManageError(f"unknown grant {grant!r}; choose from {', '.join(GRANTS)}")
+    if id_token_alg not in SIGNING_ALGS:
+        raise ManageError(f"ID token algorithm must be one of {', '.join(SIGNING_ALGS)}")
+    auth_method = auth_method or ("none" if public else "client_secret_basic")
+    if auth_method not in AUTH_METHODS or (public != (auth_method == "none")):
+        raise ManageError("public clients use auth method 'none'; confidential clients one of "
+                          "client_secret_basic, client_secret_post, private_key_jwt")
+    if auth_method == "private_key_jwt" and not jwks:
+        raise ManageError("private_key_jwt needs the client's public keys (--jwks FILE)")
+    secret = None if public or auth_method == "private_key_jwt" else new_secret()
+    client = Client(
+        client_id=new_secret()[:32], name=name.strip(), public=public, trusted=trusted,
+        secret_digest=digest(secret) if secret else None, redirect_uris=list(redirect_uris),
+        post_logout_redirect_uris=list(post_logout_redirect_uris),
+        grant_types=["authorization_code", *[g for g in grants if g != "authorization_code"]],
+        scope=scope or "openid profile email offline_access",
+        token_endpoint_auth_method=auth_method, id_token_signed_response_alg=id_token_alg, jwks=jwks,
+    )
+    db.session.add(client)
+    db.session.flush()
+    record(Event.CLIENT_CREATED, client=client, detail={"public": public, "trusted": trusted})
+    return client, secret
+
+
+def rotate_secret(client: Client) -> str:
+    if client.public or client.token_endpoint_auth_method == "private_key_jwt":
+        raise ManageError("this client does not use a shared secret")
+    secret = new_secret()
+    client.secret_digest = digest(secret)
+    record(Event.CLIENT_SECRET_ROTATED, client=client)
+    return secret
+
+
+def create_service(*, name: str, scope: str = "") -> tuple[Client, str]:
+    """A system account: an Account of kind 'system' and its confidential client for the
+    client_credentials grant (RFC 6749 §4.4)."""
+    if not USERNAME.match(name):
+        raise ManageError("service name must be letters, digits or . _ @ -")
+    if db.session.scalar(select(Account).where(Account.username == name)):
+        raise ManageError(f"an account named {name!r} already exists")
+    account = Account(username=name, kind="system")
+    db.session.add(account)
+    db.session.flush()
+    secret = new_secret()
+    client = Client(
+        client_id=new_secret()[:32], name=name, secret_digest=digest(secret), account_id=account.id,
+        grant_types=["client_credentials"], scope=scope, redirect_uris=[],
+        token_endpoint_auth_method="client_secret_basic",
+    )
+    db.session.add(client)
+    db.session.flush()
+    record(Event.SERVICE_CREATED, account=account, client=client)
+    return client, secret
+
+
+def client_view(client: Client) -> dict:
+    return {
+        "client_id": client.client_id, "name": client.name, "public": client.public,
+        "trusted": client.trusted, "redirect_uris": client.redirect_uris,
+        "post_logout_redirect_uris": client.post_logout_redirect_uris,
+        "grant_types": client.grant_types, "scope": client.scope,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
+    }
+
+
+def account_view(account: Account) -> dict:
+    return {
+        "username": account.username, "sub": account.subject, "kind": account.kind,
+        "email": account.email, "email_verified": account.email_verified, "name": account.name,
+        "disabled": account.disabled, "has_password": account.password_hash is not None,
+        "created_at": account.created_at.isoformat() + "Z" if account.created_at else None,
+    }

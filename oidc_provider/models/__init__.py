@@ -1,0 +1,14 @@
+"""SQLAlchemy models, one module per aggregate."""
+
+from .account import Account
+from .audit import AuditEvent
+from .client import Client
+from .consent import Consent
+from .key import SigningKey
+from .session import BrowserSession
+from .token import AccessToken, AuthorizationCode, RefreshToken, UsedAssertion
+
+__all__ = [
+    "Account", "AuditEvent", "Client", "Consent", "SigningKey", "BrowserSession",
+    "AccessToken", "AuthorizationCode", "RefreshToken", "UsedAssertion",
+]

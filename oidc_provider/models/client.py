@@ -1,0 +1,103 @@
+"""OAuth clients (relying parties and system accounts' credentials).
+
+Client secrets are stored only as SHA-256 digests (DESIGN, "Storage and secrets"); Authlib's
+SQLAlchemy mixin would keep them in plain text, so this model implements ``ClientMixin``'s
+methods itself.
+"""
+
+from urllib.parse import urlsplit
+
+from authlib.oauth2.rfc6749 import ClientMixin
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..clock import utcnow
+from ..digests import matches
+from ..extensions import db
+from ..settings import is_loopback_host
+
+
+class Client(db.Model, ClientMixin):
+    __tablename__ = "client"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    trusted: Mapped[bool] = mapped_column(Boolean, default=False)
+    redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    post_logout_redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    grant_types: Mapped[list] = mapped_column(JSON, default=lambda: ["authorization_code"])
+    scope: Mapped[str] = mapped_column(String(1000), default="openid profile email offline_access")
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32), default="client_secret_basic")
+    id_token_signed_response_alg: Mapped[str] = mapped_column(String(16), default="RS256")
+    require_pkce: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    jwks: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("account.id", ondelete="CASCADE"), nullable=True
+    )
+    created_at = mapped_column(DateTime, default=utcnow)
+    updated_at = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    account = relationship("Account")
+
+    @property
+    def is_service(self) -> bool:
+        return "client_credentials" in (self.grant_types or [])
+
+    # ---- authlib ClientMixin ----
+    def get_client_id(self):
+        return self.client_id
+
+    def get_default_redirect_uri(self):
+        # OIDC Core §3.1.2.1: redirect_uri is REQUIRED, so there is no default.
+        return None
+
+    def get_allowed_scope(self, scope):
+        if not scope:
+            return ""
+        allowed = set(self.scope.split())
+        return " ".join(s for s in scope.split() if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri):
+        """Exact string match (RFC 9700 §2.1), except that a loopback redirect URI may use any
+        port (RFC 8252 §7.3) for native apps."""
+        if not isinstance(redirect_uri, str):
+            return False
+        if redirect_uri in self.redirect_uris:
+            return True
+        try:
+            asked = urlsplit(redirect_uri)
+            asked.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            return False
+        if asked.scheme != "http" or not is_loopback_host(asked.hostname) or asked.hostname == "localhost":
+            return False
+        for registered in self.redirect_uris:
+            known = urlsplit(registered)
+            if (known.scheme, known.hostname, known.path, known.query) == (
+                asked.scheme, asked.hostname, asked.path, asked.query
+            ) and known.port is None:
+                return True
+        return False
+
+    def check_client_secret(self, client_secret):
+        return matches(client_secret, self.secret_digest)
+
+    def check_endpoint_auth_method(self, method, endpoint):
+        if endpoint == "token":
+            return method == self.token_endpoint_auth_method
+        # Revocation and introspection: the same method as at the token endpoint.
+        return method == self.token_endpoint_auth_method
+
+    def check_response_type(self, response_type):
+        return response_type == "code" and "authorization_code" in self.grant_types
+
+    def check_grant_type(self, grant_type):
+        return grant_type in self.grant_types
+
+    def pkce_required(self, default: bool) -> bool:
+        if self.public:
+            return True
+        return default if self.require_pkce is None else self.require_pkce

@@ -1,0 +1,106 @@
+"""Authorization codes and tokens. Codes and refresh tokens are stored only as SHA-256
+digests; access tokens are JWTs (RFC 9068) recorded by ``jti``.
+
+``family`` ties together everything issued from one authorization: the code, the access
+tokens and each rotation of the refresh token. Replaying a code or a rotated refresh token
+revokes the whole family (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
+"""
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..clock import utcnow
+from ..extensions import db
+
+
+class AuthorizationCode(db.Model):
+    __tablename__ = "authorization_code"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    family: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
+    redirect_uri: Mapped[str] = mapped_column(String(2000))
+    scope: Mapped[str] = mapped_column(String(1000), default="")
+    nonce: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    claims: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    code_challenge: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    code_challenge_method: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    acr: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    amr: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    auth_time = mapped_column(DateTime, nullable=True)
+    session_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at = mapped_column(DateTime, default=utcnow)
+    expires_at = mapped_column(DateTime, index=True)
+    redeemed_at = mapped_column(DateTime, nullable=True)
+
+    # ---- authlib AuthorizationCodeMixin (OIDC flavour) ----
+    def get_redirect_uri(self):
+        return self.redirect_uri
+
+    def get_scope(self):
+        return self.scope
+
+    def get_nonce(self):
+        return self.nonce
+
+    def get_auth_time(self):
+        from ..clock import epoch
+
+        return epoch(self.auth_time) if self.auth_time else None
+
+    def get_acr(self):
+        return self.acr
+
+    def get_amr(self):
+        return self.amr
+
+
+class AccessToken(db.Model):
+    __tablename__ = "access_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    jti: Mapped[str] = mapped_column(String(64), unique=True)
+    family: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("account.id", ondelete="CASCADE"), nullable=True
+    )
+    scope: Mapped[str] = mapped_column(String(1000), default="")
+    claims: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    issued_at = mapped_column(DateTime, default=utcnow)
+    expires_at = mapped_column(DateTime, index=True)
+    revoked_at = mapped_column(DateTime, nullable=True)
+
+
+class RefreshToken(db.Model):
+    __tablename__ = "refresh_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    family: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(String(1000), default="")
+    claims: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    acr: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    amr: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    auth_time = mapped_column(DateTime, nullable=True)
+    issued_at = mapped_column(DateTime, default=utcnow)
+    expires_at = mapped_column(DateTime, index=True)
+    family_expires_at = mapped_column(DateTime)
+    rotated_at = mapped_column(DateTime, nullable=True)
+    revoked_at = mapped_column(DateTime, nullable=True)
+
+
+class UsedAssertion(db.Model):
+    """``jti`` of client assertions already used (RFC 7523 §3, item 7: replay refused)."""
+
+    __tablename__ = "used_assertion"
+    __table_args__ = (UniqueConstraint("client_id", "jti", name="uq_used_assertion_client_jti"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    jti: Mapped[str] = mapped_column(String(256))
+    expires_at = mapped_column(DateTime, index=True)

@@ -1,0 +1,66 @@
+"""Authorization codes: issued as random values, stored as digests, redeemed once.
+
+RFC 6749 §4.1.2: "The client MUST NOT use the authorization code more than once. If an
+authorization code is used more than once, the authorization server MUST deny the request and
+SHOULD revoke (when possible) all tokens previously issued based on that authorization code."
+Authlib issues tokens *before* deleting the code, so redemption here is one atomic conditional
+UPDATE: of two concurrent redemptions exactly one sees ``rowcount == 1``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from ..audit import Event, record
+from ..clock import from_epoch, utcnow
+from ..digests import digest, new_secret
+from ..extensions import db
+from ..models import AuthorizationCode
+
+
+def save(code: str, request, *, ttl: int, claims: dict | None) -> AuthorizationCode:
+    subject = request.user
+    payload = request.payload.data
+    row = AuthorizationCode(
+        code_digest=digest(code), family=new_secret(), client_id=request.client.client_id,
+        account_id=subject.account.id, redirect_uri=request.payload.redirect_uri,
+        scope=request.scope or "", nonce=payload.get("nonce"), claims=claims,
+        code_challenge=payload.get("code_challenge"),
+        code_challenge_method=payload.get("code_challenge_method"),
+        acr=subject.acr, amr=subject.amr,
+        auth_time=from_epoch(subject.auth_time) if subject.auth_time else None,
+        session_id=subject.session_id, expires_at=utcnow() + timedelta(seconds=ttl),
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def redeem(code: str, client, revoke_family) -> AuthorizationCode | None:
+    """Mark the code used, atomically; on replay revoke everything it issued."""
+    if not isinstance(code, str) or not code or len(code) > 256:
+        return None
+    code_digest = digest(code)
+    now = utcnow()
+    result = db.session.execute(
+        update(AuthorizationCode)
+        .where(
+            AuthorizationCode.code_digest == code_digest,
+            AuthorizationCode.client_id == client.client_id,
+            AuthorizationCode.redeemed_at.is_(None),
+            AuthorizationCode.expires_at > now,
+        )
+        .values(redeemed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    row = db.session.scalar(select(AuthorizationCode).where(AuthorizationCode.code_digest == code_digest))
+    if result.rowcount == 1:
+        return row
+    if row is not None and row.redeemed_at is not None and row.client_id == client.client_id:
+        revoke_family(row.family)
+        record(Event.CODE_REPLAYED, outcome="failure", reason="code_reused",
+               client=client, detail={"family_revoked": True})
+    return None

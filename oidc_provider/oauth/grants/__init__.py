@@ -1,0 +1,1 @@
+"""OAuth grant types, one module each."""

@@ -1,0 +1,10 @@
+"""``grant_type=client_credentials`` (RFC 6749 §4.4) for system accounts: no ID token and,
+per §4.4.3, "A refresh token SHOULD NOT be included"."""
+
+from authlib.oauth2.rfc6749 import grants
+
+from .authorization_code import AUTH_METHODS
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = [m for m in AUTH_METHODS if m != "none"]

@@ -1,0 +1,35 @@
+"""``grant_type=refresh_token`` (RFC 6749 §6) with rotation and reuse detection
+(RFC 9700 §4.14.2), and a fresh ID token when ``openid`` was granted (OIDC Core §12.2)."""
+
+from authlib.oauth2.rfc6749 import grants
+
+from .authorization_code import AUTH_METHODS
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def __init__(self, request, server):
+        super().__init__(request, server)
+        self.policy = server.policy
+        self.register_hook("after_create_token_response", self._add_id_token)
+
+    def authenticate_refresh_token(self, refresh_token):
+        return self.policy.tokens.claim_refresh_token(refresh_token)
+
+    def authenticate_user(self, refresh_token):
+        return self.policy.tokens.subject_of(refresh_token)
+
+    def revoke_old_credential(self, refresh_token):
+        """Nothing to do: ``claim_refresh_token`` rotated it atomically before issuing."""
+
+    def _add_id_token(self, grant, response):
+        _, token, _ = response
+        if "openid" in (token.get("scope") or "").split():
+            # OIDC Core §12.2: the refreshed ID token has no nonce, and keeps auth_time.
+            token["id_token"] = self.policy.tokens.id_token(
+                client=self.request.client, subject=self.request.user, scope=token["scope"],
+                nonce=None, claims_request=self.request.refresh_token.claims,
+                access_token=token["access_token"],
+            )

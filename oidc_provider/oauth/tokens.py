@@ -1,0 +1,205 @@
+"""Token issuance and validation: RFC 9068 JWT access tokens, opaque rotating refresh tokens
+and OIDC Core §2 ID tokens, all signed by the key store with the one active key."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from datetime import timedelta
+
+from authlib.oidc.core.util import create_half_hash
+from sqlalchemy import select, update
+
+from ..authn.subject import AuthenticatedSubject
+from ..clock import epoch, from_epoch, utcnow
+from ..digests import digest, new_secret
+from ..extensions import db
+from ..keys.store import InvalidSignature
+from ..models import AccessToken, Account, RefreshToken
+from .claims import user_claims
+
+
+class InvalidToken(Exception):
+    """A bearer token that is missing, malformed, expired, revoked or not ours."""
+
+
+class TokenService:
+    def __init__(self, settings, keys):
+        self.settings = settings
+        self.keys = keys
+
+    # ---- Authlib's token generator ----
+    def generate(self, grant_type, client, user=None, scope=None, expires_in=None,
+                 include_refresh_token=True):
+        scope = scope or ""
+        ttl = self.settings.access_token_ttl
+        token = {
+            "token_type": "Bearer",
+            "access_token": self.access_token(client, user, scope, ttl),
+            "expires_in": ttl,
+            "scope": scope,
+        }
+        if user is not None and self._issues_refresh_token(grant_type, client, scope):
+            token["refresh_token"] = new_secret()
+        return token
+
+    @staticmethod
+    def _issues_refresh_token(grant_type, client, scope) -> bool:
+        if grant_type == "refresh_token":
+            return True  # rotation: every use returns a new refresh token
+        return grant_type == "authorization_code" and (
+            "refresh_token" in client.grant_types or "offline_access" in scope.split()
+        )
+
+    def access_token(self, client, subject: AuthenticatedSubject | None, scope: str, ttl: int) -> str:
+        """RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti; plus scope, auth_time, acr
+        and amr when a person authenticated. §2.1: header ``typ`` is ``at+jwt``."""
+        now = int(time.time())
+        claims = {
+            "iss": self.settings.issuer, "exp": now + ttl, "aud": self.settings.audience,
+            "sub": subject.account.subject if subject else client.client_id,
+            "client_id": client.client_id, "iat": now, "jti": new_secret(),
+        }
+        if scope:
+            claims["scope"] = scope
+        if subject is not None:
+            if subject.auth_time:
+                claims["auth_time"] = subject.auth_time
+            if subject.acr:
+                claims["acr"] = subject.acr
+            if subject.amr:
+                claims["amr"] = subject.amr
+        return self.keys.sign(claims, client.id_token_signed_response_alg, typ="at+jwt")
+
+    # ---- Authlib's save_token ----
+    def save(self, token: dict, request) -> None:
+        claims = _unverified_claims(token["access_token"])
+        client = request.client
+        subject = request.user
+        source = getattr(request, "authorization_code", None) or getattr(request, "refresh_token", None)
+        family = source.family if source is not None else new_secret()
+        claims_request = source.claims if source is not None else None
+        account_id = subject.account.id if subject is not None else None
+        db.session.add(AccessToken(
+            jti=claims["jti"], family=family, client_id=client.client_id, account_id=account_id,
+            scope=token.get("scope", ""), claims=claims_request,
+            expires_at=from_epoch(claims["exp"]),
+        ))
+        if "refresh_token" in token:
+            now = utcnow()
+            if isinstance(source, RefreshToken):
+                family_expires_at, scope = source.family_expires_at, source.scope
+            else:
+                family_expires_at = now + timedelta(seconds=self.settings.refresh_token_absolute_ttl)
+                scope = token.get("scope", "")
+            db.session.add(RefreshToken(
+                token_digest=digest(token["refresh_token"]), family=family,
+                client_id=client.client_id, account_id=account_id, scope=scope,
+                claims=claims_request, acr=subject.acr, amr=subject.amr,
+                auth_time=from_epoch(subject.auth_time) if subject.auth_time else None,
+                expires_at=min(now + timedelta(seconds=self.settings.refresh_token_ttl), family_expires_at),
+                family_expires_at=family_expires_at,
+            ))
+        db.session.commit()
+
+    # ---- ID tokens (OIDC Core §2, §3.1.3.6) ----
+    def id_token(self, *, client, subject: AuthenticatedSubject, scope: str, nonce: str | None,
+                 claims_request: dict | None, access_token: str | None) -> str:
+        alg = client.id_token_signed_response_alg
+        now = int(time.time())
+        claims = user_claims(subject.account, scope, claims_request, "id_token")
+        claims.update({
+            "iss": self.settings.issuer, "aud": client.client_id, "exp": now + self.settings.id_token_ttl,
+            "iat": now,
+        })
+        if subject.auth_time:
+            claims["auth_time"] = subject.auth_time
+        if nonce:
+            claims["nonce"] = nonce
+        if subject.acr:
+            claims["acr"] = subject.acr
+        if subject.amr:
+            claims["amr"] = subject.amr
+        if access_token:
+            # OIDC Core §3.1.3.6: at_hash is the left half of the hash of the access token.
+            claims["at_hash"] = create_half_hash(access_token, alg).decode()
+        return self.keys.sign(claims, alg)
+
+    # ---- validating what we issued ----
+    def validate_access_token(self, token: str) -> tuple[AccessToken, dict]:
+        """RFC 6750 §3.1 ``invalid_token``: expired, revoked, malformed or not ours."""
+        try:
+            header, claims = self.keys.verify(token)
+        except InvalidSignature as exc:
+            raise InvalidToken("malformed or not signed by this provider") from exc
+        if header.get("typ") != "at+jwt" or claims.get("iss") != self.settings.issuer:
+            raise InvalidToken("not an access token from this issuer")
+        exp = claims.get("exp")
+        if not isinstance(exp, int) or exp <= time.time():
+            raise InvalidToken("expired")
+        row = db.session.scalar(select(AccessToken).where(AccessToken.jti == claims.get("jti")))
+        if row is None or row.revoked_at is not None:
+            raise InvalidToken("revoked")
+        return row, claims
+
+    def find_refresh_token(self, token: str) -> RefreshToken | None:
+        if not isinstance(token, str) or not token or len(token) > 256:
+            return None
+        return db.session.scalar(select(RefreshToken).where(RefreshToken.token_digest == digest(token)))
+
+    def claim_refresh_token(self, token: str) -> RefreshToken | None:
+        """Rotate atomically: mark the presented refresh token used, or detect its reuse.
+
+        RFC 9700 §4.14.2: when a refresh token that was already rotated is presented again,
+        "the authorization server cannot determine which party submitted the invalid refresh
+        token" and revokes the active refresh token, i.e. the whole family.
+        """
+        row = self.find_refresh_token(token)
+        if row is None:
+            return None
+        now = utcnow()
+        result = db.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None),
+                   RefreshToken.revoked_at.is_(None), RefreshToken.expires_at > now)
+            .values(rotated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        if result.rowcount == 1:
+            db.session.refresh(row)
+            return row
+        db.session.refresh(row)
+        if row.rotated_at is not None and row.revoked_at is None:
+            self.revoke_family(row.family)
+            from ..audit import Event, record
+
+            record(Event.REFRESH_REUSED, outcome="failure", reason="refresh_token_reused",
+                   client=row.client_id, detail={"family_revoked": True})
+        return None
+
+    def revoke_family(self, family: str) -> None:
+        now = utcnow()
+        for model in (AccessToken, RefreshToken):
+            db.session.execute(
+                update(model).where(model.family == family, model.revoked_at.is_(None))
+                .values(revoked_at=now).execution_options(synchronize_session=False)
+            )
+        db.session.commit()
+
+    @staticmethod
+    def subject_of(row) -> AuthenticatedSubject | None:
+        account = db.session.get(Account, row.account_id) if row.account_id else None
+        if account is None or account.disabled:
+            return None
+        return AuthenticatedSubject(
+            account=account, acr=row.acr, amr=row.amr or [],
+            auth_time=epoch(row.auth_time) if row.auth_time else None,
+        )
+
+
+def _unverified_claims(token: str) -> dict:
+    """Read the payload of a JWT this process has just signed (no verification needed)."""
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

@@ -1,0 +1,226 @@
+"""Settings: the only reader of ``os.environ`` and of the optional TOML file.
+
+Every field below is documented in ``docs/configuration.md`` (a test keeps the two in step).
+``Settings.from_env()`` reads ``OIDC_*`` variables (and ``OIDC_CONFIG_FILE``, a TOML file whose
+keys are the field names); ``validate()`` reports *every* bad setting in one message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from urllib.parse import urlsplit
+
+SIGNING_ALGS = ("RS256", "ES256", "EdDSA")
+
+
+class SettingsError(ValueError):
+    """One or more settings are invalid; the message names each of them."""
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Settings:
+    issuer: str = ""
+    """OIDC_ISSUER. The issuer URL, exactly as relying parties will see it (OIDC Discovery §3).
+    Must be https, except on a loopback host (127.0.0.1, ::1, localhost)."""
+
+    secret_key: str = ""
+    """OIDC_SECRET_KEY. At least 32 bytes. Signs nothing public; derives the key that encrypts
+    signing keys at rest and protects CSRF tokens. Changing it makes stored private keys
+    unreadable."""
+
+    database_url: str = "sqlite:///instance/oidc-provider.db"
+    """OIDC_DATABASE_URL. SQLAlchemy URL: SQLite by default; PostgreSQL as
+    ``postgresql+psycopg://user@host/db``."""
+
+    access_token_ttl: int = 900
+    """OIDC_ACCESS_TOKEN_TTL. Seconds an access token (RFC 9068 JWT) is valid."""
+
+    id_token_ttl: int = 900
+    """OIDC_ID_TOKEN_TTL. Seconds an ID token is valid."""
+
+    authorization_code_ttl: int = 60
+    """OIDC_AUTHORIZATION_CODE_TTL. Seconds an authorization code may be redeemed (max 600)."""
+
+    refresh_token_ttl: int = 30 * 86400
+    """OIDC_REFRESH_TOKEN_TTL. Sliding lifetime of a refresh token in seconds; each rotation
+    starts it again."""
+
+    refresh_token_absolute_ttl: int = 90 * 86400
+    """OIDC_REFRESH_TOKEN_ABSOLUTE_TTL. Absolute cap in seconds on a refresh-token family,
+    counted from the original authorization."""
+
+    session_ttl: int = 12 * 3600
+    """OIDC_SESSION_TTL. Seconds a browser session lasts after login."""
+
+    require_pkce: bool = True
+    """OIDC_REQUIRE_PKCE. Require PKCE (S256) from confidential clients too. Public clients
+    always need it."""
+
+    default_audience: str = ""
+    """OIDC_DEFAULT_AUDIENCE. ``aud`` of access tokens when the client names no audience;
+    empty means the issuer itself."""
+
+    argon2_time_cost: int = 3
+    """OIDC_ARGON2_TIME_COST. Argon2id iterations for password hashes (RFC 9106 §4)."""
+
+    argon2_memory_cost: int = 65536
+    """OIDC_ARGON2_MEMORY_COST. Argon2id memory in KiB."""
+
+    argon2_parallelism: int = 4
+    """OIDC_ARGON2_PARALLELISM. Argon2id lanes."""
+
+    proxy_hops: int = 0
+    """OIDC_PROXY_HOPS. How many reverse proxies in front set X-Forwarded-For/-Proto/-Host;
+    0 trusts none of those headers."""
+
+    audit_retention_days: int = 90
+    """OIDC_AUDIT_RETENTION_DAYS. ``cleanup`` deletes audit rows older than this."""
+
+    site_name: str = "Sign in"
+    """OIDC_SITE_NAME. Name shown on the login, consent and logout pages."""
+
+    log_level: str = "INFO"
+    """OIDC_LOG_LEVEL. Level of the JSON log lines (DEBUG, INFO, WARNING, ERROR)."""
+
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+    # ---- derived ----
+    @property
+    def secure_cookies(self) -> bool:
+        return urlsplit(self.issuer).scheme == "https"
+
+    @property
+    def audience(self) -> str:
+        return self.default_audience or self.issuer
+
+    def replace(self, **changes) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    # ---- loading ----
+    @classmethod
+    def from_env(cls, environ=None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict = {}
+        errors: list[str] = []
+        path = environ.get("OIDC_CONFIG_FILE")
+        if path:
+            try:
+                with open(path, "rb") as fh:
+                    values.update(tomllib.load(fh))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                errors.append(f"OIDC_CONFIG_FILE: cannot read {path!r}: {exc}")
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            var = "OIDC_" + f.name.upper()
+            if var in environ:
+                values[f.name] = environ[var]
+        settings = cls._coerce(values, errors)
+        if errors:
+            raise SettingsError("; ".join(errors))
+        return settings
+
+    @classmethod
+    def _coerce(cls, values: dict, errors: list[str]) -> Settings:
+        kwargs = {}
+        known = {f.name: f for f in fields(cls) if f.name != "extra"}
+        for name, raw in values.items():
+            f = known.get(name)
+            if f is None:
+                errors.append(f"unknown setting {name!r}")
+                continue
+            default = f.default
+            try:
+                if isinstance(default, bool):
+                    kwargs[name] = _to_bool(raw)
+                elif isinstance(default, int):
+                    kwargs[name] = int(raw)
+                else:
+                    kwargs[name] = str(raw)
+            except ValueError:
+                errors.append(f"OIDC_{name.upper()}: {raw!r} is not a valid {type(default).__name__}")
+        return cls(**kwargs)
+
+    def validate(self) -> Settings:
+        """Check every setting; raise SettingsError naming all that are wrong."""
+        errors = []
+        parts = urlsplit(self.issuer)
+        if not self.issuer:
+            errors.append("OIDC_ISSUER is required")
+        elif parts.scheme not in ("https", "http") or not parts.hostname:
+            errors.append("OIDC_ISSUER must be an absolute http(s) URL")
+        elif parts.query or parts.fragment:
+            # OIDC Discovery §3: the issuer has no query or fragment components.
+            errors.append("OIDC_ISSUER must not have a query or fragment")
+        elif parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            errors.append("OIDC_ISSUER must use https unless the host is loopback")
+        elif self.issuer.endswith("/"):
+            errors.append("OIDC_ISSUER must not end with '/'")
+        if len(self.secret_key.encode()) < 32:
+            errors.append("OIDC_SECRET_KEY must be at least 32 bytes")
+        if not self.database_url.startswith(("sqlite:", "postgresql")):
+            errors.append("OIDC_DATABASE_URL must be a sqlite: or postgresql URL")
+        for name in ("access_token_ttl", "id_token_ttl", "authorization_code_ttl",
+                     "refresh_token_ttl", "refresh_token_absolute_ttl", "session_ttl",
+                     "argon2_time_cost", "argon2_memory_cost", "argon2_parallelism"):
+            if getattr(self, name) <= 0:
+                errors.append(f"OIDC_{name.upper()} must be positive")
+        if self.authorization_code_ttl > 600:
+            # RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is
+            # RECOMMENDED."
+            errors.append("OIDC_AUTHORIZATION_CODE_TTL must be at most 600 seconds")
+        if self.refresh_token_absolute_ttl < self.refresh_token_ttl:
+            errors.append("OIDC_REFRESH_TOKEN_ABSOLUTE_TTL must be >= OIDC_REFRESH_TOKEN_TTL")
+        if self.proxy_hops < 0:
+            errors.append("OIDC_PROXY_HOPS must be 0 or more")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            errors.append("OIDC_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+        if errors:
+            raise SettingsError("invalid configuration: " + "; ".join(errors))
+        return self
+
+
+def _to_bool(raw) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def dev_settings(instance_dir, environ=None) -> Settings:
+    """Settings for ``oidc-provider dev``: the environment wins; otherwise a loopback issuer,
+    SQLite under ``instance_dir`` and a secret key generated once into it (mode 0600)."""
+    import secrets as _secrets
+    from pathlib import Path
+
+    environ = dict(os.environ if environ is None else environ)
+    instance = Path(instance_dir).resolve()
+    instance.mkdir(parents=True, exist_ok=True)
+    key_file = instance / "secret_key"
+    if not key_file.exists():
+        key_file.touch(mode=0o600)
+        key_file.write_text(_secrets.token_urlsafe(48))
+    environ.setdefault("OIDC_SECRET_KEY", key_file.read_text().strip())
+    environ.setdefault("OIDC_ISSUER", "http://127.0.0.1:5000")
+    environ.setdefault("OIDC_DATABASE_URL", f"sqlite:///{instance / 'oidc-provider.db'}")
+    environ.setdefault("OIDC_SITE_NAME", "OIDC provider (development)")
+    return Settings.from_env(environ)

@@ -1,0 +1,1 @@
+"""Blueprints: the HTTP edge. Views parse, call one service and render."""

@@ -1,0 +1,180 @@
+"""The authorization endpoint (OIDC Core §3.1.2): the dispatcher that owns the journey.
+
+Authlib validates the client, redirect URI, response type, scope and PKCE; this module then
+checks what Authlib does not (``request``/``request_uri``, ``response_mode``, ``prompt``,
+``max_age``, ``id_token_hint``, ``claims``), asks ``authn.interaction.next_step`` what is
+missing, and sends the browser to login or consent. Each of those steps comes back here
+(``/authorize/continue/<id>``) and never goes to another step.
+
+Errors are redirected to the client only after the client and its redirect URI are validated
+(RFC 6749 §4.1.2.1); before that, an HTML page.
+"""
+
+from __future__ import annotations
+
+import time
+
+from authlib.oauth2 import OAuth2Error
+from flask import Blueprint, current_app, redirect, request, session, url_for
+from werkzeug.datastructures import MultiDict
+
+from ..audit import Event, record
+from ..authn import interaction, pending
+from ..authn.sessions import current_login
+from ..authn.subject import AuthenticatedSubject
+from ..errors import error_page, redirect_error
+from ..extensions import csrf, db
+from ..models import Consent
+from ..oauth.claims import ClaimsRequestError, parse_claims_request
+from ..oauth.requests import ProviderRequest
+from .responses import RESPONSE_MODES, authorization_response
+
+bp = Blueprint("authorize", __name__)
+
+MAX_PARAM_LENGTH = 4096
+SINGLE_VALUED = ("response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
+                 "response_mode", "prompt", "max_age", "id_token_hint", "login_hint",
+                 "claims", "code_challenge", "code_challenge_method", "display", "acr_values",
+                 "ui_locales", "claims_locales", "request", "request_uri")
+
+
+class AuthorizeError(Exception):
+    def __init__(self, error: str, description: str):
+        super().__init__(description)
+        self.error, self.description = error, description
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+@csrf.exempt
+def authorize():
+    # OIDC Core §3.1.2.1: "Authorization Servers MUST support the use of the HTTP GET and POST
+    # methods"; POST parameters are form-serialized.
+    values = request.args if request.method == "GET" else request.form
+    return dispatch(MultiDict(values.items(multi=True)))
+
+
+@bp.get("/authorize/continue/<pid>")
+def resume(pid):
+    entry = pending.load(session, pid)
+    if entry is None:
+        return error_page("Sign-in request expired",
+                          "This sign-in request has expired or was already completed. "
+                          "Go back to the application and start again.", 400)
+    return dispatch(MultiDict(entry["params"]), pid=pid, entry=entry)
+
+
+def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = None):
+    server = current_app.extensions["oidc_server"]
+    settings = server.policy.settings
+    oauth_request = ProviderRequest(request, settings.issuer, values)
+    login = current_login(session)
+    try:
+        _check_shape(values)
+        grant = server.get_consent_grant(request=oauth_request, end_user=None)
+    except OAuth2Error as error:
+        return _refuse(error.error, error.get_error_description(), getattr(error, "redirect_uri", None),
+                       values, client=values.get("client_id"))
+    except AuthorizeError as error:
+        return _refuse(error.error, error.description, None, values, client=values.get("client_id"))
+
+    redirect_uri = grant.redirect_uri
+    client = grant.client
+    try:
+        checked = _check_openid_parameters(values, server.policy)
+    except AuthorizeError as error:
+        return _refuse(error.error, error.description, redirect_uri, values, client=client)
+
+    subject = None
+    hint_matches = None
+    if login is not None:
+        account, facts = login
+        subject = AuthenticatedSubject(account=account, acr=facts["acr"], amr=facts["amr"],
+                                       auth_time=facts["auth_time"], session_id=facts["sid"])
+        if checked["hint_sub"] is not None:
+            hint_matches = checked["hint_sub"] == account.subject
+    scopes = set((grant.request.scope or "").split())
+    consent = None
+    if subject is not None:
+        consent = db.session.query(Consent).filter_by(account_id=subject.account.id, client_id=client.id).first()
+    step = interaction.next_step(interaction.Situation(
+        prompt=checked["prompt"], max_age=checked["max_age"], logged_in=subject is not None,
+        auth_time=subject.auth_time if subject else None, hint_matches=hint_matches,
+        interaction_started=entry["created"] if entry else None, client_trusted=client.trusted,
+        consent_covers=bool(consent and consent.covers(scopes)),
+        consent_decision=entry.get("consent") if entry else None,
+    ), now=int(time.time()))
+
+    if isinstance(step, interaction.Refuse):
+        if pid:
+            pending.finish(session, pid)
+        return _refuse(step.error, step.description, redirect_uri, values, client=client)
+    if isinstance(step, (interaction.Login, interaction.Consent)):
+        pid = pid or pending.create(session, list(values.items(multi=True)))
+        if isinstance(step, interaction.Login):
+            return redirect(url_for("login.login", p=pid))
+        return redirect(url_for("consent.consent", pid=pid))
+
+    code = grant.issue_code(subject, checked["claims"])
+    if pid:
+        pending.finish(session, pid)
+    record(Event.CODE_ISSUED, account=subject.account, client=client,
+           detail={"scope": grant.request.scope})
+    params = [("code", code)]
+    if values.get("state"):
+        params.append(("state", values["state"]))
+    return authorization_response(redirect_uri, params, values.get("response_mode"), settings.issuer)
+
+
+def _check_shape(values: MultiDict) -> None:
+    """RFC 6749 §3.1: "Request and response parameters MUST NOT be included more than once."
+    Oversized values are refused before anything else reads them."""
+    for key in SINGLE_VALUED:
+        if len(values.getlist(key)) > 1:
+            raise AuthorizeError("invalid_request", f"The '{key}' parameter is repeated.")
+    for key, value in values.items(multi=True):
+        if len(value) > MAX_PARAM_LENGTH or len(key) > 128:
+            raise AuthorizeError("invalid_request", "A parameter is too long.")
+
+
+def _check_openid_parameters(values: MultiDict, policy) -> dict:
+    # OIDC Core §6.1/§6.2: an OP that does not support request objects MUST answer
+    # request_not_supported / request_uri_not_supported.
+    if "request" in values:
+        raise AuthorizeError("request_not_supported", "Request objects are not supported.")
+    if "request_uri" in values:
+        raise AuthorizeError("request_uri_not_supported", "The request_uri parameter is not supported.")
+    if values.get("response_mode") not in (None, *RESPONSE_MODES):
+        raise AuthorizeError("invalid_request", "Unsupported 'response_mode'; use query or form_post.")
+    try:
+        prompt = interaction.parse_prompt(values.get("prompt"))
+        max_age = interaction.parse_max_age(values.get("max_age"))
+    except ValueError as exc:
+        raise AuthorizeError("invalid_request", str(exc)) from exc
+    try:
+        claims = parse_claims_request(values.get("claims"))
+    except ClaimsRequestError as exc:
+        raise AuthorizeError("invalid_request", str(exc)) from exc
+    hint_sub = None
+    if values.get("id_token_hint"):
+        # OIDC Core §3.1.2.1: id_token_hint is an ID Token we issued; expired ones are fine.
+        try:
+            _, hint = policy.keys.verify(values["id_token_hint"])
+        except Exception as exc:
+            raise AuthorizeError("invalid_request", "The 'id_token_hint' is not a valid ID token.") from exc
+        if hint.get("iss") != policy.settings.issuer or not isinstance(hint.get("sub"), str):
+            raise AuthorizeError("invalid_request", "The 'id_token_hint' was not issued here.")
+        hint_sub = hint["sub"]
+    return {"prompt": prompt, "max_age": max_age, "claims": claims, "hint_sub": hint_sub}
+
+
+def _refuse(error: str, description: str, redirect_uri: str | None, values: MultiDict, *, client=None):
+    issuer = current_app.extensions["oidc_server"].policy.settings.issuer
+    record(Event.AUTHORIZE_ERROR, outcome="failure", reason=error, client=client,
+           detail={"redirected": bool(redirect_uri)})
+    if redirect_uri:
+        mode = values.get("response_mode")
+        return redirect_error(redirect_uri=redirect_uri, error=error, description=description,
+                              state=values.get("state"),
+                              response_mode=mode if mode in RESPONSE_MODES else None, issuer=issuer)
+    return error_page("This sign-in request is not valid",
+                      f"The application sent an invalid request ({error}): {description}", 400)

@@ -1,0 +1,53 @@
+"""The consent page: the person allows or denies a client the scopes it asked for. An allowed
+set is remembered per client (and revocable from the account page)."""
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from sqlalchemy import select
+
+from ..audit import Event, record
+from ..authn import pending
+from ..authn.sessions import current_login
+from ..extensions import db
+from ..models import Client, Consent
+
+bp = Blueprint("consent", __name__)
+
+SCOPE_TEXT = {
+    "openid": "Know who you are (your account identifier)",
+    "profile": "See your name and username",
+    "email": "See your email address",
+    "offline_access": "Keep access while you are away (refresh tokens)",
+}
+
+
+@bp.route("/consent/<pid>", methods=["GET", "POST"])
+def consent(pid):
+    entry = pending.load(session, pid)
+    login = current_login(session)
+    if entry is None or login is None:
+        return redirect(url_for("authorize.resume", pid=pid))
+    account, _ = login
+    params = dict(entry["params"])
+    client = db.session.scalar(select(Client).where(Client.client_id == params.get("client_id")))
+    if client is None:
+        return redirect(url_for("authorize.resume", pid=pid))
+    scopes = client.get_allowed_scope(params.get("scope") or "").split()
+    if request.method == "GET":
+        return render_template("consent/consent.html", pid=pid, client=client, account=account,
+                               scopes=[(s, SCOPE_TEXT.get(s, s)) for s in scopes])
+    if request.form.get("decision") == "allow":
+        row = db.session.scalar(select(Consent).where(Consent.account_id == account.id,
+                                                      Consent.client_id == client.id))
+        granted = set(scopes) | (set(row.scope.split()) if row else set())
+        if row is None:
+            row = Consent(account_id=account.id, client_id=client.id, scope="")
+            db.session.add(row)
+        row.scope = " ".join(sorted(granted))
+        record(Event.CONSENT_GRANTED, account=account, client=client, detail={"scope": row.scope})
+        pending.update(session, pid, consent="granted")
+    else:
+        record(Event.CONSENT_DENIED, outcome="failure", account=account, client=client)
+        pending.update(session, pid, consent="denied")
+    return redirect(url_for("authorize.resume", pid=pid))
+
+

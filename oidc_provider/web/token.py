@@ -1,0 +1,61 @@
+"""The token, revocation and introspection endpoints (RFC 6749 §3.2, RFC 7009, RFC 7662)."""
+
+from flask import Blueprint, current_app, request
+
+from ..errors import oauth_error
+from ..extensions import csrf
+
+bp = Blueprint("token", __name__)
+MAX_PARAM_LENGTH = 8192
+
+
+def _precheck():
+    """RFC 6749 §3.2: the client MUST use POST with form-encoded parameters; §3.1 parameters
+    "MUST NOT be included more than once"."""
+    if request.mimetype != "application/x-www-form-urlencoded":
+        return oauth_error("invalid_request", "Send parameters as application/x-www-form-urlencoded.")
+    for key in request.form:
+        if len(request.form.getlist(key)) > 1:
+            return oauth_error("invalid_request", f"The '{key}' parameter is repeated.")
+        if len(request.form[key]) > MAX_PARAM_LENGTH:
+            return oauth_error("invalid_request", f"The '{key}' parameter is too long.")
+    if request.args:
+        # Credentials in the query string end up in logs; RFC 6749 §2.3.1 forbids secrets there.
+        return oauth_error("invalid_request", "Send parameters in the request body, not the URL.")
+    return None
+
+
+def _no_store(response):
+    # RFC 6749 §5.1: "Cache-Control: no-store" on every token response.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+@bp.post("/token")
+@csrf.exempt
+def token():
+    refused = _precheck()
+    if refused is not None:
+        return refused
+    return _no_store(current_app.extensions["oidc_server"].create_token_response())
+
+
+@bp.post("/revoke")
+@csrf.exempt
+def revoke():
+    refused = _precheck()
+    if refused is not None:
+        return refused
+    server = current_app.extensions["oidc_server"]
+    return _no_store(server.create_endpoint_response("revocation"))
+
+
+@bp.post("/introspect")
+@csrf.exempt
+def introspect():
+    refused = _precheck()
+    if refused is not None:
+        return refused
+    server = current_app.extensions["oidc_server"]
+    return _no_store(server.create_endpoint_response("introspection"))

@@ -1,0 +1,110 @@
+"""Shared fixtures. The database comes from OIDC_TEST_DATABASE_URL (bin/test runs the suite
+once on SQLite and once on a fresh PostgreSQL database); tables are created once per run and
+emptied between tests; signing keys are generated once per run and re-inserted."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+from sqlalchemy import text
+
+from oidc_provider import create_app
+from oidc_provider.extensions import db
+from oidc_provider.keys.store import generate_private_jwk
+from oidc_provider.settings import SIGNING_ALGS, Settings
+
+from .helpers import Browser, make_client, make_user  # noqa: F401
+
+ISSUER = "http://127.0.0.1:5000"
+
+
+def _database_url() -> str:
+    url = os.environ.get("OIDC_TEST_DATABASE_URL")
+    if url:
+        return url
+    path = os.path.join(tempfile.mkdtemp(prefix="oidc-test-"), "test.db")
+    return f"sqlite:///{path}"
+
+
+DATABASE_URL = _database_url()
+
+
+def settings_for(**overrides) -> Settings:
+    base = Settings(
+        issuer=ISSUER, secret_key="test-secret-key-" + "x" * 32, database_url=DATABASE_URL,
+        argon2_time_cost=1, argon2_memory_cost=1024, argon2_parallelism=1,
+    )
+    return base.replace(**overrides)
+
+
+@pytest.fixture(scope="session")
+def private_jwks():
+    """One key per algorithm (and a spare set for rotation), generated once per run."""
+    return {alg: [generate_private_jwk(alg) for _ in range(2)] for alg in SIGNING_ALGS}
+
+
+@pytest.fixture(scope="session")
+def _schema():
+    app = create_app(settings_for())
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+    return True
+
+
+@pytest.fixture
+def app_factory(_schema, private_jwks):
+    made = []
+
+    def factory(**overrides):
+        app = create_app(settings_for(**overrides))
+        app.testing = True
+        made.append(app)
+        return app
+
+    first = factory()
+    with first.app_context():
+        _empty_tables()
+        keys = first.extensions["oidc_server"].policy.keys
+        for alg, pair in private_jwks.items():
+            keys.add(alg, "active", pair[0])
+            keys.add(alg, "next", pair[1])
+        db.session.commit()
+    yield factory
+    for app in made:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def _empty_tables():
+    tables = list(reversed(db.metadata.sorted_tables))
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("TRUNCATE " + ", ".join(t.name for t in tables) + " CASCADE"))
+    else:
+        for table in tables:
+            db.session.execute(table.delete())
+    db.session.commit()
+
+
+@pytest.fixture
+def app(app_factory):
+    return app_factory()
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def browser(app):
+    return Browser(app)

@@ -1,0 +1,131 @@
+"""Test helpers: make accounts and clients, and a Browser that walks the authorization
+journey through the Flask test client, answering the login and consent pages like a person."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+from urllib.parse import parse_qs, urlsplit
+
+from oidc_provider import manage
+from oidc_provider.extensions import db
+
+PASSWORD = "correct horse battery staple"
+REDIRECT_URI = "https://rp.example/cb"
+
+
+def make_user(app, username="alice", password=PASSWORD, **kw):
+    with app.app_context():
+        account = manage.create_user(app.extensions["oidc_passwords"], username=username,
+                                     email=kw.pop("email", f"{username}@example.com"),
+                                     name=kw.pop("name", username.title()), password=password,
+                                     email_verified=kw.pop("email_verified", True))
+        db.session.commit()
+        return account.subject
+
+
+def make_client(app, **kw):
+    """Returns (client_id, client_secret)."""
+    kw.setdefault("name", "Test RP")
+    kw.setdefault("redirect_uris", [REDIRECT_URI])
+    kw.setdefault("post_logout_redirect_uris", ["https://rp.example/bye"])
+    with app.app_context():
+        client, secret = manage.create_client(**kw)
+        db.session.commit()
+        return client.client_id, secret
+
+
+def pkce_pair():
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def query_of(location: str) -> dict:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+class Browser:
+    """A person with a browser, driving the provider's pages through the test client."""
+
+    def __init__(self, app):
+        self.app = app
+        self.http = app.test_client()
+        self.verifier = None
+
+    def authorize_params(self, client_id, **extra):
+        self.verifier, challenge = pkce_pair()
+        params = {
+            "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI,
+            "scope": "openid profile email", "state": secrets.token_urlsafe(8),
+            "nonce": secrets.token_urlsafe(8), "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+        params.update({k: v for k, v in extra.items() if v is not None})
+        for key in [k for k, v in extra.items() if v is None]:
+            params.pop(key, None)
+        return params
+
+    def get(self, path, **kw):
+        return self.http.get(path, **kw)
+
+    def login(self, response, username="alice", password=PASSWORD):
+        """Fill in the login page the response redirected to."""
+        assert response.status_code == 302, response.status_code
+        page = self.http.get(response.headers["Location"])
+        assert page.status_code == 200
+        form_action = "/login"
+        pid = query_of(response.headers["Location"]).get("p")
+        data = {"csrf_token": csrf_token(page.text), "username": username, "password": password}
+        if pid:
+            data["p"] = pid
+        return self.http.post(form_action, data=data)
+
+    def consent(self, response, decision="allow"):
+        assert response.status_code == 302 and "/consent/" in response.headers["Location"], \
+            response.headers.get("Location")
+        page = self.http.get(response.headers["Location"])
+        assert page.status_code == 200
+        return self.http.post(urlsplit(response.headers["Location"]).path,
+                              data={"csrf_token": csrf_token(page.text), "decision": decision})
+
+    def follow(self, response):
+        """Follow redirects inside the provider until one leaves it (or a page renders)."""
+        while response.status_code == 302 and response.headers["Location"].startswith(("/", "http://localhost")):
+            location = response.headers["Location"]
+            if "/login" in location or "/consent/" in location:
+                return response
+            response = self.http.get(location)
+        return response
+
+    def sign_in_and_authorize(self, client_id, *, consent=True, username="alice", password=PASSWORD, **extra):
+        """Run the whole journey; return the final redirect's query parameters."""
+        params = self.authorize_params(client_id, **extra)
+        response = self.follow(self.http.get("/authorize", query_string=params))
+        if response.status_code == 302 and "/login" in response.headers["Location"]:
+            response = self.follow(self.login(response, username, password))
+        if consent and response.status_code == 302 and "/consent/" in response.headers["Location"]:
+            response = self.follow(self.consent(response))
+        assert response.status_code == 302, (response.status_code, response.text[:500])
+        location = response.headers["Location"]
+        assert location.startswith(REDIRECT_URI), location
+        result = query_of(location)
+        result["_sent_state"] = params["state"]
+        result["_sent_nonce"] = params["nonce"]
+        return result
+
+    def redeem(self, client_id, secret, code, verifier=None, **extra):
+        data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+                "code_verifier": verifier or self.verifier, **extra}
+        auth = (client_id, secret) if secret else None
+        if auth is None:
+            data["client_id"] = client_id
+        return self.http.post("/token", data=data, auth=auth)
