@@ -101,7 +101,6 @@ def run_migrations_online():
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
-            render_as_batch=True,  # SQLite alters tables by copy
             **conf_args
         )
 

@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.extensions["oidc_settings"] = settings
-    logging.getLogger("oidc_provider").setLevel(settings.log_level.upper())
+    _configure_logging(settings)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
@@ -73,6 +73,17 @@ def create_app(settings: Settings | None = None) -> Flask:
         return response
 
     return app
+
+
+def _configure_logging(settings) -> None:
+    """Audit and error lines go to stderr, one JSON object (audit) or message per line."""
+    logger = logging.getLogger("oidc_provider")
+    logger.setLevel(settings.log_level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def _database_url(url: str) -> str:

@@ -13,7 +13,6 @@ class Event(StrEnum):
     AUTHORIZE_ERROR = "oauth:authorize:error"
     CODE_ISSUED = "oauth:code:issued"
     CODE_REPLAYED = "oauth:code:replayed"
-    TOKEN_ISSUED = "oauth:token:issued"
     TOKEN_ERROR = "oauth:token:error"
     REFRESH_REUSED = "oauth:refresh:reused"
     TOKEN_REVOKED = "oauth:token:revoked"

@@ -6,6 +6,7 @@ import logging
 
 from flask import has_request_context, request
 
+from ..clock import utcnow
 from ..extensions import db
 from ..models import AuditEvent
 from .events import Event
@@ -28,7 +29,7 @@ def record(event: Event, *, outcome: str = "success", reason: str | None = None,
     if commit:
         db.session.commit()
     log.info(json.dumps({
-        "event": row.event, "outcome": outcome, "reason": reason, "account": row.account,
+        "at": utcnow().isoformat() + "Z", "event": row.event, "outcome": outcome, "reason": reason, "account": row.account,
         "client": row.client, "ip": row.ip, "detail": row.detail,
     }, default=str))
 

@@ -95,6 +95,12 @@ class Client(db.Model, ClientMixin):
         return response_type == "code" and "authorization_code" in self.grant_types
 
     def check_grant_type(self, grant_type):
+        if grant_type == "refresh_token" and "authorization_code" in self.grant_types \
+                and "offline_access" in self.scope.split():
+            # OIDC Core §11: offline_access "requests that an OAuth 2.0 Refresh Token be issued
+            # that can be used to obtain an Access Token"; a client allowed that scope may use
+            # the refresh token it was given (the token service issues it only then).
+            return True
         return grant_type in self.grant_types
 
     def pkce_required(self, default: bool) -> bool:

@@ -12,6 +12,7 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer as _FlaskServe
 from flask import request as flask_request
 from sqlalchemy import select
 
+from ..audit import Event, record
 from ..extensions import db
 from ..keys.store import KeyStore
 from ..models import Client
@@ -59,6 +60,11 @@ class AuthorizationServer(_FlaskServer):
         # lets us answer 401, and clients handle it uniformly with WWW-Authenticate.
         if error.error == "invalid_client":
             error.status_code = 401
+        if flask_request.endpoint == "token.token":
+            client = getattr(request, "client", None)
+            record(Event.TOKEN_ERROR, outcome="failure", reason=error.error,
+                   client=getattr(client, "client_id", None) or flask_request.form.get("client_id"),
+                   detail={"grant_type": (flask_request.form.get("grant_type") or "")[:64]})
         return super().handle_error_response(request, error)
 
 

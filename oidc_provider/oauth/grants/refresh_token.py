@@ -16,7 +16,12 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         self.register_hook("after_create_token_response", self._add_id_token)
 
     def authenticate_refresh_token(self, refresh_token):
-        return self.policy.tokens.claim_refresh_token(refresh_token)
+        row = self.policy.tokens.claim_refresh_token(refresh_token)
+        # A disabled or deleted account's refresh tokens are invalid_grant (RFC 6749 §5.2),
+        # not Authlib's "no user" invalid_request.
+        if row is None or self.policy.tokens.subject_of(row) is None:
+            return None
+        return row
 
     def authenticate_user(self, refresh_token):
         return self.policy.tokens.subject_of(refresh_token)
