@@ -1,13 +1,12 @@
 """OAuth clients (relying parties and system accounts' credentials).
 
 Client secrets are stored only as SHA-256 digests (DESIGN, "Storage and secrets"); Authlib's
-SQLAlchemy mixin would keep them in plain text, so this model implements ``ClientMixin``'s
-methods itself.
+SQLAlchemy mixin would keep them in plain text, so this model implements the methods of
+Authlib's ``ClientMixin`` itself (Authlib calls them by name; only ``oauth/`` imports Authlib).
 """
 
 from urllib.parse import urlsplit
 
-from authlib.oauth2.rfc6749 import ClientMixin
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -17,7 +16,7 @@ from ..extensions import db
 from ..settings import is_loopback_host
 
 
-class Client(db.Model, ClientMixin):
+class Client(db.Model):
     __tablename__ = "client"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -46,7 +45,7 @@ class Client(db.Model, ClientMixin):
     def is_service(self) -> bool:
         return "client_credentials" in (self.grant_types or [])
 
-    # ---- authlib ClientMixin ----
+    # ---- what Authlib's ClientMixin asks for ----
     def get_client_id(self):
         return self.client_id
 

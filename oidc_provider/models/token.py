@@ -93,6 +93,13 @@ class RefreshToken(db.Model):
     rotated_at = mapped_column(DateTime, nullable=True)
     revoked_at = mapped_column(DateTime, nullable=True)
 
+    # ---- what Authlib's RefreshTokenGrant reads ----
+    def check_client(self, client):
+        return self.client_id == client.get_client_id()
+
+    def get_scope(self):
+        return self.scope
+
 
 class UsedAssertion(db.Model):
     """``jti`` of client assertions already used (RFC 7523 §3, item 7: replay refused)."""

@@ -162,7 +162,8 @@ class TokenService:
         result = db.session.execute(
             update(RefreshToken)
             .where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None),
-                   RefreshToken.revoked_at.is_(None), RefreshToken.expires_at > now)
+                   RefreshToken.revoked_at.is_(None), RefreshToken.expires_at > now,
+                   RefreshToken.family_expires_at > now)
             .values(rotated_at=now)
             .execution_options(synchronize_session=False)
         )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 
-from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, current_app, redirect, request, session, url_for
 from werkzeug.datastructures import MultiDict
 
@@ -25,6 +24,7 @@ from ..authn.subject import AuthenticatedSubject
 from ..errors import error_page, redirect_error
 from ..extensions import csrf, db
 from ..models import Consent
+from ..oauth import OAuth2Error
 from ..oauth.claims import ClaimsRequestError, parse_claims_request
 from ..oauth.requests import ProviderRequest
 from .responses import RESPONSE_MODES, authorization_response

@@ -16,6 +16,12 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         self.register_hook("after_create_token_response", self._add_id_token)
 
     def authenticate_refresh_token(self, refresh_token):
+        # RFC 6749 §6: "ensure that the refresh token was issued to the authenticated client"
+        # and that the scope was granted, before the token is used up by the rotation.
+        found = self.policy.tokens.find_refresh_token(refresh_token)
+        if found is None or not found.check_client(self.request.client):
+            return None
+        self._validate_token_scope(found)
         row = self.policy.tokens.claim_refresh_token(refresh_token)
         # A disabled or deleted account's refresh tokens are invalid_grant (RFC 6749 §5.2),
         # not Authlib's "no user" invalid_request.

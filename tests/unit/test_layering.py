@@ -1,0 +1,45 @@
+"""Dependencies point one way (STYLE "Layout"): the pure policy module imports no framework,
+and only ``oidc_provider/oauth/`` imports Authlib's OAuth/OIDC packages."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "oidc_provider"
+PURE_MODULES = ["authn/interaction.py"]
+FRAMEWORKS = ("flask", "sqlalchemy", "authlib", "werkzeug", "joserfc", "oidc_provider")
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add("." * node.level + (node.module or ""))
+    return names
+
+
+def test_pure_policy_modules_import_no_framework_or_package_code():
+    for relative in PURE_MODULES:
+        imported = _imports(PACKAGE / relative)
+        offending = {n for n in imported if n.startswith(".") or n.split(".")[0] in FRAMEWORKS}
+        assert offending == set(), f"{relative} imports {offending}"
+
+
+def test_only_the_oauth_package_imports_authlib_protocol_code():
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.is_relative_to(PACKAGE / "oauth"):
+            continue
+        for name in _imports(path):
+            if name.startswith(("authlib.oauth2", "authlib.oidc", "authlib.integrations")):
+                offenders.append(f"{path.relative_to(PACKAGE)}: {name}")
+    assert offenders == []
+
+
+def test_only_settings_reads_the_environment():
+    offenders = [
+        str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
+        if path.name != "settings.py" and ("os.environ" in path.read_text() or "os.getenv" in path.read_text())
+    ]
+    assert offenders == []
