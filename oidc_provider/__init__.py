@@ -100,11 +100,23 @@ def _engine_options(url: str) -> dict:
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record):
-    """SQLite: WAL (readers do not block the writer) and foreign keys on."""
+    """SQLite: WAL (readers do not block the writer) and foreign keys on. pysqlite's own
+    transaction handling is switched off so that ``_sqlite_begin`` controls BEGIN."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(conn):
+    """SQLite: take the write lock when a transaction starts. A deferred transaction that reads
+    and then writes fails with SQLITE_BUSY (without waiting) when another process committed in
+    between; BEGIN IMMEDIATE waits for the lock instead (busy_timeout), so concurrent provider
+    processes never turn contention into errors."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -158,7 +158,9 @@ class KeyStore:
             raise InvalidSignature("malformed JWS") from exc
         key = self._public.get(header.get("kid")) if isinstance(header.get("kid"), str) else None
         alg = header.get("alg")
-        if key is None:
+        if key is None and time.monotonic() - self._loaded_at > 1.0:
+            # Maybe another process just rotated; reload, but at most once a second so that
+            # tokens with made-up kids cannot make every request query the database.
             self.invalidate()
             self._load()
             key = self._public.get(header.get("kid"))
