@@ -12,8 +12,8 @@ SCOPE_CLAIMS = {
 }
 SCOPES_SUPPORTED = ["openid", "profile", "email", "offline_access"]
 CLAIMS_SUPPORTED = [
-    "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash", "azp",
-    "sid", "name", "preferred_username", "updated_at", "email", "email_verified",
+    "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash",
+    "name", "preferred_username", "updated_at", "email", "email_verified",
 ]
 
 
