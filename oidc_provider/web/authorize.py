@@ -23,6 +23,7 @@ from ..authn.sessions import current_login
 from ..authn.subject import AuthenticatedSubject
 from ..errors import error_page, redirect_error
 from ..extensions import csrf, db
+from ..keys.store import InvalidSignature
 from ..models import Consent
 from ..oauth import OAuth2Error
 from ..oauth.claims import ClaimsRequestError, parse_claims_request
@@ -159,7 +160,7 @@ def _check_openid_parameters(values: MultiDict, policy) -> dict:
         # OIDC Core §3.1.2.1: id_token_hint is an ID Token we issued; expired ones are fine.
         try:
             _, hint = policy.keys.verify(values["id_token_hint"])
-        except Exception as exc:
+        except InvalidSignature as exc:
             raise AuthorizeError("invalid_request", "The 'id_token_hint' is not a valid ID token.") from exc
         if hint.get("iss") != policy.settings.issuer or not isinstance(hint.get("sub"), str):
             raise AuthorizeError("invalid_request", "The 'id_token_hint' was not issued here.")
