@@ -67,9 +67,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         if response.mimetype == "text/html":
             response.headers.setdefault("X-Frame-Options", "DENY")
+            # No form-action: browsers apply it to the redirects after a form post too, and the
+            # consent or login post ends at the client's redirect URI, which may be a
+            # private-use scheme (RFC 8252 §7.1) that "*" does not match.
             response.headers.setdefault(
-                "Content-Security-Policy",
-                "default-src 'self'; frame-ancestors 'none'; form-action 'self' *; base-uri 'none'",
+                "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'",
             )
             response.headers.setdefault("Cache-Control", "no-store")
         return response
