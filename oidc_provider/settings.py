@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
 SIGNING_ALGS = ("RS256", "ES256", "EdDSA")
+INVALID = "invalid configuration: "
 
 
 class SettingsError(ValueError):
@@ -91,7 +92,7 @@ class Settings:
     audit_retention_days: int = 90
     """OIDC_AUDIT_RETENTION_DAYS. ``cleanup`` deletes audit rows older than this."""
 
-    site_name: str = "Sign in"
+    site_name: str = "Single sign-on"
     """OIDC_SITE_NAME. Name shown on the login, consent and logout pages."""
 
     log_level: str = "INFO"
@@ -132,7 +133,12 @@ class Settings:
                 values[f.name] = environ[var]
         settings = cls._coerce(values, errors)
         if errors:
-            raise SettingsError("; ".join(errors))
+            # Name every bad setting at once: also those validate() would refuse next.
+            try:
+                settings.validate()
+            except SettingsError as exc:
+                errors.append(str(exc).removeprefix(INVALID))
+            raise SettingsError(INVALID + "; ".join(errors))
         return settings
 
     @classmethod
@@ -191,7 +197,7 @@ class Settings:
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             errors.append("OIDC_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
         if errors:
-            raise SettingsError("invalid configuration: " + "; ".join(errors))
+            raise SettingsError(INVALID + "; ".join(errors))
         return self
 
 
