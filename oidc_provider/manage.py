@@ -80,7 +80,8 @@ def _check_redirect_uri(uri: str) -> str:
 def create_client(*, name: str, redirect_uris: list[str], public: bool = False, trusted: bool = False,
                   post_logout_redirect_uris: list[str] = (), scope: str | None = None,
                   grants: list[str] = (), auth_method: str | None = None,
-                  id_token_alg: str = "RS256", jwks: dict | None = None) -> tuple[Client, str | None]:
+                  id_token_alg: str = "RS256", jwks: dict | None = None,
+                  require_pkce: bool | None = None) -> tuple[Client, str | None]:
     if not name.strip():
         raise ManageError("a client needs a --name")
     if not redirect_uris:
@@ -98,6 +99,9 @@ def create_client(*, name: str, redirect_uris: list[str], public: bool = False, 
                           "client_secret_basic, client_secret_post, private_key_jwt")
     if auth_method == "private_key_jwt" and not jwks:
         raise ManageError("private_key_jwt needs the client's public keys (--jwks FILE)")
+    if public and require_pkce is False:
+        # RFC 9700 §2.1.1: public clients MUST use PKCE.
+        raise ManageError("public clients always use PKCE")
     secret = None if public or auth_method == "private_key_jwt" else new_secret()
     client = Client(
         client_id=new_secret()[:32], name=name.strip(), public=public, trusted=trusted,
@@ -106,6 +110,7 @@ def create_client(*, name: str, redirect_uris: list[str], public: bool = False, 
         grant_types=["authorization_code", *[g for g in grants if g != "authorization_code"]],
         scope=scope or "openid profile email offline_access",
         token_endpoint_auth_method=auth_method, id_token_signed_response_alg=id_token_alg, jwks=jwks,
+        require_pkce=require_pkce,
     )
     db.session.add(client)
     db.session.flush()
@@ -152,6 +157,7 @@ def client_view(client: Client) -> dict:
         "grant_types": client.grant_types, "scope": client.scope,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
+        "require_pkce": client.require_pkce,
     }
 
 

@@ -177,6 +177,10 @@ class Settings:
             errors.append("OIDC_ISSUER must use https unless the host is loopback")
         elif self.issuer.endswith("/"):
             errors.append("OIDC_ISSUER must not end with '/'")
+        elif parts.path:
+            # Endpoints are served at the root of the host; an issuer with a path would
+            # advertise URLs that do not exist.
+            errors.append("OIDC_ISSUER must not have a path (serve the provider at the root of its host)")
         if len(self.secret_key.encode()) < 32:
             errors.append("OIDC_SECRET_KEY must be at least 32 bytes")
         if not self.database_url.startswith(("sqlite:", "postgresql")):

@@ -47,16 +47,18 @@ def group():
 @click.option("--auth-method", type=click.Choice(manage.AUTH_METHODS), help="Token endpoint auth method.")
 @click.option("--jwks", "jwks_file", type=click.Path(dir_okay=False), help="Public JWK(S) for private_key_jwt.")
 @click.option("--id-token-alg", type=click.Choice(SIGNING_ALGS), default="RS256", show_default=True)
+@click.option("--pkce/--no-pkce", "require_pkce", default=None,
+              help="Require PKCE from this confidential client (default: OIDC_REQUIRE_PKCE).")
 @json_option
 def create(name, redirect_uris, logout_uris, public, trusted, scope, grants, auth_method, jwks_file,
-           id_token_alg, as_json):
+           id_token_alg, require_pkce, as_json):
     """Register a client; prints client_id and, for confidential clients, the secret once."""
     jwks = _read_jwks(jwks_file)
     with app_context():
         client, secret = manage.create_client(
             name=name, redirect_uris=list(redirect_uris), public=public, trusted=trusted,
             post_logout_redirect_uris=list(logout_uris), scope=scope, grants=list(grants),
-            auth_method=auth_method, id_token_alg=id_token_alg, jwks=jwks,
+            auth_method=auth_method, id_token_alg=id_token_alg, jwks=jwks, require_pkce=require_pkce,
         )
         data = manage.client_view(client)
         if secret:
@@ -94,8 +96,10 @@ def show(client_id, as_json):
 @click.option("--trusted/--untrusted", default=None)
 @click.option("--scope")
 @click.option("--id-token-alg", type=click.Choice(SIGNING_ALGS))
+@click.option("--pkce/--no-pkce", "require_pkce", default=None,
+              help="Require PKCE from this confidential client (public clients always do).")
 @json_option
-def update(client_id, name, redirect_uris, logout_uris, trusted, scope, id_token_alg, as_json):
+def update(client_id, name, redirect_uris, logout_uris, trusted, scope, id_token_alg, require_pkce, as_json):
     """Change a client's settings."""
     with app_context():
         client = manage.find_client(client_id)
@@ -113,6 +117,10 @@ def update(client_id, name, redirect_uris, logout_uris, trusted, scope, id_token
             client.scope = scope
         if id_token_alg:
             client.id_token_signed_response_alg = id_token_alg
+        if require_pkce is not None:
+            if client.public and not require_pkce:
+                raise click.ClickException("public clients always use PKCE")
+            client.require_pkce = require_pkce
         record(Event.CLIENT_UPDATED, client=client, commit=False)
         emit(manage.client_view(client), as_json)
 
