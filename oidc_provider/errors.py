@@ -54,6 +54,14 @@ def register(app) -> None:
             return oauth_error(error, exc.description or exc.name, exc.code or 400)
         return error_page(exc.name, exc.description or exc.name, exc.code or 400)
 
+    @app.errorhandler(UnicodeDecodeError)
+    def undecodable(exc):
+        # RFC 6749 Appendix B: parameters are UTF-8; a query string that is not (Werkzeug
+        # decodes it lazily, in the view) is a malformed request, not a server error.
+        if request.path.startswith(JSON_PATHS):
+            return oauth_error("invalid_request", "The request is not valid UTF-8.", 400)
+        return error_page("Bad request", "The request is not valid UTF-8.", 400)
+
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)

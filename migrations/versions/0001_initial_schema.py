@@ -119,6 +119,7 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(), nullable=True),
     sa.Column('expires_at', sa.DateTime(), nullable=True),
     sa.Column('redeemed_at', sa.DateTime(), nullable=True),
+    sa.Column('replayed_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_authorization_code_account_id_account'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_authorization_code')),
     sa.UniqueConstraint('code_digest', name=op.f('uq_authorization_code_code_digest'))

@@ -83,9 +83,12 @@ def next_step(s: Situation, *, now: int) -> Step:
         reason = "prompt_login"
     elif not fresh and "select_account" in s.prompt:
         reason = "select_account"
-    elif not fresh and s.max_age is not None and (s.auth_time is None or now - s.auth_time > s.max_age):
+    elif not fresh and s.max_age is not None and (
+        s.auth_time is None or s.max_age == 0 or now - s.auth_time > s.max_age
+    ):
         # OIDC Core §3.1.2.1 max_age: "If the elapsed time is greater than this value, the OP
-        # MUST attempt to actively re-authenticate the End-User."
+        # MUST attempt to actively re-authenticate the End-User." and "max_age=0 is
+        # equivalent to prompt=login" (auth_time has whole seconds, so elapsed may be 0).
         reason = "max_age"
     if reason is not None:
         if silent:

@@ -38,8 +38,8 @@ def generate_private_jwk(alg: str) -> dict:
 
 
 class KeyStore:
-    """Per-app access to signing keys, caching decrypted keys for a few seconds so that a
-    rotation made by another process is picked up quickly."""
+    """Per-app access to signing keys, caching decrypted keys and the published set for a few
+    seconds so that a rotation made by another process is picked up quickly."""
 
     CACHE_SECONDS = 5.0
 
@@ -49,6 +49,7 @@ class KeyStore:
         self._lock = threading.Lock()
         self._active: dict[str, tuple[str, jwk.Key]] = {}
         self._public: dict[str, jwk.Key] = {}
+        self._jwks: list[tuple[dict, object]] = []
         self._loaded_at = 0.0
 
     # ---- lifecycle ----
@@ -118,7 +119,11 @@ class KeyStore:
         ).all()
 
     def jwks(self) -> dict:
-        return {"keys": [row.public_jwk for row in self.published()]}
+        # Served from the cache refreshed by _load(); a retired key still leaves the set the
+        # moment its publish_until passes.
+        self._load()
+        now = utcnow()
+        return {"keys": [key for key, until in self._jwks if until is None or until >= now]}
 
     # ---- signing and verifying ----
     def invalidate(self) -> None:
@@ -129,13 +134,14 @@ class KeyStore:
         with self._lock:
             if time.monotonic() - self._loaded_at < self.CACHE_SECONDS:
                 return
-            active, public = {}, {}
+            active, public, published = {}, {}, []
             for row in self.published():
                 public[row.kid] = jwk.import_key(row.public_jwk)
+                published.append((dict(row.public_jwk), row.publish_until if row.state == "retired" else None))
                 if row.state == "active":
                     private = json.loads(self._sealer.open(row.private_jwk_encrypted, row.kid.encode()))
                     active[row.alg] = (row.kid, jwk.import_key(private))
-            self._active, self._public = active, public
+            self._active, self._public, self._jwks = active, public, published
             self._loaded_at = time.monotonic()
 
     def sign(self, claims: dict, alg: str = "RS256", typ: str = "JWT") -> str:

@@ -34,6 +34,9 @@ class AuthorizationCode(db.Model):
     created_at = mapped_column(DateTime, default=utcnow)
     expires_at = mapped_column(DateTime, index=True)
     redeemed_at = mapped_column(DateTime, nullable=True)
+    # Set when a second redemption was attempted: whatever the first one issued is revoked,
+    # even tokens stored after the replay was seen (a concurrent race).
+    replayed_at = mapped_column(DateTime, nullable=True)
 
     # ---- authlib AuthorizationCodeMixin (OIDC flavour) ----
     def get_redirect_uri(self):

@@ -1,15 +1,21 @@
 """Client authentication methods beyond Authlib's built-ins: ``private_key_jwt`` (RFC 7523
 §2.2, OIDC Core §9) with ``jti`` replay refused."""
 
+import time
 from datetime import timedelta
 
+from authlib.oauth2.rfc6749 import InvalidClientError
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy.exc import IntegrityError
 
 from ..clock import from_epoch, utcnow
 from ..extensions import db
 from ..models import UsedAssertion
+
+MAX_ASSERTION_LIFETIME = 3600
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
@@ -25,7 +31,20 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return self._audiences
 
     def resolve_client_public_key(self, client):
-        return KeySet.import_key_set(client.jwks or {"keys": []})
+        if client.token_endpoint_auth_method != self.CLIENT_AUTH_METHOD or not client.jwks:
+            raise InvalidClientError(description="The client cannot authenticate with private_key_jwt.")
+        try:
+            return KeySet.import_key_set(client.jwks)
+        except (JoseError, ValueError, TypeError) as exc:
+            raise InvalidClientError(description="The client's registered keys are unusable.") from exc
+
+    def verify_claims(self, claims):
+        # RFC 7523 §3 item 4: the server "MAY reject JWTs with an "exp" claim value that is
+        # unreasonably far in the future"; its jti would have to be remembered until then.
+        exp = claims.get("exp")
+        if isinstance(exp, int | float) and exp > time.time() + MAX_ASSERTION_LIFETIME:
+            raise InvalidClientError(description="The client assertion expires too far in the future.")
+        super().verify_claims(claims)
 
     def authenticate_client(self, client):
         # Authlib checks the method against the token endpoint only; ours is the same method
@@ -47,3 +66,12 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             db.session.rollback()
             return False
         return True
+
+
+def client_secret_basic(query_client, request):
+    """RFC 6749 §2.3.1 HTTP Basic, where credentials that are not base64 of UTF-8 text fail
+    authentication (``invalid_client``) instead of raising."""
+    try:
+        return authenticate_client_secret_basic(query_client, request)
+    except UnicodeDecodeError:
+        return None

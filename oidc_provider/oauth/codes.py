@@ -60,7 +60,19 @@ def redeem(code: str, client, revoke_family) -> AuthorizationCode | None:
     if result.rowcount == 1:
         return row
     if row is not None and row.redeemed_at is not None and row.client_id == client.client_id:
+        db.session.execute(
+            update(AuthorizationCode).where(AuthorizationCode.id == row.id).values(replayed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
         revoke_family(row.family)
         record(Event.CODE_REPLAYED, outcome="failure", reason="code_reused",
                client=client, detail={"family_revoked": True})
     return None
+
+
+def was_replayed(code: AuthorizationCode) -> bool:
+    """Whether a replay of this code was seen (read fresh from the database)."""
+    return db.session.scalar(
+        select(AuthorizationCode.replayed_at).where(AuthorizationCode.id == code.id)
+    ) is not None

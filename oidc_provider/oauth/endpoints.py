@@ -63,6 +63,9 @@ class IntrospectionEndpoint(_Introspection):
     def introspect_token(self, token):
         row = token.row
         account = db.session.get(Account, row.account_id) if row.account_id else None
+        if row.account_id and (account is None or account.disabled):
+            # RFC 7662 §2.2: a disabled account's token is not active (userinfo refuses it too).
+            return {"active": False}
         out = {
             "active": True, "client_id": row.client_id, "scope": row.scope,
             "token_type": "refresh_token" if isinstance(row, RefreshToken) else "Bearer",

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _FlaskServer
 from flask import request as flask_request
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from ..audit import Event, record
 from ..extensions import db
 from ..keys.store import KeyStore
 from ..models import Client
 from .claims import SCOPES_SUPPORTED
-from .client_auth import PrivateKeyJWT
+from .client_auth import PrivateKeyJWT, client_secret_basic
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
 from .grants.authorization_code import AuthorizationCodeGrant
 from .grants.client_credentials import ClientCredentialsGrant
@@ -60,6 +61,10 @@ class AuthorizationServer(_FlaskServer):
         # lets us answer 401, and clients handle it uniformly with WWW-Authenticate.
         if error.error == "invalid_client":
             error.status_code = 401
+        elif error.error == "unsupported_token_type":
+            # Authlib answers 401 without a challenge; RFC 7009 §2.2.1 errors follow RFC 6749
+            # §5.2, which is 400 for every code but invalid_client.
+            error.status_code = 400
         if flask_request.endpoint == "token.token":
             client = getattr(request, "client", None)
             record(Event.TOKEN_ERROR, outcome="failure", reason=error.error,
@@ -71,7 +76,10 @@ class AuthorizationServer(_FlaskServer):
 def _query_client(client_id):
     if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
         return None
-    client = db.session.scalar(select(Client).where(Client.client_id == client_id))
+    # The system account comes in the same query: every token request reads it.
+    client = db.session.scalar(
+        select(Client).options(joinedload(Client.account)).where(Client.client_id == client_id)
+    )
     if client is not None and client.account is not None and client.account.disabled:
         return None
     return client
@@ -87,6 +95,7 @@ def build_server(settings) -> AuthorizationServer:
     ])
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)
+    server.register_client_auth_method("client_secret_basic", client_secret_basic)
     server.register_client_auth_method(
         PrivateKeyJWT.CLIENT_AUTH_METHOD,
         PrivateKeyJWT(settings.issuer, settings.issuer + "/token"),

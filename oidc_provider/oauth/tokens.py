@@ -16,7 +16,8 @@ from ..clock import epoch, from_epoch, utcnow
 from ..digests import digest, new_secret
 from ..extensions import db
 from ..keys.store import InvalidSignature
-from ..models import AccessToken, Account, RefreshToken
+from ..models import AccessToken, Account, AuthorizationCode, RefreshToken
+from . import codes
 from .claims import user_claims
 
 
@@ -84,7 +85,7 @@ class TokenService:
         db.session.add(AccessToken(
             jti=claims["jti"], family=family, client_id=client.client_id, account_id=account_id,
             scope=token.get("scope", ""), claims=claims_request,
-            expires_at=from_epoch(claims["exp"]),
+            issued_at=from_epoch(claims["iat"]), expires_at=from_epoch(claims["exp"]),
         ))
         if "refresh_token" in token:
             now = utcnow()
@@ -102,6 +103,9 @@ class TokenService:
                 family_expires_at=family_expires_at,
             ))
         db.session.commit()
+        if isinstance(source, AuthorizationCode) and codes.was_replayed(source):
+            # A concurrent replay of this code revoked the family before these rows existed.
+            self.revoke_family(family)
 
     # ---- ID tokens (OIDC Core §2, §3.1.3.6) ----
     def id_token(self, *, client, subject: AuthenticatedSubject, scope: str, nonce: str | None,

@@ -76,7 +76,8 @@ def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = Non
         return _refuse(error.error, error.get_error_description(), getattr(error, "redirect_uri", None),
                        values, client=values.get("client_id"))
     except AuthorizeError as error:
-        return _refuse(error.error, error.description, None, values, client=values.get("client_id"))
+        return _refuse(error.error, error.description, _validated_redirect_uri(server, values), values,
+                       client=values.get("client_id"))
 
     redirect_uri = grant.redirect_uri
     client = grant.client
@@ -137,6 +138,17 @@ def _check_shape(values: MultiDict) -> None:
             raise AuthorizeError("invalid_request", "A parameter is too long.")
 
 
+def _validated_redirect_uri(server, values: MultiDict) -> str | None:
+    """RFC 6749 §4.1.2.1: a request that fails "for reasons other than a missing or invalid
+    redirection URI" is answered at the redirect URI, once client and URI are validated."""
+    if len(values.getlist("client_id")) != 1 or len(values.getlist("redirect_uri")) != 1:
+        return None
+    client = server.query_client(values["client_id"])
+    if client is None or not client.check_redirect_uri(values["redirect_uri"]):
+        return None
+    return values["redirect_uri"]
+
+
 def _check_openid_parameters(values: MultiDict, policy) -> dict:
     # OIDC Core §6.1/§6.2: an OP that does not support request objects MUST answer
     # request_not_supported / request_uri_not_supported.
@@ -175,7 +187,13 @@ def _refuse(error: str, description: str, redirect_uri: str | None, values: Mult
     if redirect_uri:
         mode = values.get("response_mode")
         return redirect_error(redirect_uri=redirect_uri, error=error, description=description,
-                              state=values.get("state"),
+                              state=_echoable(values.get("state")),
                               response_mode=mode if mode in RESPONSE_MODES else None, issuer=issuer)
     return error_page("This sign-in request is not valid",
                       f"The application sent an invalid request ({error}): {description}", 400)
+
+
+def _echoable(state: str | None) -> str | None:
+    """``state`` goes back verbatim (RFC 6749 §4.1.2.1), unless it is the oversized value that
+    caused the error."""
+    return state if state is not None and len(state) <= MAX_PARAM_LENGTH else None

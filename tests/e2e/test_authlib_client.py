@@ -162,6 +162,13 @@ def test_4_1_2_two_concurrent_redemptions_of_one_code_give_exactly_one_success(l
     assert statuses == [200, 400]
     loser = next(r for r in results if r.status_code == 400)
     assert loser.json()["error"] == "invalid_grant"
+    # "... and SHOULD revoke (when possible) all tokens previously issued based on that
+    # authorization code": the winner's tokens are revoked even though the replay raced them.
+    winner = next(r for r in results if r.status_code == 200).json()
+    info = requests.get(metadata["userinfo_endpoint"], timeout=TIMEOUT,
+                        headers={"Authorization": f"Bearer {winner['access_token']}"})
+    assert info.status_code == 401
+    assert 'error="invalid_token"' in info.headers["WWW-Authenticate"]
 
 
 def test_4_4_client_credentials_for_a_service_account(live_server, metadata, jwks):

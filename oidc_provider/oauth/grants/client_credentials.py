@@ -8,3 +8,8 @@ from .authorization_code import AUTH_METHODS
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = [m for m in AUTH_METHODS if m != "none"]
+
+    def generate_token(self, user=None, scope=None, **kwargs):
+        # RFC 6749 §3.3: the server "MAY fully or partially ignore the scope requested by the
+        # client"; a system account gets only the scopes registered for it.
+        return super().generate_token(user=user, scope=self.request.client.get_allowed_scope(scope), **kwargs)
