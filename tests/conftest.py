@@ -8,7 +8,6 @@ import os
 import tempfile
 
 import pytest
-from sqlalchemy import text
 
 from oidc_provider import create_app
 from oidc_provider.extensions import db
@@ -80,12 +79,10 @@ def app_factory(_schema, private_jwks):
 
 
 def _empty_tables():
-    tables = list(reversed(db.metadata.sorted_tables))
-    if db.engine.dialect.name == "postgresql":
-        db.session.execute(text("TRUNCATE " + ", ".join(t.name for t in tables) + " CASCADE"))
-    else:
-        for table in tables:
-            db.session.execute(table.delete())
+    # DELETE, not TRUNCATE: on PostgreSQL, TRUNCATE of a dozen small tables costs about a
+    # second per test; DELETE of a few rows costs milliseconds.
+    for table in reversed(db.metadata.sorted_tables):
+        db.session.execute(table.delete())
     db.session.commit()
 
 

@@ -61,7 +61,7 @@ class Browser:
         self.http = app.test_client()
         self.verifier = None
 
-    def authorize_params(self, client_id, **extra):
+    def authorize_params(self, client_id, /, **extra):
         self.verifier, challenge = pkce_pair()
         params = {
             "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI,
@@ -119,7 +119,7 @@ class Browser:
         assert location.startswith(REDIRECT_URI), location
         result = query_of(location)
         result["_sent_state"] = params["state"]
-        result["_sent_nonce"] = params["nonce"]
+        result["_sent_nonce"] = params.get("nonce")
         return result
 
     def redeem(self, client_id, secret, code, verifier=None, **extra):

@@ -29,7 +29,8 @@ def record(event: Event, *, outcome: str = "success", reason: str | None = None,
     if commit:
         db.session.commit()
     log.info(json.dumps({
-        "at": utcnow().isoformat() + "Z", "event": row.event, "outcome": outcome, "reason": reason, "account": row.account,
+        "at": utcnow().isoformat() + "Z", "event": row.event, "outcome": outcome, "reason": reason,
+        "account": row.account,
         "client": row.client, "ip": row.ip, "detail": row.detail,
     }, default=str))
 

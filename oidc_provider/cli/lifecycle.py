@@ -23,8 +23,16 @@ def prepare(app) -> list:
     """Apply migrations and make sure signing keys exist. Idempotent."""
     from flask_migrate import upgrade
 
+    from ..keys.store import KeysUnreadable
+
     upgrade(directory=app.extensions["migrate"].directory)
-    return app.extensions["oidc_server"].policy.keys.ensure()
+    keys = app.extensions["oidc_server"].policy.keys
+    created = keys.ensure()
+    try:
+        keys.check()
+    except KeysUnreadable as exc:
+        raise click.ClickException(str(exc)) from None
+    return created
 
 
 @click.command("init")

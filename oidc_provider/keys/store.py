@@ -13,6 +13,7 @@ import threading
 import time
 from datetime import timedelta
 
+from cryptography.exceptions import InvalidTag
 from joserfc import jwk, jws, jwt
 from joserfc.errors import JoseError
 from sqlalchemy import or_, select
@@ -126,6 +127,11 @@ class KeyStore:
         return {"keys": [key for key, until in self._jwks if until is None or until >= now]}
 
     # ---- signing and verifying ----
+    def check(self) -> None:
+        """Load the keys now; raises KeysUnreadable when OIDC_SECRET_KEY is wrong."""
+        self.invalidate()
+        self._load()
+
     def invalidate(self) -> None:
         with self._lock:
             self._loaded_at = 0.0
@@ -139,8 +145,14 @@ class KeyStore:
                 public[row.kid] = jwk.import_key(row.public_jwk)
                 published.append((dict(row.public_jwk), row.publish_until if row.state == "retired" else None))
                 if row.state == "active":
-                    private = json.loads(self._sealer.open(row.private_jwk_encrypted, row.kid.encode()))
-                    active[row.alg] = (row.kid, jwk.import_key(private))
+                    try:
+                        sealed = self._sealer.open(row.private_jwk_encrypted, row.kid.encode())
+                    except InvalidTag:
+                        raise KeysUnreadable(
+                            f"signing key {row.kid} cannot be decrypted: OIDC_SECRET_KEY is not the "
+                            "key it was stored with"
+                        ) from None
+                    active[row.alg] = (row.kid, jwk.import_key(json.loads(sealed)))
             self._active, self._public, self._jwks = active, public, published
             self._loaded_at = time.monotonic()
 
@@ -179,6 +191,10 @@ class KeyStore:
         if not isinstance(decoded.claims, dict):
             raise InvalidSignature("claims are not an object")
         return dict(decoded.header), dict(decoded.claims)
+
+
+class KeysUnreadable(RuntimeError):
+    """The stored private keys do not decrypt with this OIDC_SECRET_KEY (operator error)."""
 
 
 class InvalidSignature(Exception):
