@@ -12,7 +12,8 @@ from ..helpers import PASSWORD, csrf_token, make_client, make_user
 
 def _events(app):
     with app.app_context():
-        return [(e.event, e.outcome, e.reason, e.account) for e in db.session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+        rows = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id))
+        return [(e.event, e.outcome, e.reason, e.account) for e in rows]
 
 
 def test_remembered_consent_is_listed_and_revocable_from_the_account_page(app, browser):
