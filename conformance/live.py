@@ -16,6 +16,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -95,10 +96,12 @@ class LiveServer:
     workers: int = 2
     env_overrides: dict = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    tls: bool = False  # serve https itself with a self-signed certificate made at start
 
     def __post_init__(self):
-        self.issuer = f"http://127.0.0.1:{self.port}"
+        self.issuer = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
         self.workdir = Path(tempfile.mkdtemp(prefix="oidc-live-"))
+        self.certfile = self.workdir / "cert.pem" if self.tls else None
         self.process: subprocess.Popen | None = None
         self._scratch: ScratchPostgres | None = None
         self._log = None
@@ -134,6 +137,8 @@ class LiveServer:
         return json.loads(done.stdout) if as_json else done.stdout
 
     def prepare(self) -> LiveServer:
+        if self.tls:
+            _self_signed_certificate(self.certfile, self.workdir / "key.pem")
         self.db_url = self._database()
         self.env = self._env()
         self.cli("init")
@@ -167,7 +172,8 @@ class LiveServer:
         self._log = open(self.workdir / "serve.log", "wb")
         self.process = subprocess.Popen(
             [_cli_path(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(self.workers)],
+             "--workers", str(self.workers),
+             *(["--certfile", str(self.certfile), "--keyfile", str(self.workdir / "key.pem")] if self.tls else [])],
             env=self.env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group, so stop() reaches the workers too
         )
@@ -182,7 +188,8 @@ class LiveServer:
                 raise LiveServerError(f"oidc-provider serve exited with {self.process.returncode}:\n"
                                       + self.log_tail())
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:
+                context = ssl.create_default_context(cafile=str(self.certfile)) if self.tls else None
+                with urllib.request.urlopen(url, timeout=2, context=context) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -217,3 +224,32 @@ class LiveServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _self_signed_certificate(certfile: Path, keyfile: Path) -> None:
+    """A throwaway certificate for 127.0.0.1, made at start (no key is ever committed)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                       critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    keyfile.chmod(0o600)

@@ -49,8 +49,14 @@ def init(as_json):
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
-def serve(host, port, workers):
+@click.option("--certfile", type=click.Path(exists=True, dir_okay=False),
+              help="Serve https with this certificate chain (PEM).")
+@click.option("--keyfile", type=click.Path(exists=True, dir_okay=False),
+              help="The certificate's private key (PEM).")
+def serve(host, port, workers, certfile, keyfile):
     """Run the production server (gunicorn); migrations are applied at start."""
+    if bool(certfile) != bool(keyfile):
+        raise click.ClickException("--certfile and --keyfile go together")
     try:
         settings = Settings.from_env().validate()
     except SettingsError as exc:
@@ -65,6 +71,9 @@ def serve(host, port, workers):
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", None)
             self.cfg.set("forwarded_allow_ips", "*" if settings.proxy_hops else "127.0.0.1")
+            if certfile:
+                self.cfg.set("certfile", certfile)
+                self.cfg.set("keyfile", keyfile)
 
         def load(self):
             from .. import create_app
