@@ -21,7 +21,9 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         found = self.policy.tokens.find_refresh_token(refresh_token)
         if found is None or not found.check_client(self.request.client):
             return None
-        self._validate_token_scope(found)
+        if found.rotated_at is None:
+            # A rotated token goes straight to reuse detection below, whatever scope it asks.
+            self._validate_token_scope(found)
         row = self.policy.tokens.claim_refresh_token(refresh_token)
         # A disabled or deleted account's refresh tokens are invalid_grant (RFC 6749 §5.2),
         # not Authlib's "no user" invalid_request.
