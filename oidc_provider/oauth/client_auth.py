@@ -46,11 +46,6 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             raise InvalidClientError(description="The client assertion expires too far in the future.")
         super().verify_claims(claims)
 
-    def authenticate_client(self, client):
-        # Authlib checks the method against the token endpoint only; ours is the same method
-        # at every endpoint.
-        return super().authenticate_client(client)
-
     def validate_jti(self, claims, jti):
         """RFC 7523 §3, item 7: the server "MAY ensure that JWTs are not replayed by
         maintaining the set of used jti values for the length of time for which the JWT would

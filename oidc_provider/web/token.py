@@ -32,30 +32,26 @@ def _no_store(response):
     return response
 
 
-@bp.post("/token")
-@csrf.exempt
-def token():
+def _answer(respond):
     refused = _precheck()
     if refused is not None:
         return refused
-    return _no_store(current_app.extensions["oidc_server"].create_token_response())
+    return _no_store(respond(current_app.extensions["oidc_server"]))
+
+
+@bp.post("/token")
+@csrf.exempt
+def token():
+    return _answer(lambda server: server.create_token_response())
 
 
 @bp.post("/revoke")
 @csrf.exempt
 def revoke():
-    refused = _precheck()
-    if refused is not None:
-        return refused
-    server = current_app.extensions["oidc_server"]
-    return _no_store(server.create_endpoint_response("revocation"))
+    return _answer(lambda server: server.create_endpoint_response("revocation"))
 
 
 @bp.post("/introspect")
 @csrf.exempt
 def introspect():
-    refused = _precheck()
-    if refused is not None:
-        return refused
-    server = current_app.extensions["oidc_server"]
-    return _no_store(server.create_endpoint_response("introspection"))
+    return _answer(lambda server: server.create_endpoint_response("introspection"))
