@@ -184,6 +184,17 @@ class TokenService:
                    client=row.client_id, detail={"family_revoked": True})
         return None
 
+    def revoke_for(self, account_id: int, client_id: str) -> None:
+        """Withdrawn consent: every token the client holds for the account stops working."""
+        now = utcnow()
+        for model in (AccessToken, RefreshToken):
+            db.session.execute(
+                update(model).where(model.account_id == account_id, model.client_id == client_id,
+                                    model.revoked_at.is_(None))
+                .values(revoked_at=now).execution_options(synchronize_session=False)
+            )
+        db.session.commit()
+
     def revoke_family(self, family: str) -> None:
         now = utcnow()
         for model in (AccessToken, RefreshToken):

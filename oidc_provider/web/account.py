@@ -1,7 +1,7 @@
 """The signed-in person's account page: who they are, the apps they consented to (revocable),
 and sign out."""
 
-from flask import Blueprint, redirect, render_template, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, session, url_for
 from sqlalchemy import select
 
 from ..audit import Event, record
@@ -37,8 +37,11 @@ def revoke_consent(consent_id):
         return redirect(url_for("login.login"))
     row = db.session.get(Consent, consent_id)
     if row is not None and row.account_id == login[0].id:
+        client = db.session.get(Client, row.client_id)
         db.session.delete(row)
-        record(Event.CONSENT_REVOKED, account=login[0], client=db.session.get(Client, row.client_id))
+        # Withdrawing consent also ends the app's access: its refresh and access tokens.
+        current_app.extensions["oidc_server"].policy.tokens.revoke_for(login[0].id, client.client_id)
+        record(Event.CONSENT_REVOKED, account=login[0], client=client)
     return redirect(url_for("account.home"))
 
 

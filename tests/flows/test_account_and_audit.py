@@ -18,8 +18,9 @@ def _events(app):
 
 def test_remembered_consent_is_listed_and_revocable_from_the_account_page(app, browser):
     make_user(app)
-    client_id, _ = make_client(app, name="Recipes")
-    browser.sign_in_and_authorize(client_id)
+    client_id, secret = make_client(app, name="Recipes", grants=["refresh_token"])
+    result = browser.sign_in_and_authorize(client_id)
+    tokens = browser.redeem(client_id, secret, result["code"]).json
     page = browser.http.get("/account")
     assert page.status_code == 200
     assert "Recipes" in page.text
@@ -34,6 +35,12 @@ def test_remembered_consent_is_listed_and_revocable_from_the_account_page(app, b
     assert response.status_code == 302
     with app.app_context():
         assert db.session.scalar(select(Consent)) is None
+    # The app's tokens stop working with the consent.
+    refreshed = browser.http.post("/token", auth=(client_id, secret), data={
+        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    assert refreshed.status_code == 400 and refreshed.json["error"] == "invalid_grant"
+    info = browser.http.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert info.status_code == 401
     # The next authorization asks for consent again.
     params = browser.authorize_params(client_id)
     again = browser.follow(browser.http.get("/authorize", query_string=params))
