@@ -224,7 +224,7 @@ def dev_settings(instance_dir, environ=None) -> Settings:
 
     environ = dict(os.environ if environ is None else environ)
     instance = Path(instance_dir).resolve()
-    instance.mkdir(parents=True, exist_ok=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)  # secret key, database, demo credentials
     key_file = instance / "secret_key"
     if not key_file.exists():
         key_file.touch(mode=0o600)
