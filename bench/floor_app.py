@@ -1,0 +1,50 @@
+"""The floor: a Flask app with one route returning "ok", served exactly as ``oidc-provider
+serve`` serves the provider (gunicorn, sync workers, same bind/worker/log settings).
+
+Whatever the provider does per request beyond this is the provider's own cost.
+
+    python bench/floor_app.py --host 127.0.0.1 --port 8001 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from flask import Flask
+
+
+def create_app() -> Flask:
+    app = Flask(__name__)
+
+    @app.get("/ok")
+    def ok():
+        return "ok"
+
+    return app
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    from gunicorn.app.base import BaseApplication
+
+    # The same settings as oidc_provider/cli/lifecycle.py ``serve``.
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("accesslog", None)
+            self.cfg.set("forwarded_allow_ips", "127.0.0.1")
+
+        def load(self):
+            return create_app()
+
+    Server().run()
+
+
+if __name__ == "__main__":
+    main()
