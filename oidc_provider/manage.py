@@ -69,6 +69,8 @@ def set_password(passwords, account: Account, password: str) -> None:
 def _check_redirect_uri(uri: str) -> str:
     # RFC 6749 §3.1.2: "The redirection endpoint URI MUST be an absolute URI" and "MUST NOT
     # include a fragment component".
+    if len(uri) > 2000:
+        raise ManageError("redirect URIs are limited to 2000 characters")
     parts = urlsplit(uri)
     if not parts.scheme or parts.fragment or (parts.scheme in ("http", "https") and not parts.hostname):
         raise ManageError(f"redirect URI {uri!r} must be absolute and have no fragment")

@@ -110,7 +110,9 @@ def current_login(session) -> tuple[Account, dict] | None:
 
 def log_in(session, account: Account, *, acr: str, amr: list[str]) -> None:
     """Record a fresh authentication and issue a new session id."""
-    pending = session.get("pending", {})
+    # Pending requests survive the login (it is what they wait for), but a consent decision
+    # made by whoever was signed in before does not.
+    pending = {pid: {**entry, "consent": None} for pid, entry in (session.get("pending") or {}).items()}
     session.clear()
     session["pending"] = pending
     session.update(account_id=account.id, auth_time=epoch(utcnow()), acr=acr, amr=amr)

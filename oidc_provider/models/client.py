@@ -15,6 +15,8 @@ from ..digests import matches
 from ..extensions import db
 from ..settings import is_loopback_host
 
+MAX_REDIRECT_URI_LENGTH = 2000
+
 
 class Client(db.Model):
     __tablename__ = "client"
@@ -72,6 +74,11 @@ class Client(db.Model):
         except ValueError:
             return False
         if asked.scheme != "http" or not is_loopback_host(asked.hostname) or asked.hostname == "localhost":
+            return False
+        # RFC 6749 §3.1.2: "The endpoint URI MUST NOT include a fragment component"; and no
+        # user-info or oversized values sneak in through the port-agnostic comparison.
+        if asked.fragment or asked.username is not None or asked.password is not None \
+                or len(redirect_uri) > MAX_REDIRECT_URI_LENGTH:
             return False
         for registered in self.redirect_uris:
             known = urlsplit(registered)

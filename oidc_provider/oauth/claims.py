@@ -17,6 +17,10 @@ CLAIMS_SUPPORTED = [
 ]
 
 
+CLAIM_SCOPE = {claim: scope for scope, claims in SCOPE_CLAIMS.items() for claim in claims}
+ACHIEVABLE_ACR = "pwd"  # the level a password login reaches (the acr ladder is issue 3's)
+
+
 class ClaimsRequestError(ValueError):
     """The ``claims`` parameter is not a valid claims request (OIDC Core §5.5)."""
 
@@ -71,3 +75,48 @@ def user_claims(account, scope: str, claims_request: dict | None, target: str) -
         if available.get(name) is not None:
             out[name] = available[name]
     return out
+
+
+def consented_scopes(client, scope: str | None, claims_request: dict | None) -> list[str]:
+    """The scopes a person is asked to allow: those requested, plus the scope behind each
+    individually requested claim (OIDC Core §5.5), limited to what the client is registered
+    for. OIDC Core §3.1.2.4: the OP "MUST obtain an authorization decision before releasing
+    information", so claims asked by name are consented like their scope."""
+    wanted = (scope or "").split()
+    for target in (claims_request or {}).values():
+        wanted += [CLAIM_SCOPE[name] for name in target if name in CLAIM_SCOPE]
+    allowed = client.get_allowed_scope(" ".join(dict.fromkeys(wanted)))
+    return allowed.split()
+
+
+def restrict_claims_request(claims_request: dict | None, scopes: list[str]) -> dict | None:
+    """Keep only the individually requested claims whose scope the client may have."""
+    if not claims_request:
+        return claims_request
+    return {target: {name: spec for name, spec in members.items()
+                     if name not in CLAIM_SCOPE or CLAIM_SCOPE[name] in scopes}
+            for target, members in claims_request.items()}
+
+
+def requested_sub(claims_request: dict | None) -> str | None:
+    """OIDC Core §3.1.2.2: ``{"id_token": {"sub": {"value": ...}}}`` names the only End-User
+    for whom a positive response may be sent."""
+    spec = ((claims_request or {}).get("id_token") or {}).get("sub")
+    if isinstance(spec, dict) and "value" in spec:
+        if not isinstance(spec["value"], str):
+            raise ClaimsRequestError("'claims.id_token.sub.value' must be a string.")
+        return spec["value"]
+    return None
+
+
+def essential_acr_unmet(claims_request: dict | None, achieved: str = ACHIEVABLE_ACR) -> bool:
+    """OIDC Core §5.5.1.1: when ``acr`` is requested as an Essential Claim with values and
+    none can be met, the OP "MUST treat that outcome as a failed authentication attempt"."""
+    for target in (claims_request or {}).values():
+        spec = target.get("acr")
+        if not isinstance(spec, dict) or spec.get("essential") is not True:
+            continue
+        values = spec.get("values") if "values" in spec else [spec.get("value")] if "value" in spec else None
+        if values is not None and achieved not in (values if isinstance(values, list) else [values]):
+            return True
+    return False

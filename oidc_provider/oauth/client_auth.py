@@ -7,6 +7,7 @@ from datetime import timedelta
 from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +39,16 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         except (JoseError, ValueError, TypeError) as exc:
             raise InvalidClientError(description="The client's registered keys are unusable.") from exc
 
+    def process_assertion_claims(self, assertion, resolve_key):
+        # Authlib would quote joserfc's message, which may echo the header's kid or alg, and
+        # characters RFC 6749 §5.2 forbids in error_description then turn into a 500.
+        try:
+            token = jwt.decode(assertion, resolve_key)
+        except JoseError as exc:
+            raise InvalidClientError(description="The client assertion is not valid.") from exc
+        self.verify_claims(token.claims)
+        return token.claims
+
     def verify_claims(self, claims):
         # RFC 7523 §3 item 4: the server "MAY reject JWTs with an "exp" claim value that is
         # unreasonably far in the future"; its jti would have to be remembered until then.
@@ -53,7 +64,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         if not isinstance(jti, str) or not jti or len(jti) > 256:
             return False
         exp = claims.get("exp")
-        expires = from_epoch(exp) if isinstance(exp, int) else utcnow() + timedelta(hours=1)
+        # Remember the jti as long as the assertion could still be accepted: exp plus leeway.
+        expires = from_epoch(exp + self.leeway) if isinstance(exp, int) else utcnow() + timedelta(hours=1)
         db.session.add(UsedAssertion(client_id=claims["sub"], jti=jti, expires_at=expires))
         try:
             db.session.commit()

@@ -103,8 +103,10 @@ class TokenService:
                 family_expires_at=family_expires_at,
             ))
         db.session.commit()
-        if isinstance(source, AuthorizationCode) and codes.was_replayed(source):
-            # A concurrent replay of this code revoked the family before these rows existed.
+        if isinstance(source, AuthorizationCode) and codes.was_replayed(source) \
+                or isinstance(source, RefreshToken) and self._was_revoked(source):
+            # A concurrent replay (of this code, or of this refresh token after its rotation)
+            # revoked the family before these rows existed.
             self.revoke_family(family)
 
     # ---- ID tokens (OIDC Core §2, §3.1.3.6) ----
@@ -183,6 +185,10 @@ class TokenService:
             record(Event.REFRESH_REUSED, outcome="failure", reason="refresh_token_reused",
                    client=row.client_id, detail={"family_revoked": True})
         return None
+
+    @staticmethod
+    def _was_revoked(row: RefreshToken) -> bool:
+        return db.session.scalar(select(RefreshToken.revoked_at).where(RefreshToken.id == row.id)) is not None
 
     def revoke_for(self, account_id: int, client_id: str) -> None:
         """Withdrawn consent: every token the client holds for the account stops working."""

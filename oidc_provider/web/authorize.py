@@ -26,13 +26,21 @@ from ..extensions import csrf, db
 from ..keys.store import InvalidSignature
 from ..models import Consent
 from ..oauth import OAuth2Error
-from ..oauth.claims import ClaimsRequestError, parse_claims_request
+from ..oauth.claims import (
+    ClaimsRequestError,
+    consented_scopes,
+    essential_acr_unmet,
+    parse_claims_request,
+    requested_sub,
+    restrict_claims_request,
+)
 from ..oauth.requests import ProviderRequest
 from .responses import RESPONSE_MODES, authorization_response
 
 bp = Blueprint("authorize", __name__)
 
 MAX_PARAM_LENGTH = 4096
+MAX_NONCE_LENGTH = 512  # stored with the code
 SINGLE_VALUED = ("response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
                  "response_mode", "prompt", "max_age", "id_token_hint", "login_hint",
                  "claims", "code_challenge", "code_challenge_method", "display", "acr_values",
@@ -72,6 +80,12 @@ def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = Non
     try:
         _check_shape(values)
         grant = server.get_consent_grant(request=oauth_request, end_user=None)
+    except ValueError:
+        # Authlib quotes the request's values in its error descriptions and refuses characters
+        # RFC 6749 §5.2 forbids there ('"', '\\', non-ASCII): such a request is invalid, and
+        # with an unvalidated redirect URI it gets the error page.
+        return _refuse("invalid_request", "The request contains characters that are not allowed.",
+                       None, values, client=values.get("client_id"))
     except OAuth2Error as error:
         return _refuse(error.error, error.get_error_description(), getattr(error, "redirect_uri", None),
                        values, client=values.get("client_id"))
@@ -94,7 +108,8 @@ def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = Non
                                        auth_time=facts["auth_time"], session_id=facts["sid"])
         if checked["hint_sub"] is not None:
             hint_matches = checked["hint_sub"] == account.subject
-    scopes = set((grant.request.scope or "").split())
+    scopes = set(consented_scopes(client, grant.request.scope, checked["claims"]))
+    checked["claims"] = restrict_claims_request(checked["claims"], list(scopes))
     consent = None
     if subject is not None:
         consent = db.session.query(Consent).filter_by(account_id=subject.account.id, client_id=client.id).first()
@@ -136,6 +151,14 @@ def _check_shape(values: MultiDict) -> None:
     for key, value in values.items(multi=True):
         if len(value) > MAX_PARAM_LENGTH or len(key) > 128:
             raise AuthorizeError("invalid_request", "A parameter is too long.")
+    if len(values.get("nonce") or "") > MAX_NONCE_LENGTH:
+        raise AuthorizeError("invalid_request", f"The 'nonce' is longer than {MAX_NONCE_LENGTH} characters.")
+    if "response_type" not in values:
+        # RFC 6749 §4.1.2.1 invalid_request: "The request is missing a required parameter".
+        raise AuthorizeError("invalid_request", "The 'response_type' parameter is required.")
+    if values["response_type"] != "code":
+        # OIDC Core §3.1.2.1 / RFC 6749 §4.1.2.1: only the code flow is offered.
+        raise AuthorizeError("unsupported_response_type", "Only response_type=code is supported.")
 
 
 def _validated_redirect_uri(server, values: MultiDict) -> str | None:
@@ -165,18 +188,28 @@ def _check_openid_parameters(values: MultiDict, policy) -> dict:
         raise AuthorizeError("invalid_request", str(exc)) from exc
     try:
         claims = parse_claims_request(values.get("claims"))
+        claims_sub = requested_sub(claims)
     except ClaimsRequestError as exc:
         raise AuthorizeError("invalid_request", str(exc)) from exc
+    if essential_acr_unmet(claims):
+        raise AuthorizeError("access_denied", "The essential 'acr' requested cannot be met.")
     hint_sub = None
     if values.get("id_token_hint"):
         # OIDC Core §3.1.2.1: id_token_hint is an ID Token we issued; expired ones are fine.
         try:
-            _, hint = policy.keys.verify(values["id_token_hint"])
+            header, hint = policy.keys.verify(values["id_token_hint"])
         except InvalidSignature as exc:
             raise AuthorizeError("invalid_request", "The 'id_token_hint' is not a valid ID token.") from exc
-        if hint.get("iss") != policy.settings.issuer or not isinstance(hint.get("sub"), str):
-            raise AuthorizeError("invalid_request", "The 'id_token_hint' was not issued here.")
+        if hint.get("iss") != policy.settings.issuer or not isinstance(hint.get("sub"), str) \
+                or header.get("typ") == "at+jwt":
+            raise AuthorizeError("invalid_request", "The 'id_token_hint' is not an ID token issued here.")
         hint_sub = hint["sub"]
+    if claims_sub is not None:
+        # OIDC Core §3.1.2.2: "The Authorization Server MUST NOT reply with an ID Token or
+        # Access Token for a different user": treated like id_token_hint.
+        if hint_sub is not None and hint_sub != claims_sub:
+            raise AuthorizeError("invalid_request", "'id_token_hint' and 'claims' name different users.")
+        hint_sub = claims_sub
     return {"prompt": prompt, "max_age": max_age, "claims": claims, "hint_sub": hint_sub}
 
 

@@ -9,6 +9,7 @@ from ..authn import pending
 from ..authn.sessions import current_login
 from ..extensions import db
 from ..models import Client, Consent
+from ..oauth.claims import ClaimsRequestError, consented_scopes, parse_claims_request
 
 bp = Blueprint("consent", __name__)
 
@@ -31,7 +32,11 @@ def consent(pid):
     client = db.session.scalar(select(Client).where(Client.client_id == params.get("client_id")))
     if client is None:
         return redirect(url_for("authorize.resume", pid=pid))
-    scopes = client.get_allowed_scope(params.get("scope") or "").split()
+    try:
+        claims_request = parse_claims_request(params.get("claims"))
+    except ClaimsRequestError:
+        claims_request = None  # the dispatcher refuses such a request before it gets here
+    scopes = consented_scopes(client, params.get("scope"), claims_request)
     if request.method == "GET":
         return render_template("consent/consent.html", pid=pid, client=client, account=account,
                                scopes=[(s, SCOPE_TEXT.get(s, s)) for s in scopes])

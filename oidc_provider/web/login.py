@@ -24,10 +24,10 @@ def login():
         return render_template("login/login.html", pid=pid, username=hint[:150], error=None)
 
     username = (request.form.get("username") or "").strip()[:150]
-    password = request.form.get("password") or ""
+    password = (request.form.get("password") or "")[:1024]
     passwords = current_app.extensions["oidc_passwords"]
     account = db.session.scalar(select(Account).where(Account.username == username, Account.kind == "human"))
-    ok = passwords.verify(account.password_hash if account else None, password[:1024])
+    ok = passwords.verify(account.password_hash if account else None, password)
     if not ok or account is None or account.disabled:
         record(Event.LOGIN_FAILURE, outcome="failure",
                reason="disabled" if ok and account else "bad_credentials", account=username or None)

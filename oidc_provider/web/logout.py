@@ -72,12 +72,13 @@ def _validate(values) -> tuple[str | None, dict]:
     hint_sub, client_id = None, values.get("client_id")
     if values.get("id_token_hint"):
         try:
-            _, claims = keys.verify(values["id_token_hint"])  # expired hints are acceptable
+            header, claims = keys.verify(values["id_token_hint"])  # expired hints are acceptable
         except InvalidSignature:
             raise LogoutRequestError("The id_token_hint is not an ID token issued here.") from None
         aud = claims.get("aud")
         auds = aud if isinstance(aud, list) else [aud]
-        if claims.get("iss") != issuer or not isinstance(claims.get("sub"), str) or not auds:
+        if claims.get("iss") != issuer or not isinstance(claims.get("sub"), str) or not auds \
+                or header.get("typ") == "at+jwt":
             raise LogoutRequestError("The id_token_hint is not an ID token issued here.")
         # §2: "If both client_id and id_token_hint are present, the OP MUST verify that the
         # Client Identifier matches the one used when issuing the ID Token."

@@ -36,7 +36,12 @@ def _answer(respond):
     refused = _precheck()
     if refused is not None:
         return refused
-    return _no_store(respond(current_app.extensions["oidc_server"]))
+    try:
+        return _no_store(respond(current_app.extensions["oidc_server"]))
+    except ValueError:
+        # Authlib refuses to build an error whose description would quote characters RFC 6749
+        # §5.2 forbids; whatever the client sent to cause that is an invalid request.
+        return oauth_error("invalid_request", "The request contains characters that are not allowed.")
 
 
 @bp.post("/token")

@@ -117,7 +117,7 @@ CASES = [
          lambda w, h: {"query_string": b"response_type=code&client_id=\xff\xfe"}),
     case("authorize-post-non-utf8-body", "POST", "/authorize", 400, "page",
          lambda w, h: {"data": b"response_type=code&client_id=%ff%fe\xff", "content_type": FORM}),
-    case("authorize-missing-response-type", "GET", "/authorize", 302, "redirect:unsupported_response_type",
+    case("authorize-missing-response-type", "GET", "/authorize", 302, "redirect:invalid_request",
          lambda w, h: {"query_string": w.authorize(response_type=None)}),
     case("authorize-response-type-token", "GET", "/authorize", 302, "redirect:unsupported_response_type",
          lambda w, h: {"query_string": w.authorize(response_type="token")}),

@@ -378,3 +378,43 @@ def test_3_1_2_4_remembered_consent_is_per_client_and_scope_set(app, browser, rp
     code_from(finish(browser, response))
     response, _ = start(browser, rp[0], scope="openid profile email")
     code_from(response)
+
+
+def test_3_1_2_1_nonce_longer_than_the_stored_limit_is_invalid_request(app, browser):
+    """The nonce is stored with the code and returned in the ID token; one longer than 512
+    characters is refused up front (on PostgreSQL it would otherwise overflow its column)."""
+    make_user(app)
+    client_id, _ = make_client(app)
+    refused_each(app, browser, client_id, "nonce", ["n" * 513, "n" * 4000])
+
+
+def test_3_1_2_4_a_consent_decision_does_not_carry_over_to_another_user(app, browser):
+    """§3.1.2.4: the authorization decision is the End-User's; if someone else signs in to
+    the same pending request, they are asked themselves."""
+    make_user(app)
+    make_user(app, "bob")
+    client_id, _ = make_client(app)
+    response, _ = start(browser, client_id)
+    response = browser.follow(browser.login(response, "alice"))
+    assert at_consent(response)
+    consent_url = response.headers["Location"]
+    page = browser.http.get(consent_url)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    pid = consent_url.rsplit("/", 1)[1]
+    allowed = browser.http.post(consent_url, data={"csrf_token": token, "decision": "allow"})
+    assert allowed.status_code == 302  # alice allowed; the browser does not go on
+    login = browser.http.get(f"/login?p={pid}")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
+    as_bob = browser.http.post("/login", data={"csrf_token": token, "username": "bob",
+                                               "password": "correct horse battery staple", "p": pid})
+    assert at_consent(browser.follow(as_bob))
+
+
+def test_3_1_2_1_an_access_token_is_not_an_id_token_hint(app, browser):
+    """§3.1.2.1: id_token_hint is an "ID Token previously issued"; an access token signed by
+    the same keys is not one."""
+    make_user(app)
+    client_id, secret = make_client(app, trusted=True)
+    tokens = tokens_for(browser, client_id, secret)
+    response, _ = start(browser, client_id, prompt="none", id_token_hint=tokens["access_token"])
+    assert redirected_to_client(response)["error"] == "invalid_request"

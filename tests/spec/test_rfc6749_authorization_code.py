@@ -104,13 +104,15 @@ def test_4_1_2_1_other_response_types_are_unsupported(app, browser, rp, response
     assert result["state"] == params["state"]
 
 
-def test_4_1_2_1_missing_response_type_is_redirected_as_unsupported_response_type(app, browser, rp):
+def test_4_1_2_1_missing_response_type_is_redirected_as_invalid_request(app, browser, rp):
     """§3.1.1: "The client MUST inform the authorization server of the desired grant type"
     with response_type; without it the request fails for a reason other than the redirect URI
-    and §4.1.2.1 sends the error to the client."""
+    and §4.1.2.1 sends the error to the client: invalid_request, "The request is missing a
+    required parameter"."""
     response, params = start(browser, rp[0], response_type=None)
     result = redirected_to_client(response)
-    assert result["error"] == "unsupported_response_type"
+    assert result["error"] == "invalid_request"
+    assert result["error_description"] == "The 'response_type' parameter is required."
     assert result["state"] == params["state"]
     assert result["iss"] == issuer(app)
 
@@ -269,3 +271,33 @@ def test_4_1_2_concurrent_redemptions_give_exactly_one_token(app, browser, rp):
         data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
                 "code_verifier": browser.verifier}
         assert redeem_together(app, data, rp) == [(200, None), (400, "invalid_grant")]
+
+
+@pytest.mark.parametrize("redirect_uri", ['https://rp.example/cb"', "https://rp.example/\\", "https://rp.example/é"])
+def test_5_2_unregistered_redirect_uri_with_characters_errors_cannot_quote_is_an_error_page(browser, rp, redirect_uri):
+    """§5.2: error_description "MUST NOT include characters outside the set %x20-21 / %x23-5B /
+    %x5D-7E"; a redirect URI holding such characters is still just unregistered (an error
+    page, never a 500)."""
+    response, _ = start(browser, rp[0], redirect_uri=redirect_uri)
+    error_page(response)
+
+
+@pytest.mark.parametrize("response_type", ['"', "é", "code\\"])
+def test_4_1_2_1_response_type_with_odd_characters_is_unsupported_response_type(app, browser, rp, response_type):
+    response, params = start(browser, rp[0], response_type=response_type)
+    result = redirected_to_client(response)
+    assert (result["error"], result["state"]) == ("unsupported_response_type", params["state"])
+
+
+@pytest.mark.parametrize("asked", [
+    "http://127.0.0.1:4444/cb#fragment",
+    "http://user:pw@127.0.0.1:4444/cb",
+    "http://127.0.0.1:4444/cb?" + "x" * 3000,
+])
+def test_3_1_2_loopback_port_freedom_admits_no_fragment_user_info_or_oversized_uri(app, browser, asked):
+    """§3.1.2: "The endpoint URI MUST NOT include a fragment component"; RFC 8252 §7.3 lets
+    only the port vary."""
+    make_user(app)
+    client_id, _ = make_client(app, public=True, redirect_uris=["http://127.0.0.1/cb"])
+    response, _ = start(browser, client_id, redirect_uri=asked)
+    error_page(response)

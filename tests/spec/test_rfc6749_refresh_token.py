@@ -228,3 +228,28 @@ def test_rfc9700_4_14_2_reuse_with_a_wider_scope_still_revokes_the_family(app, b
     assert replay.json["error"] == "invalid_grant"
     newest = refresh(browser.http, client_id, secret, rotated.json["refresh_token"])
     assert newest.json["error"] == "invalid_grant"
+
+
+def test_rfc9700_4_14_2_reuse_racing_the_rotation_still_revokes_the_new_tokens(app, browser):
+    """The replay of a refresh token can arrive after the legitimate rotation claimed it but
+    before the new tokens are stored; those tokens must not escape the family's revocation."""
+    client_id, secret, body = _start(app, browser)
+    server = app.extensions["oidc_server"]
+    save = server._save_token
+    attacker = Browser(app)
+    replays = []
+
+    def save_after_a_replay(token, request):
+        if not replays:
+            replays.append(refresh(attacker.http, client_id, secret, body["refresh_token"]))
+        return save(token, request)
+
+    server._save_token = save_after_a_replay
+    try:
+        rotated = refresh(browser.http, client_id, secret, body["refresh_token"])
+    finally:
+        server._save_token = save
+    assert rotated.status_code == 200
+    assert replays[0].json["error"] == "invalid_grant"
+    assert refresh(browser.http, client_id, secret, rotated.json["refresh_token"]).json["error"] == "invalid_grant"
+    assert userinfo_status(browser.http, rotated.json["access_token"]) == 401

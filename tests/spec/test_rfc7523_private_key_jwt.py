@@ -3,10 +3,16 @@ generated at test time; the client registers only its public JWK."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 from joserfc import jwk
+from sqlalchemy import select
+
+from oidc_provider.clock import epoch
+from oidc_provider.extensions import db
+from oidc_provider.models import UsedAssertion
 
 from ..conftest import ISSUER
 from ..helpers import REDIRECT_URI, make_client, make_user
@@ -177,3 +183,25 @@ def test_3_jwt_client_cannot_use_basic(app, browser, key, jwt_client):
 def test_3_unknown_client_in_sub_is_invalid_client(app, browser, key):
     """RFC 7523 §3: the subject identifies the client; an unknown one fails authentication."""
     _assert_invalid_client(_post(browser, "no-such-client", client_assertion(key, "no-such-client", TOKEN_URL)))
+
+
+@pytest.mark.parametrize("header", [{"alg": "RS256", "kid": '"'}, {"alg": '"'}, {"alg": "RS256", "kid": "é"},
+                                    {"alg": "RS256", "kid": "\x01"}])
+def test_3_assertion_headers_with_characters_errors_cannot_quote_are_invalid_client(browser, jwt_client, header):
+    """RFC 6749 §5.2 forbids '"', '\\' and non-ASCII in error_description; an assertion whose
+    kid or alg holds them is still only an invalid client assertion (401), never a 500."""
+    now = int(time.time())
+    claims = {"iss": jwt_client, "sub": jwt_client, "aud": TOKEN_URL, "exp": now + 60, "jti": "j" + str(now)}
+    assertion = ".".join([b64url(json.dumps(header).encode()), b64url(json.dumps(claims).encode()),
+                          b64url(b"signature")])
+    _assert_invalid_client(_post(browser, jwt_client, assertion))
+
+
+def test_3_used_jti_is_remembered_for_the_whole_leeway(app, browser, key, jwt_client):
+    """§3 item 7: replay is refused "for the length of time for which the JWT would be
+    considered valid", which includes the clock-skew leeway after exp."""
+    exp = int(time.time()) + 60
+    _post(browser, jwt_client, client_assertion(key, jwt_client, TOKEN_URL, exp=exp, jti="remember-me"))
+    with app.app_context():
+        row = db.session.scalar(select(UsedAssertion).where(UsedAssertion.jti == "remember-me"))
+        assert epoch(row.expires_at) >= exp + 30

@@ -276,3 +276,15 @@ def test_3_redirect_keeps_the_registered_query(app, browser):
     assert response.status_code == 302
     assert query_of(response.headers["Location"]) == {"from": "op", "state": "s"}
     assert urlsplit(response.headers["Location"]).path == "/bye"
+
+
+def test_2_an_access_token_as_id_token_hint_is_refused_without_redirect(app, browser):
+    """§2: the OP validates "that it was the issuer of the ID Token" — an access token signed
+    with the same keys is no ID token, so no silent logout and no redirect."""
+    make_user(app)
+    client_id, secret = make_client(app, trusted=True)
+    tokens = issue_tokens(browser, client_id, secret)
+    response = browser.http.get("/logout", query_string={
+        "id_token_hint": tokens["access_token"], "post_logout_redirect_uri": "https://rp.example/bye"})
+    assert response.status_code == 400
+    assert "Location" not in response.headers
