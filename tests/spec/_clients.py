@@ -34,11 +34,12 @@ def b64url(data: bytes) -> str:
 
 
 def issue_tokens(browser, client_id, secret, **authorize_extra) -> dict:
-    """Sign in, consent and redeem the code; return the token response body."""
+    """Sign in, consent and redeem the code; return the token response body (plus the
+    ``_sent_nonce`` of the authorization request)."""
     result = browser.sign_in_and_authorize(client_id, **authorize_extra)
     response = browser.redeem(client_id, secret, result["code"])
     assert response.status_code == 200, response.json
-    return response.json
+    return {**response.json, "_sent_nonce": result["_sent_nonce"]}
 
 
 def refresh(http, client_id, secret, refresh_token, **extra):

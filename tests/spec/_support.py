@@ -17,6 +17,7 @@ from oidc_provider.extensions import db
 from oidc_provider.models import AuthorizationCode, BrowserSession
 
 from ..helpers import REDIRECT_URI, query_of
+from ._clients import issue_tokens
 
 ALGORITHMS = ["RS256", "ES256", "EdDSA"]
 SESSION_COOKIE = "oidc_session"
@@ -117,11 +118,7 @@ def expire_code(app, code: str) -> None:
 
 def tokens_for(browser, client_id, secret, **extra) -> dict:
     """Run the journey and redeem the code; return the token response body."""
-    result = browser.sign_in_and_authorize(client_id, **extra)
-    assert "code" in result, result
-    response = browser.redeem(client_id, secret, result["code"])
-    assert response.status_code == 200, response.json
-    return response.json
+    return issue_tokens(browser, client_id, secret, **extra)
 
 
 def refused_each(app, browser, client_id, name: str, values, error="invalid_request") -> None:

@@ -4,10 +4,8 @@ the published JWKS, and mint tokens the provider did not issue (expired, foreign
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
-import json
 import re
 import secrets
 import time
@@ -18,27 +16,10 @@ from joserfc.jwk import KeySet
 
 from oidc_provider.settings import SIGNING_ALGS
 
-from ..helpers import REDIRECT_URI, make_client, make_user, query_of
+from ..helpers import make_client, make_user
+from ._clients import b64url, claims_of, header_of, issue_tokens, refresh  # noqa: F401 (re-exported)
 
 ISSUER_BASE = {"base_url": "http://127.0.0.1:5000"}
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _segment(token: str, index: int) -> dict:
-    part = token.split(".")[index]
-    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-
-
-def header_of(token: str) -> dict:
-    return _segment(token, 0)
-
-
-def claims_of(token: str) -> dict:
-    """The payload of a compact JWS, unverified; use ``verify_with_jwks`` to check it."""
-    return _segment(token, 1)
 
 
 def half_hash(value: str, alg: str) -> str:
@@ -76,30 +57,8 @@ def setup_rp(app, **client_kw) -> tuple[str, str]:
 
 
 def sign_in(browser, client_id, **extra) -> dict:
-    """``Browser.sign_in_and_authorize`` that also works when a parameter (e.g. ``nonce``) is
-    removed with ``None``; returns the final redirect's query plus ``_sent_nonce``."""
-    params = browser.authorize_params(client_id, **extra)
-    response = browser.follow(browser.http.get("/authorize", query_string=params))
-    if response.status_code == 302 and "/login" in response.headers["Location"]:
-        response = browser.follow(browser.login(response))
-    if response.status_code == 302 and "/consent/" in response.headers["Location"]:
-        response = browser.follow(browser.consent(response))
-    assert response.status_code == 302, (response.status_code, response.text[:500])
-    assert response.headers["Location"].startswith(REDIRECT_URI), response.headers["Location"]
-    return {**query_of(response.headers["Location"]), "_sent_nonce": params.get("nonce")}
-
-
-def issue_tokens(browser, client_id, secret, **authorize_extra) -> dict:
-    """Sign in, consent and redeem the code; return the token response body."""
-    result = sign_in(browser, client_id, **authorize_extra)
-    response = browser.redeem(client_id, secret, result["code"])
-    assert response.status_code == 200, response.json
-    return {**response.json, "_sent_nonce": result["_sent_nonce"]}
-
-
-def refresh(http, client_id, secret, refresh_token):
-    return http.post("/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-                     auth=(client_id, secret))
+    """The final redirect's query (plus ``_sent_nonce``) after the whole journey."""
+    return browser.sign_in_and_authorize(client_id, **extra)
 
 
 def introspect(http, client_id, secret, token, **extra):
