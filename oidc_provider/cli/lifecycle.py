@@ -14,6 +14,7 @@ from .. import manage
 from ..audit import Event, record
 from ..clock import utcnow
 from ..extensions import db
+from ..keys.store import KeysUnreadable
 from ..models import AccessToken, Account, AuditEvent, AuthorizationCode, RefreshToken, UsedAssertion
 from ..settings import Settings, SettingsError, dev_settings
 from .common import app_context, emit, json_option
@@ -22,8 +23,6 @@ from .common import app_context, emit, json_option
 def prepare(app) -> list:
     """Apply migrations and make sure signing keys exist. Idempotent."""
     from flask_migrate import upgrade
-
-    from ..keys.store import KeysUnreadable
 
     upgrade(directory=app.extensions["migrate"].directory)
     keys = app.extensions["oidc_server"].policy.keys

@@ -9,7 +9,7 @@ revokes the whole family (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..clock import utcnow
+from ..clock import epoch, utcnow
 from ..extensions import db
 
 
@@ -49,8 +49,6 @@ class AuthorizationCode(db.Model):
         return self.nonce
 
     def get_auth_time(self):
-        from ..clock import epoch
-
         return epoch(self.auth_time) if self.auth_time else None
 
     def get_acr(self):

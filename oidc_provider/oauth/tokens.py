@@ -11,6 +11,7 @@ from datetime import timedelta
 from authlib.oidc.core.util import create_half_hash
 from sqlalchemy import select, update
 
+from ..audit import Event, record
 from ..authn.subject import AuthenticatedSubject
 from ..clock import epoch, from_epoch, utcnow
 from ..digests import digest, new_secret
@@ -180,8 +181,6 @@ class TokenService:
         db.session.refresh(row)
         if row.rotated_at is not None and row.revoked_at is None:
             self.revoke_family(row.family)
-            from ..audit import Event, record
-
             record(Event.REFRESH_REUSED, outcome="failure", reason="refresh_token_reused",
                    client=row.client_id, detail={"family_revoked": True})
         return None
