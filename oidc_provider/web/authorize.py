@@ -100,26 +100,10 @@ def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = Non
     except AuthorizeError as error:
         return _refuse(error.error, error.description, redirect_uri, values, client=client)
 
-    subject = None
-    hint_matches = None
-    if login is not None:
-        account, facts = login
-        subject = AuthenticatedSubject(account=account, acr=facts["acr"], amr=facts["amr"],
-                                       auth_time=facts["auth_time"], session_id=facts["sid"])
-        if checked["hint_sub"] is not None:
-            hint_matches = checked["hint_sub"] == account.subject
+    subject = _subject(login)
     scopes = set(consented_scopes(client, grant.request.scope, checked["claims"]))
     checked["claims"] = restrict_claims_request(checked["claims"], list(scopes))
-    consent = None
-    if subject is not None:
-        consent = db.session.query(Consent).filter_by(account_id=subject.account.id, client_id=client.id).first()
-    step = interaction.next_step(interaction.Situation(
-        prompt=checked["prompt"], max_age=checked["max_age"], logged_in=subject is not None,
-        auth_time=subject.auth_time if subject else None, hint_matches=hint_matches,
-        interaction_started=entry["created"] if entry else None, client_trusted=client.trusted,
-        consent_covers=bool(consent and consent.covers(scopes)),
-        consent_decision=entry.get("consent") if entry else None,
-    ), now=int(time.time()))
+    step = interaction.next_step(_situation(subject, checked, client, scopes, entry), now=int(time.time()))
 
     if isinstance(step, interaction.Refuse):
         if pid:
@@ -134,12 +118,36 @@ def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = Non
     code = grant.issue_code(subject, checked["claims"])
     if pid:
         pending.finish(session, pid)
-    record(Event.CODE_ISSUED, account=subject.account, client=client,
-           detail={"scope": grant.request.scope})
+    record(Event.CODE_ISSUED, account=subject.account, client=client, detail={"scope": grant.request.scope})
     params = [("code", code)]
     if values.get("state"):
         params.append(("state", values["state"]))
     return authorization_response(redirect_uri, params, values.get("response_mode"), settings.issuer)
+
+
+def _subject(login) -> AuthenticatedSubject | None:
+    if login is None:
+        return None
+    account, facts = login
+    return AuthenticatedSubject(account=account, acr=facts["acr"], amr=facts["amr"],
+                                auth_time=facts["auth_time"], session_id=facts["sid"])
+
+
+def _situation(subject, checked: dict, client, scopes: set[str], entry: dict | None) -> interaction.Situation:
+    """What ``interaction.next_step`` needs to know, read from the session and the database."""
+    hint_matches = None
+    consent = None
+    if subject is not None:
+        if checked["hint_sub"] is not None:
+            hint_matches = checked["hint_sub"] == subject.account.subject
+        consent = db.session.query(Consent).filter_by(account_id=subject.account.id, client_id=client.id).first()
+    return interaction.Situation(
+        prompt=checked["prompt"], max_age=checked["max_age"], logged_in=subject is not None,
+        auth_time=subject.auth_time if subject else None, hint_matches=hint_matches,
+        interaction_started=entry["created"] if entry else None, client_trusted=client.trusted,
+        consent_covers=bool(consent and consent.covers(scopes)),
+        consent_decision=entry.get("consent") if entry else None,
+    )
 
 
 def _check_shape(values: MultiDict) -> None:
