@@ -44,12 +44,14 @@ def main() -> int:
                 grants=["refresh_token"], auth_method=auth,
             )
         server.start()
-        command = [sys.executable, str(HERE / "run.py"), "--issuer", server.issuer,
-                   "--redirect-uri", REDIRECT_URI, "--post-logout-redirect-uri", POST_LOGOUT_REDIRECT_URI,
-                   "--username", "conformance", "--password", password,
-                   "--codereuse-wait", args.codereuse_wait]
+        # "--name=value": a generated secret may start with "-", which argparse would take for
+        # an option.
+        command = [sys.executable, str(HERE / "run.py"), f"--issuer={server.issuer}",
+                   f"--redirect-uri={REDIRECT_URI}", f"--post-logout-redirect-uri={POST_LOGOUT_REDIRECT_URI}",
+                   "--username=conformance", f"--password={password}",
+                   f"--codereuse-wait={args.codereuse_wait}"]
         for key, client in clients.items():
-            command += [f"--{key}-id", client["client_id"], f"--{key}-secret", client["client_secret"]]
+            command += [f"--{key}-id={client['client_id']}", f"--{key}-secret={client['client_secret']}"]
         for name in args.only:
             command += ["--only", name]
         print(f"conformance: running against {server.issuer}", flush=True)

@@ -11,6 +11,12 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+def new_client_id() -> str:
+    """A public identifier: 128 random bits in hex, so it never starts with '-' (which command
+    lines would read as an option) and needs no escaping anywhere."""
+    return secrets.token_hex(16)
+
+
 def digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from .audit import Event, record
-from .digests import digest, new_secret
+from .digests import digest, new_client_id, new_secret
 from .extensions import db
 from .models import Account, Client
 from .settings import SIGNING_ALGS
@@ -106,7 +106,7 @@ def create_client(*, name: str, redirect_uris: list[str], public: bool = False, 
         raise ManageError("public clients always use PKCE")
     secret = None if public or auth_method == "private_key_jwt" else new_secret()
     client = Client(
-        client_id=new_secret()[:32], name=name.strip(), public=public, trusted=trusted,
+        client_id=new_client_id(), name=name.strip(), public=public, trusted=trusted,
         secret_digest=digest(secret) if secret else None, redirect_uris=list(redirect_uris),
         post_logout_redirect_uris=list(post_logout_redirect_uris),
         grant_types=["authorization_code", *[g for g in grants if g != "authorization_code"]],
@@ -141,7 +141,7 @@ def create_service(*, name: str, scope: str = "") -> tuple[Client, str]:
     db.session.flush()
     secret = new_secret()
     client = Client(
-        client_id=new_secret()[:32], name=name, secret_digest=digest(secret), account_id=account.id,
+        client_id=new_client_id(), name=name, secret_digest=digest(secret), account_id=account.id,
         grant_types=["client_credentials"], scope=scope, redirect_uris=[],
         token_endpoint_auth_method="client_secret_basic",
     )

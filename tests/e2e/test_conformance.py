@@ -17,15 +17,16 @@ RUNNER = Path(__file__).resolve().parents[2] / "conformance" / "run.py"
 
 def run_modules(live_server, *modules, username=None):
     first, second = live_server.clients["authlib"], live_server.clients["openid_client"]
-    command = [sys.executable, str(RUNNER), "--issuer", live_server.issuer,
-               "--client-id", first["client_id"], "--client-secret", first["client_secret"],
-               "--client2-id", second["client_id"], "--client2-secret", second["client_secret"],
-               "--post-client-id", first["client_id"], "--post-client-secret", first["client_secret"],
-               "--redirect-uri", live_server.redirect_uri,
-               "--post-logout-redirect-uri", live_server.post_logout_redirect_uri,
-               "--username", username or live_server.user, "--password", live_server.password]
+    # "--name=value": generated secrets may start with "-", which argparse takes for an option.
+    command = [sys.executable, str(RUNNER), f"--issuer={live_server.issuer}",
+               f"--client-id={first['client_id']}", f"--client-secret={first['client_secret']}",
+               f"--client2-id={second['client_id']}", f"--client2-secret={second['client_secret']}",
+               f"--post-client-id={first['client_id']}", f"--post-client-secret={first['client_secret']}",
+               f"--redirect-uri={live_server.redirect_uri}",
+               f"--post-logout-redirect-uri={live_server.post_logout_redirect_uri}",
+               f"--username={username or live_server.user}", f"--password={live_server.password}"]
     for name in modules:
-        command += ["--only", name]
+        command += [f"--only={name}"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     return done.returncode, done.stdout.splitlines(), done.stderr
 
