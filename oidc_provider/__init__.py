@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .authn.passwords import Passwords
+from .authn.second_factor import SecondFactors
 from .authn.sessions import DatabaseSessionInterface
 from .extensions import csrf, db, migrate
 from .settings import Settings
@@ -47,11 +48,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["oidc_server"] = build_server(settings)
     app.extensions["oidc_metadata"] = metadata(settings)
     app.extensions["oidc_passwords"] = Passwords(settings)
+    app.extensions["oidc_second_factors"] = SecondFactors(settings, app.extensions["oidc_passwords"])
 
     from . import errors
-    from .web import account, authorize, consent, discovery, login, logout, token, userinfo
+    from .web import account, authorize, consent, discovery, login, logout, step_up, token, userinfo
 
-    for module in (discovery, authorize, login, consent, token, userinfo, logout, account):
+    for module in (discovery, authorize, login, step_up, consent, token, userinfo, logout, account):
         app.register_blueprint(module.bp)
     errors.register(app)
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 
 from .audit import Event, record
+from .authn import throttle
+from .authn.levels import KNOWN_LEVELS
+from .clock import utcnow
 from .digests import digest, new_client_id, new_secret
 from .extensions import db
-from .models import Account, Client
+from .models import Account, BrowserSession, Client, RecoveryCode
 from .settings import SIGNING_ALGS
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,149}$")
@@ -83,7 +86,7 @@ def create_client(*, name: str, redirect_uris: list[str], public: bool = False, 
                   post_logout_redirect_uris: list[str] = (), scope: str | None = None,
                   grants: list[str] = (), auth_method: str | None = None,
                   id_token_alg: str = "RS256", jwks: dict | None = None,
-                  require_pkce: bool | None = None) -> tuple[Client, str | None]:
+                  require_pkce: bool | None = None, min_acr: str | None = None) -> tuple[Client, str | None]:
     if not name.strip():
         raise ManageError("a client needs a --name")
     if not redirect_uris:
@@ -101,6 +104,8 @@ def create_client(*, name: str, redirect_uris: list[str], public: bool = False, 
                           "client_secret_basic, client_secret_post, private_key_jwt")
     if auth_method == "private_key_jwt" and not jwks:
         raise ManageError("private_key_jwt needs the client's public keys (--jwks FILE)")
+    if min_acr is not None and min_acr not in KNOWN_LEVELS:
+        raise ManageError(f"--min-acr must be one of {', '.join(KNOWN_LEVELS)}")
     if public and require_pkce is False:
         # RFC 9700 §2.1.1: public clients MUST use PKCE.
         raise ManageError("public clients always use PKCE")
@@ -112,7 +117,7 @@ def create_client(*, name: str, redirect_uris: list[str], public: bool = False, 
         grant_types=["authorization_code", *[g for g in grants if g != "authorization_code"]],
         scope=scope or "openid profile email offline_access",
         token_endpoint_auth_method=auth_method, id_token_signed_response_alg=id_token_alg, jwks=jwks,
-        require_pkce=require_pkce,
+        require_pkce=require_pkce, min_acr=min_acr,
     )
     db.session.add(client)
     db.session.flush()
@@ -160,6 +165,7 @@ def client_view(client: Client) -> dict:
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "require_pkce": client.require_pkce,
+        "min_acr": client.min_acr,
     }
 
 
@@ -169,4 +175,37 @@ def account_view(account: Account) -> dict:
         "email": account.email, "email_verified": account.email_verified, "name": account.name,
         "disabled": account.disabled, "has_password": account.password_hash is not None,
         "created_at": account.created_at.isoformat() + "Z" if account.created_at else None,
+        "factors": _factors_view(account),
+        "lockout": _lockout_view(account),
     }
+
+
+def _factors_view(account: Account) -> dict:
+    """The second factors the account has enrolled, never their secrets (``has_password``
+    says whether it has a password)."""
+    left = db.session.scalar(select(func.count()).select_from(RecoveryCode).where(
+        RecoveryCode.account_id == account.id, RecoveryCode.used_at.is_(None)))
+    return {
+        "totp": account.totp_enabled_at.isoformat() + "Z" if account.totp_enabled_at else None,
+        "recovery_codes_left": left,
+    }
+
+
+def reset_second_factors(factors, account: Account) -> dict:
+    """``user reset-mfa``: remove every second factor (audited) and end the account's sessions,
+    so the person signs in with the password alone and enrols again. Returns what was there."""
+    before = _factors_view(account)
+    factors.reset(account)
+    db.session.execute(delete(BrowserSession).where(BrowserSession.account_id == account.id))
+    return before
+
+
+def _lockout_view(account: Account) -> dict | None:
+    """Failed sign-ins counted against the account and the lock they caused (``user unlock``
+    lifts it); None when nothing is counted."""
+    status = throttle.status(account.username, now=utcnow())
+    if status is None:
+        return None
+    return {"failures": status.failures,
+            "last_failure_at": status.last_failure_at.isoformat() + "Z",
+            "locked_until": status.locked_until.isoformat() + "Z" if status.locked_until else None}

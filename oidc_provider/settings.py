@@ -14,6 +14,8 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
+from .authn.levels import Ladder, LadderError
+
 SIGNING_ALGS = ("RS256", "ES256", "EdDSA")
 INVALID = "invalid configuration: "
 
@@ -92,6 +94,11 @@ class Settings:
     audit_retention_days: int = 90
     """OIDC_AUDIT_RETENTION_DAYS. ``cleanup`` deletes audit rows older than this."""
 
+    acr_levels: str = "pwd mfa phr"
+    """OIDC_ACR_LEVELS. The acr ladder, lowest first: an ordered selection of ``pwd`` (password
+    or upstream login) < ``mfa`` (plus a second factor) < ``phr`` (phishing-resistant passkey).
+    Published as ``acr_values_supported``."""
+
     site_name: str = "Single sign-on"
     """OIDC_SITE_NAME. Name shown on the login, consent and logout pages."""
 
@@ -104,6 +111,10 @@ class Settings:
     @property
     def secure_cookies(self) -> bool:
         return urlsplit(self.issuer).scheme == "https"
+
+    @property
+    def ladder(self) -> Ladder:
+        return Ladder.parse(self.acr_levels)
 
     @property
     def audience(self) -> str:
@@ -198,6 +209,10 @@ class Settings:
             errors.append("OIDC_REFRESH_TOKEN_ABSOLUTE_TTL must be >= OIDC_REFRESH_TOKEN_TTL")
         if self.proxy_hops < 0:
             errors.append("OIDC_PROXY_HOPS must be 0 or more")
+        try:
+            Ladder.parse(self.acr_levels)
+        except LadderError as exc:
+            errors.append(f"OIDC_ACR_LEVELS: {exc}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             errors.append("OIDC_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
         if errors:

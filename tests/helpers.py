@@ -99,9 +99,12 @@ class Browser:
 
     def follow(self, response):
         """Follow redirects inside the provider until one leaves it (or a page renders)."""
+        seen = []
         while response.status_code == 302 and response.headers["Location"].startswith(("/", "http://localhost")):
             location = response.headers["Location"]
-            if "/login" in location or "/consent/" in location:
+            seen.append(location)
+            assert len(seen) < 20, f"redirect loop: {seen[-4:]}"
+            if "/login" in location or "/consent/" in location or "/step-up/" in location or "/enroll/" in location:
                 return response
             response = self.http.get(location)
         return response

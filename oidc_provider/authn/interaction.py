@@ -7,7 +7,9 @@ acts on the answer. No Flask, SQLAlchemy or Authlib here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .levels import Ladder, Requirement
 
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 
@@ -28,12 +30,28 @@ class Consent:
 
 
 @dataclass(frozen=True)
+class StepUp:
+    """Ask the signed-in person for the factor that reaches ``level`` (not a whole login)."""
+
+    level: str
+    reason: str  # "acr_values", "essential_acr", "client_min_acr"
+
+
+@dataclass(frozen=True)
+class Enroll:
+    """Lead the person through enrolling a factor that reaches ``level``, saying why."""
+
+    level: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Refuse:
     error: str
     description: str
 
 
-Step = Proceed | Login | Consent | Refuse
+Step = Proceed | Login | Consent | StepUp | Enroll | Refuse
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,12 @@ class Situation:
     client_trusted: bool
     consent_covers: bool
     consent_decision: str | None  # "granted" / "denied" during this request
+    ladder: Ladder = field(default_factory=Ladder)
+    required: Requirement | None = None  # the level asked for (levels.requirement)
+    session_acr: str | None = None  # the level the session reached
+    reachable: str | None = None  # the highest level the account's enrolled factors reach
+    enrollable: str | None = None  # the highest level enrolling a factor here would reach
+    step_declined: bool = False  # the person chose "not now" / "cancel" on a step-up page
 
 
 def parse_prompt(raw: str | None) -> frozenset[str]:
@@ -96,6 +120,9 @@ def next_step(s: Situation, *, now: int) -> Step:
             # prompt=none forbids showing a page.
             return Refuse("login_required", "The end-user must sign in.")
         return Login(reason)
+    refused = _level_check(s, silent)
+    if refused is not None:
+        return refused
     if s.consent_decision == "denied":
         return Refuse("access_denied", "The end-user denied the request.")
     if s.consent_decision == "granted" or s.client_trusted:
@@ -107,3 +134,29 @@ def next_step(s: Situation, *, now: int) -> Step:
             return Refuse("consent_required", "The end-user must consent to this request.")
         return Consent("not_granted")
     return Proceed()
+
+
+def _level_check(s: Situation, silent: bool) -> StepUp | Enroll | Refuse | None:
+    """The session's level against what the request asks (DESIGN "Levels of authentication"):
+    step up with a factor the person has, else lead them through enrolling one, else refuse a
+    binding level (OIDC Core §5.5.1.1: a failed authentication, access_denied) or carry on at
+    the level reached when only ``acr_values`` (voluntary) asked for more. Under prompt=none an
+    insufficient session is interaction_required, never a silent downgrade."""
+    need = s.required
+    if need is None or s.ladder.satisfies(s.session_acr, need.level):
+        return None
+    if silent:
+        return Refuse("interaction_required", f"The request needs authentication at level '{need.level}'.")
+    if s.step_declined:
+        if need.floor is None or s.ladder.satisfies(s.session_acr, need.floor):
+            return None
+        return Refuse("access_denied", f"The end-user did not authenticate at level '{need.floor}'.")
+    for level in dict.fromkeys(lv for lv in (need.level, need.floor) if lv):
+        if s.ladder.satisfies(s.reachable, level):
+            return StepUp(level, need.reason)
+        if s.ladder.satisfies(s.enrollable, level):
+            return Enroll(level, need.reason)
+    if need.floor is not None and not s.ladder.satisfies(s.session_acr, need.floor):
+        return Refuse("access_denied", f"This application requires authentication at level "
+                                       f"'{need.floor}', which this account cannot reach.")
+    return None

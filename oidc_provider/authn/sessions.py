@@ -13,12 +13,14 @@ from datetime import timedelta
 from flask import request
 from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import delete, select
+from sqlalchemy.orm.attributes import flag_modified
 from werkzeug.datastructures import CallbackDict
 
 from ..clock import epoch, utcnow
 from ..digests import digest, new_secret
 from ..extensions import db
 from ..models import Account, BrowserSession
+from .levels import amr_with_mfa
 
 ANONYMOUS_TTL = timedelta(hours=1)
 
@@ -73,6 +75,9 @@ class DatabaseSessionInterface(SessionInterface):
         row = session.row
         data = dict(session)
         row.data = data
+        # Nested values (pending requests) may have been changed in place, and so compare
+        # equal to what was loaded: tell SQLAlchemy the column changed.
+        flag_modified(row, "data")
         row.account_id = data.get("account_id")
         row.acr = data.get("acr")
         row.amr = data.get("amr")
@@ -117,6 +122,17 @@ def log_in(session, account: Account, *, acr: str, amr: list[str]) -> None:
     session["pending"] = pending
     session.update(account_id=account.id, auth_time=epoch(utcnow()), acr=acr, amr=amr)
     session.rotate = True
+
+
+def elevate(session, *, method: str, ladder) -> str:
+    """Add a factor proven now to the session: new ``amr``, the level it reaches, a fresh
+    ``auth_time`` and a new session id (issue 3: "the session id is renewed on every level
+    change"). Returns the new level."""
+    amr = amr_with_mfa([*(session.get("amr") or []), method])
+    level = ladder.level_of(amr)
+    session.update(amr=amr, acr=level, auth_time=epoch(utcnow()))
+    session.rotate = True
+    return level
 
 
 def log_out(session) -> None:

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from .. import manage
 from ..audit import Event, record
+from ..authn.levels import KNOWN_LEVELS
 from ..extensions import db
 from ..models import Client
 from ..settings import SIGNING_ALGS
@@ -49,9 +50,10 @@ def group():
 @click.option("--id-token-alg", type=click.Choice(SIGNING_ALGS), default="RS256", show_default=True)
 @click.option("--pkce/--no-pkce", "require_pkce", default=None,
               help="Require PKCE from this confidential client (default: OIDC_REQUIRE_PKCE).")
+@click.option("--min-acr", type=click.Choice(KNOWN_LEVELS), help="Lowest authentication level accepted.")
 @json_option
 def create(name, redirect_uris, logout_uris, public, trusted, scope, grants, auth_method, jwks_file,
-           id_token_alg, require_pkce, as_json):
+           id_token_alg, require_pkce, min_acr, as_json):
     """Register a client; prints client_id and, for confidential clients, the secret once."""
     jwks = _read_jwks(jwks_file)
     with app_context():
@@ -59,6 +61,7 @@ def create(name, redirect_uris, logout_uris, public, trusted, scope, grants, aut
             name=name, redirect_uris=list(redirect_uris), public=public, trusted=trusted,
             post_logout_redirect_uris=list(logout_uris), scope=scope, grants=list(grants),
             auth_method=auth_method, id_token_alg=id_token_alg, jwks=jwks, require_pkce=require_pkce,
+            min_acr=min_acr,
         )
         data = manage.client_view(client)
         if secret:
@@ -98,8 +101,11 @@ def show(client_id, as_json):
 @click.option("--id-token-alg", type=click.Choice(SIGNING_ALGS))
 @click.option("--pkce/--no-pkce", "require_pkce", default=None,
               help="Require PKCE from this confidential client (public clients always do).")
+@click.option("--min-acr", type=click.Choice([*KNOWN_LEVELS, "none"]),
+              help="Lowest authentication level accepted ('none' removes the minimum).")
 @json_option
-def update(client_id, name, redirect_uris, logout_uris, trusted, scope, id_token_alg, require_pkce, as_json):
+def update(client_id, name, redirect_uris, logout_uris, trusted, scope, id_token_alg, require_pkce, min_acr,
+           as_json):
     """Change a client's settings."""
     with app_context():
         client = manage.find_client(client_id)
@@ -117,6 +123,8 @@ def update(client_id, name, redirect_uris, logout_uris, trusted, scope, id_token
             client.scope = scope
         if id_token_alg:
             client.id_token_signed_response_alg = id_token_alg
+        if min_acr is not None:
+            client.min_acr = None if min_acr == "none" else min_acr
         if require_pkce is not None:
             if client.public and not require_pkce:
                 raise click.ClickException("public clients always use PKCE")

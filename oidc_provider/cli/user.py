@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from .. import manage
 from ..audit import Event, record
+from ..authn import throttle
 from ..extensions import db
 from ..models import Account
 from .common import app_context, emit, json_option, read_password
@@ -51,7 +52,24 @@ def list_(as_json):
 def show(username, as_json):
     """Show one account."""
     with app_context():
-        emit(manage.account_view(manage.find_account(username)), as_json)
+        view = manage.account_view(manage.find_account(username))
+        emit(view, as_json, _show_text(view))
+
+
+def _show_text(view: dict) -> str:
+    lines = [f"{k}: {v}" for k, v in view.items() if k not in ("lockout", "factors")]
+    factors = view["factors"]
+    lines.append(f"totp: {'enrolled ' + factors['totp'] if factors['totp'] else 'none'}")
+    lines.append(f"recovery codes left: {factors['recovery_codes_left']}")
+    lockout = view["lockout"]
+    if lockout is None:
+        lines.append("lockout: none")
+    elif lockout["locked_until"]:
+        lines.append(f"lockout: locked until {lockout['locked_until']} after {lockout['failures']} "
+                     "failed sign-ins (lift with `user unlock`)")
+    else:
+        lines.append(f"lockout: not locked; {lockout['failures']} failed sign-ins in the last hour")
+    return "\n".join(lines)
 
 
 def _set_disabled(username, disabled):
@@ -74,6 +92,35 @@ def disable(username):
 def enable(username):
     """Let a disabled account sign in again."""
     _set_disabled(username, False)
+
+
+@group.command("unlock")
+@click.argument("username")
+def unlock(username):
+    """Lift a sign-in lockout after failed attempts, and forget the failures."""
+    with app_context():
+        account = manage.find_account(username)
+        if throttle.unlock(account.username):
+            record(Event.ACCOUNT_UPDATED, account=account, detail={"unlocked": True}, commit=False)
+            click.echo(f"{username} unlocked")
+        else:
+            click.echo(f"{username} was not locked")
+
+
+@group.command("reset-mfa")
+@click.argument("username")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def reset_mfa(username, yes):
+    """Remove every second factor (TOTP, recovery codes) of someone who lost them all, and end
+    their sessions; they sign in with their password and enrol again. Audited."""
+    if not yes:
+        click.confirm(f"Remove every second factor of {username} and end their sessions?", abort=True)
+    with app_context() as app:
+        account = manage.find_account(username)
+        before = manage.reset_second_factors(app.extensions["oidc_second_factors"], account)
+        removed = [name for name, value in before.items() if value]
+        click.echo(f"{username}: removed {', '.join(removed) or 'nothing (no second factor was enrolled)'}; "
+                   "sessions ended")
 
 
 @group.command("delete")

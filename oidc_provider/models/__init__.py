@@ -1,14 +1,15 @@
 """SQLAlchemy models, one module per aggregate."""
 
-from .account import Account
+from .account import Account, RecoveryCode
 from .audit import AuditEvent
 from .client import Client
 from .consent import Consent
 from .key import SigningKey
 from .session import BrowserSession
+from .throttle import AuthThrottle
 from .token import AccessToken, AuthorizationCode, RefreshToken, UsedAssertion
 
 __all__ = [
-    "Account", "AuditEvent", "Client", "Consent", "SigningKey", "BrowserSession",
+    "Account", "RecoveryCode", "AuditEvent", "AuthThrottle", "Client", "Consent", "SigningKey", "BrowserSession",
     "AccessToken", "AuthorizationCode", "RefreshToken", "UsedAssertion",
 ]

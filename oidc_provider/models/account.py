@@ -2,7 +2,7 @@
 
 import uuid
 
-from sqlalchemy import Boolean, DateTime, Integer, String
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
@@ -23,9 +23,26 @@ class Account(db.Model):
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # TOTP (RFC 6238): the secret sealed under OIDC_SECRET_KEY; the last accepted time-step,
+    # so a code is accepted once only (§5.2).
+    totp_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    totp_last_counter: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    totp_enabled_at = mapped_column(DateTime, nullable=True)
     created_at = mapped_column(DateTime, default=utcnow)
     updated_at = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     @property
     def active(self) -> bool:
         return not self.disabled
+
+
+class RecoveryCode(db.Model):
+    """A single-use recovery code, stored as an argon2id hash (low entropy)."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(200))
+    created_at = mapped_column(DateTime, default=utcnow)
+    used_at = mapped_column(DateTime, nullable=True)

@@ -34,6 +34,8 @@ class Client(db.Model):
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(32), default="client_secret_basic")
     id_token_signed_response_alg: Mapped[str] = mapped_column(String(16), default="RS256")
     require_pkce: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    # The lowest acr this client accepts (binding, like an essential acr request).
+    min_acr: Mapped[str | None] = mapped_column(String(16), nullable=True)
     jwks: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     account_id: Mapped[int | None] = mapped_column(
         ForeignKey("account.id", ondelete="CASCADE"), nullable=True

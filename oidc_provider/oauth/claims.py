@@ -18,7 +18,6 @@ CLAIMS_SUPPORTED = [
 
 
 CLAIM_SCOPE = {claim: scope for scope, claims in SCOPE_CLAIMS.items() for claim in claims}
-ACHIEVABLE_ACR = "pwd"  # the level a password login reaches (the acr ladder is issue 3's)
 
 
 class ClaimsRequestError(ValueError):
@@ -109,14 +108,14 @@ def requested_sub(claims_request: dict | None) -> str | None:
     return None
 
 
-def essential_acr_unmet(claims_request: dict | None, achieved: str = ACHIEVABLE_ACR) -> bool:
-    """OIDC Core §5.5.1.1: when ``acr`` is requested as an Essential Claim with values and
-    none can be met, the OP "MUST treat that outcome as a failed authentication attempt"."""
-    for target in (claims_request or {}).values():
-        spec = target.get("acr")
+def essential_acr_values(claims_request: dict | None) -> list[str] | None:
+    """OIDC Core §5.5.1.1: ``acr`` requested as an Essential Claim, with ``value`` or
+    ``values``; those values bind the request (levels.requirement decides)."""
+    for target in ("id_token", "userinfo"):
+        spec = ((claims_request or {}).get(target) or {}).get("acr")
         if not isinstance(spec, dict) or spec.get("essential") is not True:
             continue
-        values = spec.get("values") if "values" in spec else [spec.get("value")] if "value" in spec else None
-        if values is not None and achieved not in (values if isinstance(values, list) else [values]):
-            return True
-    return False
+        values = spec.get("values", [spec["value"]] if "value" in spec else None)
+        if isinstance(values, list) and all(isinstance(v, str) for v in values) and values:
+            return values
+    return None

@@ -18,7 +18,7 @@ from flask import Blueprint, current_app, redirect, request, session, url_for
 from werkzeug.datastructures import MultiDict
 
 from ..audit import Event, record
-from ..authn import interaction, pending
+from ..authn import interaction, levels, pending
 from ..authn.sessions import current_login
 from ..authn.subject import AuthenticatedSubject
 from ..errors import error_page, redirect_error
@@ -29,7 +29,7 @@ from ..oauth import OAuth2Error
 from ..oauth.claims import (
     ClaimsRequestError,
     consented_scopes,
-    essential_acr_unmet,
+    essential_acr_values,
     parse_claims_request,
     requested_sub,
     restrict_claims_request,
@@ -103,17 +103,22 @@ def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = Non
     subject = _subject(login)
     scopes = set(consented_scopes(client, grant.request.scope, checked["claims"]))
     checked["claims"] = restrict_claims_request(checked["claims"], list(scopes))
-    step = interaction.next_step(_situation(subject, checked, client, scopes, entry), now=int(time.time()))
+    situation = _situation(subject, checked, client, scopes, entry, values, settings.ladder)
+    step = interaction.next_step(situation, now=int(time.time()))
 
     if isinstance(step, interaction.Refuse):
         if pid:
             pending.finish(session, pid)
         return _refuse(step.error, step.description, redirect_uri, values, client=client)
-    if isinstance(step, (interaction.Login, interaction.Consent)):
+    if isinstance(step, (interaction.Login, interaction.Consent, interaction.StepUp, interaction.Enroll)):
         pid = pid or pending.create(session, list(values.items(multi=True)))
         if isinstance(step, interaction.Login):
             return redirect(url_for("login.login", p=pid))
-        return redirect(url_for("consent.consent", pid=pid))
+        if isinstance(step, interaction.Consent):
+            return redirect(url_for("consent.consent", pid=pid))
+        pending.update(session, pid, level=step.level, reason=step.reason)
+        page = "step_up.step_up" if isinstance(step, interaction.StepUp) else "step_up.enroll"
+        return redirect(url_for(page, pid=pid))
 
     code = grant.issue_code(subject, checked["claims"])
     if pid:
@@ -133,8 +138,11 @@ def _subject(login) -> AuthenticatedSubject | None:
                                 auth_time=facts["auth_time"], session_id=facts["sid"])
 
 
-def _situation(subject, checked: dict, client, scopes: set[str], entry: dict | None) -> interaction.Situation:
-    """What ``interaction.next_step`` needs to know, read from the session and the database."""
+def _situation(subject, checked: dict, client, scopes: set[str], entry: dict | None, values: MultiDict,
+               ladder) -> interaction.Situation:
+    """What ``interaction.next_step`` needs to know, read from the request, the session and
+    the database."""
+    factors = current_app.extensions["oidc_second_factors"]
     hint_matches = None
     consent = None
     if subject is not None:
@@ -147,6 +155,14 @@ def _situation(subject, checked: dict, client, scopes: set[str], entry: dict | N
         interaction_started=entry["created"] if entry else None, client_trusted=client.trusted,
         consent_covers=bool(consent and consent.covers(scopes)),
         consent_decision=entry.get("consent") if entry else None,
+        ladder=ladder, session_acr=subject.acr if subject else None,
+        reachable=ladder.level_of(factors.methods_of(subject.account)) if subject else None,
+        enrollable=ladder.level_of([*factors.methods_of(subject.account), *factors.enrollable_methods()])
+        if subject else None,
+        step_declined=bool(entry and entry.get("declined")),
+        required=levels.requirement(ladder, acr_values=values.get("acr_values"),
+                                    essential_acr=essential_acr_values(checked["claims"]),
+                                    client_min_acr=client.min_acr),
     )
 
 
@@ -199,8 +215,6 @@ def _check_openid_parameters(values: MultiDict, policy) -> dict:
         claims_sub = requested_sub(claims)
     except ClaimsRequestError as exc:
         raise AuthorizeError("invalid_request", str(exc)) from exc
-    if essential_acr_unmet(claims):
-        raise AuthorizeError("access_denied", "The essential 'acr' requested cannot be met.")
     hint_sub = None
     if values.get("id_token_hint"):
         # OIDC Core §3.1.2.1: id_token_hint is an ID Token we issued; expired ones are fine.

@@ -44,7 +44,7 @@ def metadata(settings) -> dict:
         "require_request_uri_registration": False,
         "authorization_response_iss_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "acr_values_supported": ["pwd"],
+        "acr_values_supported": list(settings.ladder.levels),
         "claim_types_supported": ["normal"],
         "display_values_supported": ["page", "popup"],
     }

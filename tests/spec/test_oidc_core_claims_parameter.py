@@ -82,9 +82,10 @@ def test_5_5_1_1_essential_acr_that_cannot_be_met_is_access_denied(app, browser)
     Authorization Server MUST treat that outcome as a failed authentication attempt"."""
     make_user(app)
     client_id, _ = make_client(app)
-    request = _claims(id_token={"acr": {"essential": True, "values": ["mfa", "phr"]}})
+    request = _claims(id_token={"acr": {"essential": True, "values": ["urn:example:loa4"]}})
     response, params = start(browser, client_id, claims=request)
-    result = redirected_to_client(response)
+    assert at_login(response)  # first the person signs in; no level on the ladder is that one
+    result = redirected_to_client(browser.follow(browser.login(response)))
     assert (result["error"], result["state"]) == ("access_denied", params["state"])
 
 
@@ -96,3 +97,14 @@ def test_5_5_1_1_essential_acr_that_can_be_met_is_returned(app, browser):
     request = _claims(id_token={"acr": {"essential": True, "values": ["pwd", "mfa"]}})
     tokens = tokens_for(browser, client_id, secret, claims=request)
     assert verified_claims(browser.http, tokens["id_token"])["acr"] == "pwd"
+
+
+def test_5_5_1_1_essential_acr_under_prompt_none_is_interaction_required(app, browser):
+    """DESIGN: with prompt=none and an insufficient session the answer is
+    interaction_required, never a silent downgrade."""
+    make_user(app)
+    client_id, _ = make_client(app, trusted=True)
+    browser.sign_in_and_authorize(client_id)
+    request = _claims(id_token={"acr": {"essential": True, "values": ["mfa"]}})
+    response, _ = start(browser, client_id, prompt="none", claims=request)
+    assert redirected_to_client(response)["error"] == "interaction_required"

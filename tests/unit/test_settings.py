@@ -179,3 +179,9 @@ def test_create_app_refuses_to_boot_with_a_short_secret():
     with pytest.raises(SettingsError) as caught:
         create_app(Settings(issuer="https://id.example.com", secret_key="too-short"))
     assert "OIDC_SECRET_KEY" in str(caught.value)
+
+
+def test_acr_ladder_is_validated_and_named():
+    assert _load(OIDC_ACR_LEVELS="pwd mfa").ladder.levels == ("pwd", "mfa")
+    assert "OIDC_ACR_LEVELS: levels must be distinct and in the order pwd < mfa < phr" in \
+        _error(OIDC_ACR_LEVELS="pwd phr mfa")

@@ -9,14 +9,17 @@ import pytest
 
 from oidc_provider.authn.interaction import (
     Consent,
+    Enroll,
     Login,
     Proceed,
     Refuse,
     Situation,
+    StepUp,
     next_step,
     parse_max_age,
     parse_prompt,
 )
+from oidc_provider.authn.levels import Requirement
 
 NOW = 1_700_000_000
 LOGIN_REQUIRED = Refuse("login_required", "The end-user must sign in.")
@@ -142,4 +145,36 @@ NEXT_STEPS = [
                          ids=[case[0] for case in NEXT_STEPS])
 def test_next_step(situation, expected):
     """§3.1.2.1 / §3.1.2.6: each situation leads to exactly one next step."""
+    assert next_step(situation, now=NOW) == expected
+
+
+# ---- levels: step up with what the person has, enroll what they lack, refuse the rest ----
+def _wants(level, floor=None, reason="acr_values"):
+    return Requirement(level, floor, reason)
+
+
+AT_PWD = replace(SIGNED_IN, session_acr="pwd", reachable="pwd", enrollable="mfa")
+
+
+@pytest.mark.parametrize("situation, expected", [
+    pytest.param(replace(AT_PWD, required=_wants("pwd", "pwd")), Proceed(), id="pwd-asked-pwd-had"),
+    pytest.param(replace(AT_PWD, required=_wants("mfa"), reachable="mfa"), StepUp("mfa", "acr_values"),
+                 id="voluntary-mfa-with-totp-steps-up"),
+    pytest.param(replace(AT_PWD, required=_wants("mfa")), Enroll("mfa", "acr_values"),
+                 id="voluntary-mfa-without-factor-enrolls"),
+    pytest.param(replace(AT_PWD, required=_wants("mfa", "mfa", "client_min_acr")),
+                 Enroll("mfa", "client_min_acr"), id="client-minimum-enrolls"),
+    pytest.param(replace(AT_PWD, required=_wants("phr")), Proceed(), id="voluntary-phr-unreachable-proceeds"),
+    pytest.param(replace(AT_PWD, required=_wants("phr", "phr", "essential_acr")),
+                 Refuse("access_denied", "This application requires authentication at level 'phr', "
+                                         "which this account cannot reach."), id="essential-phr-unreachable"),
+    pytest.param(replace(AT_PWD, required=_wants("phr", "mfa"), reachable="mfa"), StepUp("mfa", "acr_values"),
+                 id="voluntary-phr-over-mfa-floor-steps-up-to-the-floor"),
+    pytest.param(replace(AT_PWD, required=_wants("mfa"), reachable="mfa", prompt=p("none")),
+                 Refuse("interaction_required", "The request needs authentication at level 'mfa'."),
+                 id="prompt-none-never-downgrades"),
+    pytest.param(replace(AT_PWD, required=_wants("mfa"), session_acr="mfa"), Proceed(), id="already-mfa"),
+    pytest.param(replace(AT_PWD, required=_wants("mfa"), session_acr="phr"), Proceed(), id="phr-covers-mfa"),
+])
+def test_levels_next_step(situation, expected):
     assert next_step(situation, now=NOW) == expected

@@ -1,0 +1,133 @@
+"""The acr ladder: levels of authentication, which methods reach which level, and the RFC 8176
+``amr`` values. Pure: no Flask, SQLAlchemy or Authlib.
+
+Levels form a total order (DESIGN, "Levels of authentication"); the default ladder is
+``pwd`` < ``mfa`` < ``phr``:
+
+- ``pwd``: a password, or an upstream login;
+- ``mfa``: a password plus a second factor (a TOTP code or a passkey);
+- ``phr``: a phishing-resistant passkey with user verification (alone enough).
+
+An operator may configure a shorter ladder (``OIDC_ACR_LEVELS="pwd mfa"``); the names keep
+their meaning and their order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KNOWN_LEVELS = ("pwd", "mfa", "phr")
+
+# RFC 8176 §2 Authentication Method Reference values used here.
+AMR_PASSWORD = "pwd"
+AMR_OTP = "otp"
+AMR_HARDWARE_KEY = "hwk"
+AMR_SOFTWARE_KEY = "swk"
+AMR_USER_PRESENCE_VERIFIED = "user"
+AMR_MULTIPLE_FACTORS = "mfa"
+AMR_FEDERATED = "fed"
+SECOND_FACTORS = frozenset({AMR_OTP, AMR_HARDWARE_KEY, AMR_SOFTWARE_KEY})
+KEYS = frozenset({AMR_HARDWARE_KEY, AMR_SOFTWARE_KEY})
+
+
+class LadderError(ValueError):
+    """A configured ladder that is not an ordered selection of the known levels."""
+
+
+@dataclass(frozen=True)
+class Ladder:
+    levels: tuple[str, ...] = KNOWN_LEVELS
+
+    @classmethod
+    def parse(cls, text: str) -> Ladder:
+        """``"pwd mfa phr"`` -> Ladder. Names must be known, start with ``pwd`` and keep the
+        known order (a level's meaning is fixed; an operator may only leave levels out)."""
+        names = tuple(text.split())
+        if not names or names[0] != "pwd":
+            raise LadderError("the ladder must start with 'pwd'")
+        unknown = [n for n in names if n not in KNOWN_LEVELS]
+        if unknown:
+            raise LadderError(f"unknown level(s) {', '.join(unknown)}; known: {' '.join(KNOWN_LEVELS)}")
+        if list(names) != sorted(set(names), key=KNOWN_LEVELS.index):
+            raise LadderError("levels must be distinct and in the order pwd < mfa < phr")
+        return cls(names)
+
+    def rank(self, level: str | None) -> int:
+        """Position on the ladder; -1 for no or an unknown level."""
+        return self.levels.index(level) if level in self.levels else -1
+
+    def satisfies(self, have: str | None, need: str | None) -> bool:
+        return need is None or self.rank(have) >= self.rank(need) >= 0
+
+    def level_of(self, amr: list[str] | frozenset[str]) -> str | None:
+        """The highest level on this ladder that the methods used reach."""
+        reached = [level for level in self.levels if _reaches(frozenset(amr), level)]
+        return reached[-1] if reached else None
+
+    def lowest_satisfying(self, values: list[str]) -> str | None:
+        """Of requested values, the lowest known one (a request for several accepts any)."""
+        known = [v for v in values if v in self.levels]
+        return min(known, key=self.rank) if known else None
+
+
+def _reaches(amr: frozenset[str], level: str) -> bool:
+    if level == "pwd":
+        return bool(amr & {AMR_PASSWORD, AMR_FEDERATED} or amr & KEYS)
+    if level == "mfa":
+        first = bool(amr & {AMR_PASSWORD, AMR_FEDERATED})
+        return (first and bool(amr & SECOND_FACTORS)) or _reaches(amr, "phr")
+    if level == "phr":
+        # A passkey with user verification is two factors in one (possession + inherence or
+        # knowledge) and resists phishing: it alone reaches phr.
+        return bool(amr & KEYS) and AMR_USER_PRESENCE_VERIFIED in amr
+    return False
+
+
+def amr_with_mfa(amr: list[str]) -> list[str]:
+    """RFC 8176 §2 ``mfa``: "Multiple-factor authentication" — added when two distinct
+    factors were used."""
+    methods = list(dict.fromkeys(m for m in amr if m != AMR_MULTIPLE_FACTORS))
+    factors = {AMR_PASSWORD in methods or AMR_FEDERATED in methods, bool(set(methods) & SECOND_FACTORS)}
+    if factors == {True} and len(methods) > 1:
+        methods.append(AMR_MULTIPLE_FACTORS)
+    return methods
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """The level a request asks for (``level``), the part of it that is binding (``floor``:
+    the essential ``acr`` or the client's minimum; None when only ``acr_values`` asked), and
+    why (``"acr_values"``, ``"essential_acr"``, ``"client_min_acr"``)."""
+
+    level: str
+    floor: str | None
+    reason: str
+
+    @property
+    def essential(self) -> bool:
+        return self.floor == self.level
+
+
+def requirement(ladder: Ladder, *, acr_values: str | None, essential_acr: list[str] | None,
+                client_min_acr: str | None) -> Requirement | None:
+    """What the request asks for. An essential ``acr`` from the claims parameter and the
+    client's minimum are binding; ``acr_values`` is voluntary (OIDC Core §3.1.2.1: "The acr
+    Claim is requested as a Voluntary Claim by this parameter") and counts when it asks for
+    more than the binding part."""
+    if client_min_acr and client_min_acr not in ladder.levels:
+        # Fail closed: a minimum the configured ladder does not have can never be met.
+        return Requirement(client_min_acr, client_min_acr, "client_min_acr")
+    binding = []
+    if essential_acr:
+        level = ladder.lowest_satisfying(essential_acr)
+        if level is None:
+            # §5.5.1.1: an essential acr none of whose values this ladder has cannot be met.
+            return Requirement(essential_acr[0], essential_acr[0], "essential_acr")
+        binding.append((level, "essential_acr"))
+    if client_min_acr:
+        binding.append((client_min_acr, "client_min_acr"))
+    floor, reason = max(binding, key=lambda b: ladder.rank(b[0])) if binding else (None, None)
+    voluntary = ladder.lowest_satisfying((acr_values or "").split())
+    if voluntary is not None and ladder.rank(voluntary) > ladder.rank(floor):
+        return Requirement(voluntary, floor, "acr_values")
+    return Requirement(floor, floor, reason) if floor else None

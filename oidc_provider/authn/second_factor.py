@@ -1,0 +1,159 @@
+"""Second factors held here: TOTP and recovery codes. The crypto is in ``totp`` and
+``recovery_codes`` (pure); this service adds persistence, single use, throttling and audit.
+
+- TOTP secrets are sealed (AES-256-GCM, key from OIDC_SECRET_KEY, the account's ``sub`` as
+  associated data) both at rest and while an enrolment waits in the session.
+- A TOTP code is accepted once: the accepted time-step is recorded by one conditional UPDATE,
+  so two concurrent uses of one code give one success (RFC 6238 §5.2).
+- Wrong codes are throttled per account (``otp:<username>``), like passwords.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+
+from sqlalchemy import select, update
+
+from ..audit import Event, record
+from ..clock import utcnow
+from ..extensions import db
+from ..keys.encryption import Sealer
+from ..models import Account, RecoveryCode
+from . import recovery_codes, throttle, totp
+from .levels import AMR_OTP, AMR_PASSWORD
+
+
+class SecondFactors:
+    def __init__(self, settings, passwords):
+        self._sealer = Sealer(settings.secret_key, purpose=b"oidc-provider totp secrets v1")
+        self._passwords = passwords
+        self._issuer_name = settings.site_name
+
+    # ---- what an account has ----
+    @staticmethod
+    def methods_of(account: Account) -> list[str]:
+        """RFC 8176 values of the factors this account can use."""
+        methods = [AMR_PASSWORD] if account.password_hash else []
+        if account.totp_enabled_at is not None:
+            methods.append(AMR_OTP)
+        return methods
+
+    @staticmethod
+    def enrollable_methods() -> list[str]:
+        return [AMR_OTP]
+
+    # ---- TOTP enrolment ----
+    def begin_totp(self, account: Account) -> tuple[str, dict]:
+        """A fresh secret, sealed for keeping in the session, and what the page shows."""
+        secret = totp.new_secret()
+        uri = totp.provisioning_uri(secret, account_name=account.username, issuer_name=self._issuer_name)
+        sealed = base64.b64encode(self._sealer.seal(secret.encode(), account.subject.encode())).decode()
+        return sealed, {"secret": secret, "uri": uri, "qr_svg": totp.qr_svg(uri)}
+
+    def shown_for(self, account: Account, sealed: str) -> dict:
+        secret = self._open(account, base64.b64decode(sealed))
+        uri = totp.provisioning_uri(secret, account_name=account.username, issuer_name=self._issuer_name)
+        return {"secret": secret, "uri": uri, "qr_svg": totp.qr_svg(uri)}
+
+    def confirm_totp(self, account: Account, sealed: str, code: str, *, now: float | None = None) -> list[str] | None:
+        """Enable TOTP once the person typed a valid first code; returns the recovery codes to
+        show once (generated at the first second-factor enrolment), or None if the code is
+        wrong."""
+        now = time.time() if now is None else now
+        if self._blocked(account):
+            return None
+        secret = self._open(account, base64.b64decode(sealed))
+        counter = totp.verify(secret, code, now=now, last_counter=None)
+        if counter is None:
+            self._failed(account, Event.TOTP_FAILURE, "wrong_code_at_enrolment")
+            return None
+        account.totp_secret_encrypted = self._sealer.seal(secret.encode(), account.subject.encode())
+        account.totp_last_counter = counter
+        account.totp_enabled_at = utcnow()
+        record(Event.TOTP_ENROLLED, account=account, commit=False)
+        codes = []
+        if not db.session.scalar(select(RecoveryCode.id).where(RecoveryCode.account_id == account.id).limit(1)):
+            codes = self._store_recovery_codes(account)
+        db.session.commit()
+        return codes
+
+    # ---- using a factor ----
+    def verify_totp(self, account: Account, code: str, *, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        if account.totp_secret_encrypted is None or self._blocked(account):
+            return False
+        secret = self._open(account, account.totp_secret_encrypted)
+        counter = totp.verify(secret, code, now=now, last_counter=account.totp_last_counter)
+        claimed = counter is not None and db.session.execute(
+            update(Account).where(Account.id == account.id)
+            .where((Account.totp_last_counter.is_(None)) | (Account.totp_last_counter < counter))
+            .values(totp_last_counter=counter).execution_options(synchronize_session=False)
+        ).rowcount == 1
+        if not claimed:
+            db.session.rollback()
+            self._failed(account, Event.TOTP_FAILURE, "wrong_or_replayed_code")
+            return False
+        db.session.commit()
+        throttle.succeed([self._key(account)])
+        return True
+
+    def use_recovery_code(self, account: Account, typed: str) -> bool:
+        if self._blocked(account):
+            return False
+        rows = db.session.scalars(select(RecoveryCode).where(
+            RecoveryCode.account_id == account.id, RecoveryCode.used_at.is_(None)).order_by(RecoveryCode.id)).all()
+        index = recovery_codes.match(self._passwords, typed, [r.code_hash for r in rows])
+        if index is None:
+            self._failed(account, Event.RECOVERY_CODE_FAILURE, "wrong_code")
+            return False
+        used = db.session.execute(
+            update(RecoveryCode).where(RecoveryCode.id == rows[index].id, RecoveryCode.used_at.is_(None))
+            .values(used_at=utcnow()).execution_options(synchronize_session=False)
+        ).rowcount == 1
+        record(Event.RECOVERY_CODE_USED, outcome="success" if used else "failure", account=account,
+               detail={"remaining": len(rows) - 1})
+        throttle.succeed([self._key(account)])
+        return used
+
+    def regenerate_recovery_codes(self, account: Account) -> list[str]:
+        """A new set; the old one stops working."""
+        db.session.query(RecoveryCode).filter(RecoveryCode.account_id == account.id).delete()
+        codes = self._store_recovery_codes(account)
+        record(Event.RECOVERY_CODES_REGENERATED, account=account, commit=False)
+        db.session.commit()
+        return codes
+
+    def reset(self, account: Account) -> None:
+        """Admin: remove every second factor (``user reset-mfa``)."""
+        account.totp_secret_encrypted = account.totp_last_counter = account.totp_enabled_at = None
+        db.session.query(RecoveryCode).filter(RecoveryCode.account_id == account.id).delete()
+        record(Event.MFA_RESET, account=account, commit=False)
+
+    # ---- helpers ----
+    def _store_recovery_codes(self, account: Account) -> list[str]:
+        codes = recovery_codes.generate()
+        for code_hash in recovery_codes.hash_all(self._passwords, codes):
+            db.session.add(RecoveryCode(account_id=account.id, code_hash=code_hash))
+        return codes
+
+    def _open(self, account: Account, sealed: bytes) -> str:
+        return self._sealer.open(sealed, account.subject.encode()).decode()
+
+    @staticmethod
+    def _key(account: Account) -> str:
+        return throttle.code_key(account.username)
+
+    def lockout(self, account: Account) -> throttle.Blocked | None:
+        """The lock on this account's codes after too many wrong ones (recorded), or None."""
+        blocked = throttle.check([self._key(account)], now=utcnow())
+        if blocked is not None:
+            record(Event.TOTP_FAILURE, outcome="failure", reason="throttled", account=account)
+        return blocked
+
+    def _blocked(self, account: Account) -> bool:
+        return self.lockout(account) is not None
+
+    def _failed(self, account: Account, event: Event, reason: str) -> None:
+        throttle.fail([self._key(account)], now=utcnow())
+        record(event, outcome="failure", reason=reason, account=account)

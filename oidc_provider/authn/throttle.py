@@ -1,0 +1,166 @@
+"""Brute-force protection for every secret a person types: failures are counted per key
+(``account:<typed username, lowercased>`` and ``ip:<client address>``) in the database, so
+several provider processes share the counts, and each failure past a free allowance locks the
+key for a delay that doubles up to a cap. A key whose last failure is older than ``WINDOW``
+starts again from zero.
+
+The delay policy (``delay_for``, ``lockout_until``) is pure; the rest reads and writes
+``auth_throttle`` with an injected ``now`` (naive UTC, as ``oidc_provider.clock``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import AuthThrottle
+
+# Failures allowed before any delay: a person mistyping a password a few times is not slowed.
+# An address may be shared by a whole office behind NAT, so it gets a larger allowance.
+FREE_FAILURES = {"account": 3, "ip": 10}
+FIRST_DELAY = 1  # seconds, after the last free failure; doubles with each further failure
+MAX_DELAY = 15 * 60
+WINDOW = timedelta(hours=1)  # failures older than this (since the last one) are forgotten
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A refused attempt: ``key`` is locked until ``until``."""
+
+    until: datetime
+    key: str
+
+
+@dataclass(frozen=True)
+class Status:
+    """What an admin sees for one key: failures in the current window and the lock, if any."""
+
+    key: str
+    failures: int
+    last_failure_at: datetime
+    locked_until: datetime | None
+
+
+def account_key(username: str) -> str:
+    return "account:" + username.strip().lower()
+
+
+def code_key(username: str) -> str:
+    """Second-factor codes (TOTP, recovery codes) count apart from the password: a correct
+    password must not reset the count of wrong codes."""
+    return "otp:" + username.strip().lower()
+
+
+def ip_key(address: str | None) -> str:
+    return "ip:" + (address or "unknown")
+
+
+def delay_for(failures: int, *, free: int = FREE_FAILURES["account"]) -> int:
+    """Seconds to lock a key after its ``failures``-th failure: 0 within the free allowance,
+    then 1, 2, 4, ... capped at ``MAX_DELAY``."""
+    beyond = failures - free
+    if beyond <= 0:
+        return 0
+    # Bound the exponent: 2**large is exact in Python but pointless past the cap.
+    return min(FIRST_DELAY << min(beyond - 1, 32), MAX_DELAY)
+
+
+def lockout_until(failures: int, now: datetime, *, free: int = FREE_FAILURES["account"]) -> datetime | None:
+    delay = delay_for(failures, free=free)
+    return now + timedelta(seconds=delay) if delay else None
+
+
+def _free(key: str) -> int:
+    return FREE_FAILURES.get(key.split(":", 1)[0], FREE_FAILURES["account"])
+
+
+def check(keys: list[str], *, now: datetime) -> Blocked | None:
+    """The lock that refuses this attempt (the one lasting longest), or None."""
+    row = db.session.execute(
+        select(AuthThrottle.key, AuthThrottle.locked_until)
+        .where(AuthThrottle.key.in_(keys), AuthThrottle.locked_until > now)
+        .order_by(AuthThrottle.locked_until.desc()).limit(1)
+    ).first()
+    return Blocked(until=row.locked_until, key=row.key) if row else None
+
+
+def fail(keys: list[str], *, now: datetime) -> None:
+    """Count one failure against each key and lock it as ``delay_for`` says. Commits: the count
+    must hold whatever the request does next, and be seen by the other processes at once."""
+    for key in keys:
+        failures = _increment(key, now)
+        until = lockout_until(failures, now, free=_free(key))
+        if until is not None:
+            # Never shorten a lock a concurrent failure made longer.
+            db.session.execute(
+                update(AuthThrottle)
+                .where(AuthThrottle.key == key,
+                       or_(AuthThrottle.locked_until.is_(None), AuthThrottle.locked_until < until))
+                .values(locked_until=until)
+                .execution_options(synchronize_session=False)
+            )
+    db.session.commit()
+
+
+def _increment(key: str, now: datetime) -> int:
+    """failures + 1 in one UPDATE (atomic under concurrency), restarting the count when the
+    last failure is older than the window; the first failure inserts the row."""
+    stale = AuthThrottle.last_failure_at < now - WINDOW
+    bump = (
+        update(AuthThrottle).where(AuthThrottle.key == key)
+        .values(failures=case((stale, 1), else_=AuthThrottle.failures + 1),
+                first_failure_at=case((stale, now), else_=AuthThrottle.first_failure_at),
+                last_failure_at=now)
+        .returning(AuthThrottle.failures)
+        .execution_options(synchronize_session=False)
+    )
+    failures = db.session.execute(bump).scalar()
+    if failures is not None:
+        return failures
+    try:
+        with db.session.begin_nested():
+            db.session.execute(insert(AuthThrottle).values(
+                key=key, failures=1, first_failure_at=now, last_failure_at=now))
+        return 1
+    except IntegrityError:
+        # Another process inserted the row between our UPDATE and INSERT: count on it.
+        return db.session.execute(bump).scalar_one()
+
+
+def succeed(keys: list[str]) -> None:
+    """A correct secret clears the account's count (or its code count). The address keeps its
+    count: one good password must not wipe the record of guesses at other accounts from the
+    same place."""
+    account_keys = [key for key in keys if not key.startswith("ip:")]
+    if account_keys:
+        db.session.execute(delete(AuthThrottle).where(AuthThrottle.key.in_(account_keys))
+                           .execution_options(synchronize_session=False))
+
+
+def unlock(username: str) -> bool:
+    """Lift the locks and forget the failures of an account, for passwords and codes alike;
+    True if there was anything."""
+    keys = [account_key(username), code_key(username)]
+    result = db.session.execute(delete(AuthThrottle).where(AuthThrottle.key.in_(keys))
+                                .execution_options(synchronize_session=False))
+    return result.rowcount > 0
+
+
+def status(username: str, *, now: datetime) -> Status | None:
+    """The account's failures in the current window and its lock (None once expired), for
+    passwords or codes, whichever is locked longer (or failed more); None when nothing is
+    counted."""
+    rows = db.session.scalars(select(AuthThrottle).where(
+        AuthThrottle.key.in_([account_key(username), code_key(username)]),
+        AuthThrottle.last_failure_at >= now - WINDOW)).all()
+    if not rows:
+        return None
+    row = max(rows, key=lambda r: (r.locked_until is not None and r.locked_until > now,
+                                   r.locked_until or now, r.failures))
+    locked = row.locked_until if row.locked_until and row.locked_until > now else None
+    return Status(key=row.key, failures=row.failures, last_failure_at=row.last_failure_at,
+                  locked_until=locked)

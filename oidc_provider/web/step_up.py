@@ -1,0 +1,125 @@
+"""Step-up and enrolment pages (issue 3): a signed-in person proves only the factor that is
+missing, or, having none strong enough, enrols one on a page that says why the application
+needs it. Both come back to ``/authorize/continue/<id>`` and never to another step."""
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from sqlalchemy import select
+
+from ..audit import Event, record
+from ..authn import pending
+from ..authn.levels import AMR_OTP
+from ..authn.sessions import current_login, elevate
+from ..clock import utcnow
+from ..extensions import db
+from ..models import Client
+
+bp = Blueprint("step_up", __name__)
+
+WHY = {
+    "client_min_acr": "{client} requires a second factor for everyone who uses it.",
+    "essential_acr": "{client} asks for a stronger sign-in than a password for this request.",
+    "acr_values": "{client} asks for a stronger sign-in than a password.",
+}
+
+
+def _context(pid):
+    entry = pending.load(session, pid)
+    login = current_login(session)
+    if entry is None or login is None or "level" not in entry:
+        return None
+    params = dict(entry["params"])
+    client = db.session.scalar(select(Client).where(Client.client_id == params.get("client_id")))
+    if client is None:
+        return None
+    return login[0], client, entry
+
+
+def _factors():
+    return current_app.extensions["oidc_second_factors"]
+
+
+def _done(pid, account, method):
+    level = elevate(session, method=method, ladder=current_app.extensions["oidc_settings"].ladder)
+    record(Event.STEP_UP, account=account, detail={"method": method, "acr": level})
+    return redirect(url_for("authorize.resume", pid=pid))
+
+
+def _too_many(blocked) -> str:
+    wait = max(1, int((blocked.until - utcnow()).total_seconds()) + 1)
+    return f"Too many wrong codes. Wait {wait} seconds, then try again."
+
+
+def _voluntary(entry) -> bool:
+    return entry.get("reason") == "acr_values"
+
+
+@bp.post("/step-up/<pid>/decline")
+def decline(pid):
+    """"Not now" (the application only asked, with acr_values) or "Cancel" (it requires the
+    level): back to the authorization request, which then goes on at the level reached or
+    answers access_denied (OIDC Core §5.5.1.1)."""
+    context = _context(pid)
+    if context is not None:
+        account, client, entry = context
+        pending.update(session, pid, declined=True)
+        session.pop("totp_enrollment", None)
+        record(Event.STEP_UP, outcome="failure", reason="declined", account=account, client=client,
+               detail={"level": entry.get("level")})
+    return redirect(url_for("authorize.resume", pid=pid))
+
+
+@bp.route("/step-up/<pid>", methods=["GET", "POST"])
+def step_up(pid):
+    context = _context(pid)
+    if context is None:
+        return redirect(url_for("authorize.resume", pid=pid))
+    account, client, entry = context
+    why = WHY.get(entry.get("reason"), WHY["acr_values"]).format(client=client.name)
+    if request.method == "GET":
+        return render_template("step_up/step_up.html", pid=pid, why=why, error=None, voluntary=_voluntary(entry))
+    blocked = _factors().lockout(account)
+    if blocked is not None:
+        return render_template("step_up/step_up.html", pid=pid, why=why, voluntary=_voluntary(entry),
+                               error=_too_many(blocked)), 429
+    code = (request.form.get("code") or "")[:64]
+    if request.form.get("kind") == "recovery":
+        if _factors().use_recovery_code(account, code):
+            return _done(pid, account, AMR_OTP)
+    elif _factors().verify_totp(account, code):
+        return _done(pid, account, AMR_OTP)
+    return render_template("step_up/step_up.html", pid=pid, why=why, voluntary=_voluntary(entry),
+                           error="That code did not work. Try the current code from your app."), 401
+
+
+@bp.route("/enroll/<pid>", methods=["GET", "POST"])
+def enroll(pid):
+    context = _context(pid)
+    if context is None:
+        return redirect(url_for("authorize.resume", pid=pid))
+    account, client, entry = context
+    why = WHY.get(entry.get("reason"), WHY["acr_values"]).format(client=client.name)
+    sealed = session.get("totp_enrollment")
+    if request.method == "GET" or not sealed:
+        if not sealed:
+            sealed, shown = _factors().begin_totp(account)
+            session["totp_enrollment"] = sealed
+        else:
+            shown = _factors().shown_for(account, sealed)
+        return render_template("step_up/enroll.html", pid=pid, why=why, error=None, voluntary=_voluntary(entry),
+                               **shown)
+    blocked = _factors().lockout(account)
+    if blocked is not None:
+        return render_template("step_up/enroll.html", pid=pid, why=why, voluntary=_voluntary(entry),
+                               **_factors().shown_for(account, sealed), error=_too_many(blocked)), 429
+    codes = _factors().confirm_totp(account, sealed, (request.form.get("code") or "")[:64])
+    if codes is None:
+        return render_template("step_up/enroll.html", pid=pid, why=why, voluntary=_voluntary(entry),
+                               **_factors().shown_for(account, sealed),
+                               error="That code did not work. Check the time on your phone and try the "
+                                     "current code."), 401
+    session.pop("totp_enrollment", None)
+    response = _done(pid, account, AMR_OTP)
+    if codes:
+        # Shown once: the person writes them down before going on.
+        return render_template("step_up/recovery_codes.html", codes=codes, next_url=response.location)
+    return response

@@ -1,0 +1,83 @@
+"""The acr ladder (DESIGN "Levels of authentication"; RFC 8176 amr values): table tests."""
+
+import re
+
+import pytest
+
+from oidc_provider.authn.levels import Ladder, LadderError, amr_with_mfa, requirement
+
+LADDER = Ladder()
+
+
+@pytest.mark.parametrize("amr, level", [
+    ([], None),
+    (["pwd"], "pwd"),
+    (["fed"], "pwd"),
+    (["otp"], None),                      # a second factor alone is no login
+    (["pwd", "otp"], "mfa"),
+    (["fed", "otp"], "mfa"),
+    (["pwd", "hwk"], "mfa"),             # passkey as second factor without user verification
+    (["hwk"], "pwd"),                    # passkey without user verification: one factor
+    (["swk", "user"], "phr"),            # synced passkey with user verification
+    (["hwk", "user"], "phr"),
+    (["pwd", "otp", "mfa"], "mfa"),
+])
+def test_rfc8176_methods_reach_levels(amr, level):
+    assert LADDER.level_of(amr) == level
+
+
+@pytest.mark.parametrize("have, need, ok", [
+    ("pwd", None, True), ("pwd", "pwd", True), ("pwd", "mfa", False), ("mfa", "pwd", True),
+    ("phr", "mfa", True), ("mfa", "phr", False), (None, "pwd", False), ("bogus", "pwd", False),
+])
+def test_the_ladder_is_a_total_order(have, need, ok):
+    assert LADDER.satisfies(have, need) is ok
+
+
+def test_a_shorter_ladder_keeps_meanings_and_drops_levels():
+    short = Ladder.parse("pwd mfa")
+    assert short.levels == ("pwd", "mfa")
+    assert short.level_of(["swk", "user"]) == "mfa"  # phr is not on this ladder; mfa is reached
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "must start with 'pwd'"), ("mfa pwd", "must start with 'pwd'"),
+    ("pwd gold", "unknown level(s) gold"), ("pwd phr mfa", "in the order"), ("pwd pwd", "distinct"),
+])
+def test_bad_ladders_are_refused_with_a_reason(text, message):
+    with pytest.raises(LadderError, match=re.escape(message)):
+        Ladder.parse(text)
+
+
+@pytest.mark.parametrize("amr, expected", [
+    (["pwd"], ["pwd"]), (["pwd", "otp"], ["pwd", "otp", "mfa"]), (["otp"], ["otp"]),
+    (["pwd", "otp", "mfa"], ["pwd", "otp", "mfa"]), (["swk", "user"], ["swk", "user"]),
+])
+def test_rfc8176_mfa_is_added_when_two_factors_were_used(amr, expected):
+    assert amr_with_mfa(amr) == expected
+
+
+@pytest.mark.parametrize("acr_values, essential, client_min, expected", [
+    (None, None, None, None),
+    ("mfa", None, None, ("mfa", None, "acr_values")),
+    ("mfa phr", None, None, ("mfa", None, "acr_values")),     # any listed value is acceptable
+    ("gold", None, None, None),                             # unknown values are ignored
+    (None, ["mfa"], None, ("mfa", "mfa", "essential_acr")),
+    (None, None, "mfa", ("mfa", "mfa", "client_min_acr")),
+    ("phr", None, "mfa", ("phr", "mfa", "acr_values")),       # voluntary above a binding floor
+    ("pwd", None, "mfa", ("mfa", "mfa", "client_min_acr")),   # voluntary below: the floor wins
+    (None, ["phr"], "mfa", ("phr", "phr", "essential_acr")),
+    (None, ["gold"], None, ("gold", "gold", "essential_acr")),  # essential and unknown: unmeetable
+    (None, ["gold", "mfa"], None, ("mfa", "mfa", "essential_acr")),
+])
+def test_oidc_core_3_1_2_1_and_5_5_1_1_what_a_request_asks_for(acr_values, essential, client_min, expected):
+    found = requirement(LADDER, acr_values=acr_values, essential_acr=essential, client_min_acr=client_min)
+    assert (None if found is None else (found.level, found.floor, found.reason)) == expected
+
+
+def test_a_client_minimum_missing_from_the_ladder_fails_closed():
+    """An operator's minimum is never dropped silently: on a ladder without it, no session
+    satisfies it."""
+    found = requirement(Ladder.parse("pwd mfa"), acr_values=None, essential_acr=None, client_min_acr="phr")
+    assert (found.level, found.floor) == ("phr", "phr")
+    assert not Ladder.parse("pwd mfa").satisfies("mfa", found.level)
