@@ -131,3 +131,15 @@ def requirement(ladder: Ladder, *, acr_values: str | None, essential_acr: list[s
     if voluntary is not None and ladder.rank(voluntary) > ladder.rank(floor):
         return Requirement(voluntary, floor, "acr_values")
     return Requirement(floor, floor, reason) if floor else None
+
+
+# How recent an authentication must be to remove a factor or regenerate recovery codes.
+REAUTHENTICATION_WINDOW = 10 * 60
+
+
+def fresh_enough(ladder: Ladder, *, acr: str | None, auth_time: int | None, level: str, now: int,
+                 window: int = REAUTHENTICATION_WINDOW) -> bool:
+    """Issue 3: "Removing a factor requires a fresh authentication at the level that factor
+    gives": the session reached ``level`` within the last ``window`` seconds."""
+    return (ladder.satisfies(acr, level) and auth_time is not None
+            and 0 <= now - auth_time <= window)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import time
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from ..audit import Event, record
 from ..clock import utcnow
@@ -21,7 +21,7 @@ from ..extensions import db
 from ..keys.encryption import Sealer
 from ..models import Account, RecoveryCode
 from . import recovery_codes, throttle, totp
-from .levels import AMR_OTP, AMR_PASSWORD
+from .levels import AMR_OTP, AMR_PASSWORD, SECOND_FACTORS
 
 
 class SecondFactors:
@@ -123,6 +123,19 @@ class SecondFactors:
         record(Event.RECOVERY_CODES_REGENERATED, account=account, commit=False)
         db.session.commit()
         return codes
+
+    def remove_totp(self, account: Account) -> None:
+        """The person removes their authenticator app. Recovery codes back up second factors:
+        they go too when no second factor is left."""
+        account.totp_secret_encrypted = account.totp_last_counter = account.totp_enabled_at = None
+        if not SECOND_FACTORS & set(self.methods_of(account)):
+            db.session.query(RecoveryCode).filter(RecoveryCode.account_id == account.id).delete()
+        record(Event.TOTP_REMOVED, account=account, commit=False)
+        db.session.commit()
+
+    def recovery_codes_left(self, account: Account) -> int:
+        return db.session.scalar(select(func.count()).select_from(RecoveryCode).where(
+            RecoveryCode.account_id == account.id, RecoveryCode.used_at.is_(None)))
 
     def reset(self, account: Account) -> None:
         """Admin: remove every second factor (``user reset-mfa``)."""

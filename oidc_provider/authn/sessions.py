@@ -135,6 +135,17 @@ def elevate(session, *, method: str, ladder) -> str:
     return level
 
 
+def reauthenticate(session, *, amr: list[str], ladder) -> str:
+    """The signed-in person proved ``amr`` again just now (the account page's "confirm it's
+    you"): those methods, the level they reach, a fresh ``auth_time`` and a new session id.
+    Returns the new level."""
+    amr = amr_with_mfa(list(amr))
+    level = ladder.level_of(amr)
+    session.update(amr=amr, acr=level, auth_time=epoch(utcnow()))
+    session.rotate = True
+    return level
+
+
 def log_out(session) -> None:
     session.clear()
     session.ended = True

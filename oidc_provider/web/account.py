@@ -1,15 +1,60 @@
-"""The signed-in person's account page: who they are, the apps they consented to (revocable),
-and sign out."""
+"""The signed-in person's account page (issue 3): change the password, set up and remove an
+authenticator app, regenerate recovery codes, see and end sessions, withdraw app consents, sign
+out. Removing a factor or regenerating recovery codes needs a fresh authentication at the level
+the factor gives (``levels.fresh_enough``): otherwise the person confirms it's them first on
+``/account/confirm``."""
 
-from flask import Blueprint, current_app, redirect, render_template, session, url_for
-from sqlalchemy import select
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from sqlalchemy import delete, select
 
 from ..audit import Event, record
-from ..authn.sessions import current_login, log_out
+from ..authn import levels
+from ..authn.levels import AMR_OTP, AMR_PASSWORD
+from ..authn.password_check import check_password
+from ..authn.passwords import check_new_password
+from ..authn.sessions import current_login, elevate, log_out, reauthenticate
+from ..errors import error_page
 from ..extensions import db
-from ..models import Client, Consent
+from ..models import BrowserSession, Client, Consent
 
 bp = Blueprint("account", __name__)
+
+# Enrolment from the account page waits in the session, sealed, like the step-up one.
+ENROLLING = "account_totp_enrollment"
+
+
+def _signed_in():
+    login = current_login(session)
+    return (None, None) if login is None else login
+
+
+def _factors():
+    return current_app.extensions["oidc_second_factors"]
+
+
+def _ladder():
+    return current_app.extensions["oidc_settings"].ladder
+
+
+def _needs(level: str, facts: dict) -> bool:
+    """True when the session is not a fresh authentication at ``level``."""
+    return not levels.fresh_enough(_ladder(), acr=facts["acr"], auth_time=facts["auth_time"],
+                                   level=level, now=int(time.time()))
+
+
+WHY = {
+    "remove-totp": "Removing your authenticator app needs a fresh sign-in with it.",
+    "recovery-codes": "New recovery codes need a fresh sign-in with your second factor.",
+    None: "Confirm it's you to go on.",
+}
+
+
+def _confirm_first(level: str, why: str):
+    return redirect(url_for("account.confirm", level=level, why=why))
 
 
 @bp.get("/")
@@ -19,38 +64,203 @@ def index():
 
 @bp.get("/account")
 def home():
-    login = current_login(session)
-    if login is None:
+    account, facts = _signed_in()
+    if account is None:
         return redirect(url_for("login.login"))
-    account, facts = login
     consents = db.session.execute(
         select(Consent, Client).join(Client, Client.id == Consent.client_id)
         .where(Consent.account_id == account.id).order_by(Client.name)
     ).all()
-    return render_template("account/home.html", account=account, facts=facts, consents=consents)
+    sessions = db.session.scalars(
+        select(BrowserSession).where(BrowserSession.account_id == account.id)
+        .order_by(BrowserSession.last_seen_at.desc())
+    ).all()
+    return render_template(
+        "account/home.html", account=account, facts=facts, consents=consents, sessions=sessions,
+        current_session_id=facts["sid"], totp_enabled_at=account.totp_enabled_at,
+        recovery_codes_left=_factors().recovery_codes_left(account),
+        notice=request.args.get("done"),
+    )
 
+
+# ---- password ----
+
+@bp.route("/account/password", methods=["GET", "POST"])
+def change_password():
+    """The current password proves it is the person (throttled like the login form); the new
+    one must pass ``check_new_password``. Every other session of the account ends."""
+    account, facts = _signed_in()
+    if account is None:
+        return redirect(url_for("login.login"))
+    if request.method == "GET":
+        return render_template("account/password.html", error=None)
+    passwords = current_app.extensions["oidc_passwords"]
+    new = request.form.get("new_password") or ""
+    if new != (request.form.get("confirm_password") or ""):
+        return render_template("account/password.html", error="The new passwords do not match."), 400
+    if problem := check_new_password(new):
+        return render_template("account/password.html", error=f"The new password {problem}."), 400
+    checked = check_password(passwords, account.username, request.form.get("current_password") or "",
+                             request.remote_addr)
+    if checked.account is None or checked.account.id != account.id:
+        return render_template("account/password.html", error="Your current password is not right."), 401
+    account.password_hash = passwords.hash(new)
+    db.session.execute(delete(BrowserSession).where(BrowserSession.account_id == account.id,
+                                                    BrowserSession.id != facts["sid"]))
+    record(Event.PASSWORD_CHANGED, account=account, commit=False)
+    db.session.commit()
+    session.rotate = True  # a new session id for the one session that remains
+    return redirect(url_for("account.home", done="password"))
+
+
+# ---- confirm it's you ----
+
+@bp.route("/account/confirm", methods=["GET", "POST"])
+def confirm():
+    """A fresh authentication at ``level`` for the account page: the password, and at ``mfa`` or
+    above a code (TOTP or recovery code) too."""
+    account, facts = _signed_in()
+    if account is None:
+        return redirect(url_for("login.login"))
+    level = request.values.get("level") or "pwd"
+    if level not in _ladder().levels:
+        level = "pwd"
+    code_needed = _ladder().rank(level) > _ladder().rank("pwd")
+    context = {"level": level, "code_needed": code_needed, "why": WHY.get(request.values.get("why"), WHY[None]),
+               "why_key": request.values.get("why") if request.values.get("why") in WHY else "",
+               "has_totp": account.totp_enabled_at is not None}
+    if request.method == "GET":
+        return render_template("account/confirm.html", error=None, **context)
+    checked = check_password(current_app.extensions["oidc_passwords"], account.username,
+                             request.form.get("password") or "", request.remote_addr)
+    if checked.account is None or checked.account.id != account.id:
+        return render_template("account/confirm.html", error="That did not work. Check your password and code.",
+                               **context), 401
+    amr = [AMR_PASSWORD]
+    if code_needed:
+        blocked = _factors().lockout(account)
+        code = (request.form.get("code") or "")[:64]
+        if blocked is not None:
+            return render_template("account/confirm.html", error="Too many wrong codes. Wait, then try again.",
+                                   **context), 429
+        proved = (_factors().use_recovery_code(account, code) if request.form.get("kind") == "recovery"
+                  else _factors().verify_totp(account, code))
+        if not proved:
+            return render_template("account/confirm.html", error="That did not work. Check your password and code.",
+                                   **context), 401
+        amr.append(AMR_OTP)
+    reached = reauthenticate(session, amr=amr, ladder=_ladder())
+    record(Event.REAUTHENTICATED, account=account, detail={"amr": amr, "acr": reached})
+    return redirect(url_for("account.home", done="confirmed"))
+
+
+# ---- authenticator app (TOTP) ----
+
+@bp.route("/account/totp", methods=["GET", "POST"])
+def totp():
+    account, _ = _signed_in()
+    if account is None:
+        return redirect(url_for("login.login"))
+    if account.totp_enabled_at is not None:
+        return redirect(url_for("account.home"))
+    sealed = session.get(ENROLLING)
+    if request.method == "GET" or not sealed:
+        if not sealed:
+            sealed, shown = _factors().begin_totp(account)
+            session[ENROLLING] = sealed
+        else:
+            shown = _factors().shown_for(account, sealed)
+        return render_template("account/totp.html", error=None, **shown)
+    if _factors().lockout(account) is not None:
+        return render_template("account/totp.html", error="Too many wrong codes. Wait, then try again.",
+                               **_factors().shown_for(account, sealed)), 429
+    codes = _factors().confirm_totp(account, sealed, (request.form.get("code") or "")[:64])
+    if codes is None:
+        return render_template("account/totp.html", **_factors().shown_for(account, sealed),
+                               error="That code did not work. Check the time on your phone and try the "
+                                     "current code."), 401
+    session.pop(ENROLLING, None)
+    # Typing the code proved the app: the session now has both factors.
+    elevate(session, method=AMR_OTP, ladder=_ladder())
+    if codes:
+        return render_template("step_up/recovery_codes.html", codes=codes,
+                               next_url=url_for("account.home", done="totp"))
+    return redirect(url_for("account.home", done="totp"))
+
+
+@bp.post("/account/totp/remove")
+def remove_totp():
+    account, facts = _signed_in()
+    if account is None:
+        return redirect(url_for("login.login"))
+    if account.totp_enabled_at is None:
+        return redirect(url_for("account.home"))
+    if _needs("mfa", facts):
+        return _confirm_first("mfa", "remove-totp")
+    _factors().remove_totp(account)
+    return redirect(url_for("account.home", done="totp-removed"))
+
+
+# ---- recovery codes ----
+
+@bp.post("/account/recovery-codes")
+def regenerate_recovery_codes():
+    """A new set of 10, shown once; the old set stops working."""
+    account, facts = _signed_in()
+    if account is None:
+        return redirect(url_for("login.login"))
+    if not levels.SECOND_FACTORS & set(_factors().methods_of(account)):
+        return error_page("No second factor yet", "Recovery codes back up a second factor. Set up an "
+                                                  "authenticator app or a passkey first.", 409)
+    if _needs("mfa", facts):
+        return _confirm_first("mfa", "recovery-codes")
+    codes = _factors().regenerate_recovery_codes(account)
+    return render_template("step_up/recovery_codes.html", codes=codes,
+                           next_url=url_for("account.home", done="recovery-codes"))
+
+
+# ---- sessions ----
+
+@bp.post("/account/sessions/<int:session_id>/end")
+def end_session(session_id):
+    """End one of the person's sessions (another device, or this one)."""
+    account, facts = _signed_in()
+    if account is None:
+        return redirect(url_for("login.login"))
+    row = db.session.get(BrowserSession, session_id)
+    if row is None or row.account_id != account.id:
+        return redirect(url_for("account.home"))
+    record(Event.SESSION_ENDED, account=account, detail={"current": row.id == facts["sid"]}, commit=False)
+    if row.id == facts["sid"]:
+        db.session.commit()
+        log_out(session)
+        return redirect(url_for("login.login"))
+    db.session.delete(row)
+    db.session.commit()
+    return redirect(url_for("account.home", done="session-ended"))
+
+
+# ---- consents ----
 
 @bp.post("/account/consents/<int:consent_id>/revoke")
 def revoke_consent(consent_id):
-    login = current_login(session)
-    if login is None:
+    account, _ = _signed_in()
+    if account is None:
         return redirect(url_for("login.login"))
     row = db.session.get(Consent, consent_id)
-    if row is not None and row.account_id == login[0].id:
+    if row is not None and row.account_id == account.id:
         client = db.session.get(Client, row.client_id)
         db.session.delete(row)
         # Withdrawing consent also ends the app's access: its refresh and access tokens.
-        current_app.extensions["oidc_server"].policy.tokens.revoke_for(login[0].id, client.client_id)
-        record(Event.CONSENT_REVOKED, account=login[0], client=client)
+        current_app.extensions["oidc_server"].policy.tokens.revoke_for(account.id, client.client_id)
+        record(Event.CONSENT_REVOKED, account=account, client=client)
     return redirect(url_for("account.home"))
 
 
 @bp.post("/account/logout")
 def sign_out():
-    login = current_login(session)
-    if login is not None:
-        record(Event.LOGOUT, account=login[0])
+    account, _ = _signed_in()
+    if account is not None:
+        record(Event.LOGOUT, account=account)
     log_out(session)
     return redirect(url_for("login.login"))
-
-
