@@ -70,7 +70,7 @@ class Situation:
     session_acr: str | None = None  # the level the session reached
     reachable: str | None = None  # the highest level the account's enrolled factors reach
     enrollable: str | None = None  # the highest level enrolling a factor here would reach
-    step_declined: bool = False  # the person chose "not now" / "cancel" on a step-up page
+    declined: str | None = None  # the level the person declined ("Not now" / "Cancel") on a step-up page
 
 
 def parse_prompt(raw: str | None) -> frozenset[str]:
@@ -147,16 +147,22 @@ def _level_check(s: Situation, silent: bool) -> StepUp | Enroll | Refuse | None:
         return None
     if silent:
         return Refuse("interaction_required", f"The request needs authentication at level '{need.level}'.")
-    if s.step_declined:
-        if need.floor is None or s.ladder.satisfies(s.session_acr, need.floor):
+    asks = [(need.level, need.reason)]
+    if need.floor is not None and need.floor != need.level:
+        asks.append((need.floor, need.floor_reason or need.reason))
+    if s.declined is not None:
+        # Declining a voluntary level falls back to the binding one; declining that refuses.
+        asks = [(level, why) for level, why in asks if s.ladder.rank(level) < s.ladder.rank(s.declined)]
+    for level, why in asks:
+        if s.ladder.satisfies(s.session_acr, level):
             return None
-        return Refuse("access_denied", f"The end-user did not authenticate at level '{need.floor}'.")
-    for level in dict.fromkeys(lv for lv in (need.level, need.floor) if lv):
         if s.ladder.satisfies(s.reachable, level):
-            return StepUp(level, need.reason)
+            return StepUp(level, why)
         if s.ladder.satisfies(s.enrollable, level):
-            return Enroll(level, need.reason)
+            return Enroll(level, why)
     if need.floor is not None and not s.ladder.satisfies(s.session_acr, need.floor):
+        if s.declined is not None:
+            return Refuse("access_denied", f"The end-user did not authenticate at level '{need.floor}'.")
         return Refuse("access_denied", f"This application requires authentication at level "
                                        f"'{need.floor}', which this account cannot reach.")
     return None

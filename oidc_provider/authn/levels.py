@@ -102,6 +102,7 @@ class Requirement:
     level: str
     floor: str | None
     reason: str
+    floor_reason: str | None = None  # why the floor binds, when ``level`` is a voluntary one above it
 
     @property
     def essential(self) -> bool:
@@ -129,7 +130,7 @@ def requirement(ladder: Ladder, *, acr_values: str | None, essential_acr: list[s
     floor, reason = max(binding, key=lambda b: ladder.rank(b[0])) if binding else (None, None)
     voluntary = ladder.lowest_satisfying((acr_values or "").split())
     if voluntary is not None and ladder.rank(voluntary) > ladder.rank(floor):
-        return Requirement(voluntary, floor, "acr_values")
+        return Requirement(voluntary, floor, "acr_values", floor_reason=reason)
     return Requirement(floor, floor, reason) if floor else None
 
 

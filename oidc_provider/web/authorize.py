@@ -159,7 +159,7 @@ def _situation(subject, checked: dict, client, scopes: set[str], entry: dict | N
         reachable=ladder.level_of(factors.methods_of(subject.account)) if subject else None,
         enrollable=ladder.level_of([*factors.methods_of(subject.account), *factors.enrollable_methods()])
         if subject else None,
-        step_declined=bool(entry and entry.get("declined")),
+        declined=entry.get("declined") if entry else None,
         required=levels.requirement(ladder, acr_values=values.get("acr_values"),
                                     essential_acr=essential_acr_values(checked["claims"]),
                                     client_min_acr=client.min_acr),

@@ -61,7 +61,7 @@ def decline(pid):
     context = _context(pid)
     if context is not None:
         account, client, entry = context
-        pending.update(session, pid, declined=True)
+        pending.update(session, pid, declined=entry.get("level"))
         session.pop("totp_enrollment", None)
         record(Event.STEP_UP, outcome="failure", reason="declined", account=account, client=client,
                detail={"level": entry.get("level")})

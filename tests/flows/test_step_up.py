@@ -413,3 +413,16 @@ def test_a_tampered_session_cookie_is_a_fresh_anonymous_session(app, browser, al
         browser.http.set_cookie(SESSION_COOKIE, forged)
         response = browser.follow(browser.http.get(path))
         assert response.status_code == 400 and "expired" in response.text, forged
+
+
+def test_a_voluntary_level_above_a_client_minimum_enrols_for_the_minimum_and_cannot_be_skipped(app, browser, alice):
+    """acr_values=phr is voluntary, the client's mfa minimum is not: the person is led to the
+    minimum with a page that offers "Cancel" (access_denied), never "Not now"."""
+    client_id, client_secret = make_client(app, trusted=True, min_acr="mfa")
+    response, params = start(browser, client_id, acr_values="phr")
+    response = browser.follow(browser.login(response))
+    path, page = _page(browser, response)
+    assert path.startswith("/enroll/")
+    assert "requires a second factor" in page.text and "Not now" not in page.text
+    result = redirected_to_client(decline(browser, response))
+    assert (result["error"], result["state"]) == ("access_denied", params["state"])

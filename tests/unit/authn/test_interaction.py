@@ -149,8 +149,8 @@ def test_next_step(situation, expected):
 
 
 # ---- levels: step up with what the person has, enroll what they lack, refuse the rest ----
-def _wants(level, floor=None, reason="acr_values"):
-    return Requirement(level, floor, reason)
+def _wants(level, floor=None, reason="acr_values", floor_reason=None):
+    return Requirement(level, floor, reason, floor_reason)
 
 
 AT_PWD = replace(SIGNED_IN, session_acr="pwd", reachable="pwd", enrollable="mfa")
@@ -168,8 +168,24 @@ AT_PWD = replace(SIGNED_IN, session_acr="pwd", reachable="pwd", enrollable="mfa"
     pytest.param(replace(AT_PWD, required=_wants("phr", "phr", "essential_acr")),
                  Refuse("access_denied", "This application requires authentication at level 'phr', "
                                          "which this account cannot reach."), id="essential-phr-unreachable"),
-    pytest.param(replace(AT_PWD, required=_wants("phr", "mfa"), reachable="mfa"), StepUp("mfa", "acr_values"),
-                 id="voluntary-phr-over-mfa-floor-steps-up-to-the-floor"),
+    pytest.param(replace(AT_PWD, required=_wants("phr", "mfa", floor_reason="client_min_acr"), reachable="mfa"),
+                 StepUp("mfa", "client_min_acr"), id="voluntary-phr-over-mfa-floor-steps-up-to-the-binding-floor"),
+    pytest.param(replace(AT_PWD, required=_wants("phr", "mfa", floor_reason="client_min_acr")),
+                 Enroll("mfa", "client_min_acr"), id="voluntary-phr-over-mfa-floor-enrolls-for-the-binding-floor"),
+    # The person declined on a step-up page:
+    pytest.param(replace(AT_PWD, required=_wants("mfa"), reachable="mfa", declined="mfa"), Proceed(),
+                 id="declined-voluntary-proceeds-at-pwd"),
+    pytest.param(replace(AT_PWD, required=_wants("mfa", "mfa", "client_min_acr"), reachable="mfa", declined="mfa"),
+                 Refuse("access_denied", "The end-user did not authenticate at level 'mfa'."),
+                 id="declined-binding-is-access-denied"),
+    pytest.param(replace(AT_PWD, required=_wants("phr", "mfa", floor_reason="essential_acr"), enrollable="phr",
+                         declined="phr"),
+                 Enroll("mfa", "essential_acr"), id="declined-voluntary-above-a-floor-falls-back-to-the-floor"),
+    pytest.param(replace(AT_PWD, required=_wants("phr", "mfa", floor_reason="essential_acr"), declined="mfa"),
+                 Refuse("access_denied", "The end-user did not authenticate at level 'mfa'."),
+                 id="declined-the-floor-too"),
+    pytest.param(replace(AT_PWD, required=_wants("mfa"), session_acr="mfa", declined="mfa"), Proceed(),
+                 id="declined-but-already-there"),
     pytest.param(replace(AT_PWD, required=_wants("mfa"), reachable="mfa", prompt=p("none")),
                  Refuse("interaction_required", "The request needs authentication at level 'mfa'."),
                  id="prompt-none-never-downgrades"),
