@@ -10,6 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .authn.passkey_service import Passkeys
 from .authn.passwords import Passwords
 from .authn.second_factor import SecondFactors
 from .authn.sessions import DatabaseSessionInterface
@@ -49,12 +50,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["oidc_metadata"] = metadata(settings)
     app.extensions["oidc_passwords"] = Passwords(settings)
     app.extensions["oidc_second_factors"] = SecondFactors(settings, app.extensions["oidc_passwords"])
+    app.extensions["oidc_passkeys"] = Passkeys(settings)
 
     from . import errors
-    from .web import account, authorize, consent, discovery, login, logout, step_up, token, userinfo
+    from .web import account, authorize, consent, discovery, login, logout, passkeys, step_up, token, userinfo
 
-    for module in (discovery, authorize, login, step_up, consent, token, userinfo, logout, account):
+    for module in (discovery, authorize, login, step_up, consent, token, userinfo, logout, account, passkeys):
         app.register_blueprint(module.bp)
+    from .api import attributes as attributes_api
+
+    app.register_blueprint(attributes_api.bp)
     errors.register(app)
 
     @app.context_processor

@@ -14,7 +14,7 @@ from .web.responses import authorization_response
 
 log = logging.getLogger("oidc_provider.errors")
 
-JSON_PATHS = ("/token", "/revoke", "/introspect", "/userinfo", "/jwks.json", "/.well-known/")
+JSON_PATHS = ("/token", "/revoke", "/introspect", "/userinfo", "/jwks.json", "/.well-known/", "/api/", "/passkeys/")
 
 
 def oauth_error(error: str, description: str, status: int = 400, headers=None):

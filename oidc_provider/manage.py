@@ -14,7 +14,7 @@ from .authn.levels import KNOWN_LEVELS
 from .clock import utcnow
 from .digests import digest, new_client_id, new_secret
 from .extensions import db
-from .models import Account, BrowserSession, Client, RecoveryCode
+from .models import Account, BrowserSession, Client, Passkey, RecoveryCode
 from .settings import SIGNING_ALGS
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,149}$")
@@ -185,10 +185,17 @@ def _factors_view(account: Account) -> dict:
     says whether it has a password)."""
     left = db.session.scalar(select(func.count()).select_from(RecoveryCode).where(
         RecoveryCode.account_id == account.id, RecoveryCode.used_at.is_(None)))
+    passkeys = db.session.scalars(select(Passkey).where(Passkey.account_id == account.id).order_by(Passkey.id))
     return {
         "totp": account.totp_enabled_at.isoformat() + "Z" if account.totp_enabled_at else None,
         "recovery_codes_left": left,
+        "passkeys": [{"name": p.name, "created_at": _iso(p.created_at), "last_used_at": _iso(p.last_used_at),
+                      "synced": p.backup_eligible} for p in passkeys],
     }
+
+
+def _iso(when) -> str | None:
+    return when.isoformat() + "Z" if when else None
 
 
 def reset_second_factors(factors, account: Account) -> dict:

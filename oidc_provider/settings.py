@@ -14,6 +14,8 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
+from .authn.attribute_policy import configuration_errors as attribute_levels_errors
+from .authn.attribute_policy import overrides_text
 from .authn.levels import Ladder, LadderError
 
 SIGNING_ALGS = ("RS256", "ES256", "EdDSA")
@@ -99,6 +101,22 @@ class Settings:
     or upstream login) < ``mfa`` (plus a second factor) < ``phr`` (phishing-resistant passkey).
     Published as ``acr_values_supported``."""
 
+    attribute_levels: str = ""
+    """OIDC_ATTRIBUTE_LEVELS. Per-attribute overrides of the levels the account attributes API
+    needs: ``name=presence:LEVEL,read:LEVEL,update:LEVEL,max_age:SECONDS`` entries separated by
+    ``;`` (in the TOML file also a table of such strings or tables). Levels must be on the
+    ladder; empty keeps the defaults (docs/account-attributes.md)."""
+
+    webauthn_rp_id: str = ""
+    """OIDC_WEBAUTHN_RP_ID. The WebAuthn Relying Party ID passkeys are bound to (W3C WebAuthn L3
+    §5.1.4): a domain equal to, or a registrable suffix of, the host of every allowed origin.
+    Empty means the issuer's host. Passkeys are off when it would be an IP address."""
+
+    webauthn_origins: str = ""
+    """OIDC_WEBAUTHN_ORIGINS. Space-separated origins (``https://id.example.com``) whose pages may
+    use passkeys (WebAuthn §7.1/§7.2 check clientDataJSON's origin). Empty means the issuer's
+    origin. https only, except on a loopback host."""
+
     site_name: str = "Single sign-on"
     """OIDC_SITE_NAME. Name shown on the login, consent and logout pages."""
 
@@ -115,6 +133,22 @@ class Settings:
     @property
     def ladder(self) -> Ladder:
         return Ladder.parse(self.acr_levels)
+
+    @property
+    def rp_id(self) -> str:
+        """The WebAuthn RP ID in use: ``webauthn_rp_id`` or the issuer's host."""
+        return (self.webauthn_rp_id or urlsplit(self.issuer).hostname or "").lower()
+
+    @property
+    def passkey_origins(self) -> list[str]:
+        """The origins passkey ceremonies accept: ``webauthn_origins`` or the issuer's origin."""
+        return [_origin(o) for o in self.webauthn_origins.split() or [self.issuer]]
+
+    @property
+    def passkeys_available(self) -> bool:
+        """Browsers refuse WebAuthn on an IP address (the RP ID must be a domain): with the
+        default RP ID of an issuer such as ``http://127.0.0.1:5000``, passkeys are off."""
+        return _is_domain(self.rp_id)
 
     @property
     def audience(self) -> str:
@@ -163,7 +197,9 @@ class Settings:
                 continue
             default = f.default
             try:
-                if isinstance(default, bool):
+                if name == "attribute_levels" and isinstance(raw, dict):
+                    kwargs[name] = overrides_text(raw)  # a TOML table
+                elif isinstance(default, bool):
                     kwargs[name] = _to_bool(raw)
                 elif isinstance(default, int):
                     kwargs[name] = int(raw)
@@ -213,11 +249,69 @@ class Settings:
             Ladder.parse(self.acr_levels)
         except LadderError as exc:
             errors.append(f"OIDC_ACR_LEVELS: {exc}")
+        errors.extend(attribute_levels_errors(self.acr_levels, self.attribute_levels))
+        errors.extend(self._webauthn_errors())
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             errors.append("OIDC_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
         if errors:
             raise SettingsError(INVALID + "; ".join(errors))
         return self
+
+
+    def _webauthn_errors(self) -> list[str]:
+        """W3C WebAuthn L3 §7.1/§7.2: "Verify that the value of C.origin is an origin expected by
+        the Relying Party", and §5.1.4.1: the RP ID must be "a registrable domain suffix of or
+        is equal to" each origin's effective domain (HTML §7.1.3)."""
+        if not (self.webauthn_rp_id or self.webauthn_origins):
+            return []  # the issuer's own host and origin: consistent by construction
+        errors = []
+        rp_id_ok = _is_domain(self.rp_id)
+        if not rp_id_ok:
+            errors.append(f"OIDC_WEBAUTHN_RP_ID: {self.rp_id!r} is not a domain name such as example.com "
+                          "(browsers refuse IP addresses and public suffixes)")
+        for origin in self.passkey_origins:
+            parts = urlsplit(origin)
+            try:
+                host = parts.hostname
+                parts.port  # noqa: B018 (raises ValueError on a bad port)
+            except ValueError:
+                host = None
+            if parts.scheme not in ("https", "http") or not host or parts.path or parts.query \
+                    or parts.fragment or "@" in parts.netloc:
+                errors.append(f"OIDC_WEBAUTHN_ORIGINS: {origin!r} is not an origin (scheme://host[:port])")
+            elif parts.scheme == "http" and not is_loopback_host(host):
+                errors.append(f"OIDC_WEBAUTHN_ORIGINS: {origin!r} must use https unless the host is loopback")
+            elif rp_id_ok and not (host == self.rp_id or host.endswith("." + self.rp_id)):
+                errors.append(f"OIDC_WEBAUTHN_RP_ID: {self.rp_id!r} is neither the host of {origin!r} nor a "
+                              "domain suffix of it")
+        return errors
+
+
+def _is_domain(host: str) -> bool:
+    """A domain a browser accepts as an RP ID: lowercase DNS labels, not an IP address, and not a
+    single label other than ``localhost`` (a crude public-suffix guard: ``com`` is refused)."""
+    if not host or host != host.lower() or len(host) > 253:
+        return False
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return False
+    except ValueError:
+        pass
+    labels = host.split(".")
+    if len(labels) == 1 and host != "localhost":
+        return False
+    return all(0 < len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii()
+               and not label.startswith("-") and not label.endswith("-") for label in labels)
+
+
+def _origin(url: str) -> str:
+    """An origin as browsers serialize it in clientDataJSON (HTML §7.5): lowercase, no default
+    port, no trailing slash."""
+    url = url.rstrip("/").lower()
+    for scheme, port in (("https://", ":443"), ("http://", ":80")):
+        if url.startswith(scheme) and url.endswith(port):
+            return url[: -len(port)]
+    return url
 
 
 def _to_bool(raw) -> bool:

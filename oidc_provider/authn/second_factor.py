@@ -19,9 +19,10 @@ from ..audit import Event, record
 from ..clock import utcnow
 from ..extensions import db
 from ..keys.encryption import Sealer
-from ..models import Account, RecoveryCode
+from ..models import Account, Passkey, RecoveryCode
 from . import recovery_codes, throttle, totp
 from .levels import AMR_OTP, AMR_PASSWORD, SECOND_FACTORS
+from .passkey_service import stored_amr
 
 
 class SecondFactors:
@@ -37,6 +38,8 @@ class SecondFactors:
         methods = [AMR_PASSWORD] if account.password_hash else []
         if account.totp_enabled_at is not None:
             methods.append(AMR_OTP)
+        for passkey in db.session.scalars(select(Passkey).where(Passkey.account_id == account.id)):
+            methods.extend(m for m in stored_amr(passkey) if m not in methods)
         return methods
 
     @staticmethod
@@ -138,9 +141,10 @@ class SecondFactors:
             RecoveryCode.account_id == account.id, RecoveryCode.used_at.is_(None)))
 
     def reset(self, account: Account) -> None:
-        """Admin: remove every second factor (``user reset-mfa``)."""
+        """Admin: remove every second factor and passkey (``user reset-mfa``)."""
         account.totp_secret_encrypted = account.totp_last_counter = account.totp_enabled_at = None
         db.session.query(RecoveryCode).filter(RecoveryCode.account_id == account.id).delete()
+        db.session.query(Passkey).filter(Passkey.account_id == account.id).delete()
         record(Event.MFA_RESET, account=account, commit=False)
 
     # ---- helpers ----

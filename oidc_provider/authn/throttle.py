@@ -164,3 +164,13 @@ def status(username: str, *, now: datetime) -> Status | None:
     locked = row.locked_until if row.locked_until and row.locked_until > now else None
     return Status(key=row.key, failures=row.failures, last_failure_at=row.last_failure_at,
                   locked_until=locked)
+
+
+def forget_stale(*, now: datetime) -> int:
+    """Delete counts the window has already forgotten (no failure for ``WINDOW``, no lock in
+    force): ``cleanup`` keeps the table to the last hour's failures."""
+    result = db.session.execute(delete(AuthThrottle).where(
+        AuthThrottle.last_failure_at < now - WINDOW,
+        or_(AuthThrottle.locked_until.is_(None), AuthThrottle.locked_until <= now),
+    ).execution_options(synchronize_session=False))
+    return result.rowcount or 0

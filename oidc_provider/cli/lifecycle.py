@@ -12,10 +12,19 @@ from sqlalchemy import delete, func, select
 
 from .. import manage
 from ..audit import Event, record
+from ..authn.throttle import forget_stale
 from ..clock import utcnow
 from ..extensions import db
 from ..keys.store import KeysUnreadable
-from ..models import AccessToken, Account, AuditEvent, AuthorizationCode, RefreshToken, UsedAssertion
+from ..models import (
+    AccessToken,
+    Account,
+    AuditEvent,
+    AuthorizationCode,
+    RefreshToken,
+    UsedAssertion,
+    WebAuthnChallenge,
+)
 from ..settings import Settings, SettingsError, dev_settings
 from .common import app_context, emit, json_option
 
@@ -139,7 +148,8 @@ Try it: open {settings.issuer}/account and sign in, or point any OIDC library at
 @click.command("cleanup")
 @json_option
 def cleanup(as_json):
-    """Delete expired codes, tokens, sessions, old audit rows and retired keys."""
+    """Delete expired codes, tokens, sessions, passkey challenges, forgotten throttle counts, old
+    audit rows and retired keys."""
     from ..authn.sessions import cleanup_expired
 
     with app_context() as app:
@@ -151,10 +161,12 @@ def cleanup(as_json):
             ("access_tokens", AccessToken, AccessToken.expires_at),
             ("refresh_tokens", RefreshToken, RefreshToken.expires_at),
             ("used_assertions", UsedAssertion, UsedAssertion.expires_at),
+            ("webauthn_challenges", WebAuthnChallenge, WebAuthnChallenge.expires_at),
         ):
             counts[name] = db.session.execute(delete(model).where(column < now)).rowcount or 0
         cutoff = now - timedelta(days=settings.audit_retention_days)
         counts["audit_events"] = db.session.execute(delete(AuditEvent).where(AuditEvent.at < cutoff)).rowcount or 0
+        counts["throttle_counts"] = forget_stale(now=now)
         db.session.commit()
         counts["sessions"] = cleanup_expired()
         counts["signing_keys"] = app.extensions["oidc_server"].policy.keys.prune()

@@ -61,6 +61,7 @@ def _show_text(view: dict) -> str:
     factors = view["factors"]
     lines.append(f"totp: {'enrolled ' + factors['totp'] if factors['totp'] else 'none'}")
     lines.append(f"recovery codes left: {factors['recovery_codes_left']}")
+    lines.append("passkeys: " + (", ".join(p["name"] for p in factors["passkeys"]) or "none"))
     lockout = view["lockout"]
     if lockout is None:
         lines.append("lockout: none")
@@ -111,14 +112,16 @@ def unlock(username):
 @click.argument("username")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def reset_mfa(username, yes):
-    """Remove every second factor (TOTP, recovery codes) of someone who lost them all, and end
-    their sessions; they sign in with their password and enrol again. Audited."""
+    """Remove every second factor (TOTP, recovery codes, passkeys) of someone who lost them all,
+    and end their sessions; they sign in with their password and enrol again. Audited."""
     if not yes:
         click.confirm(f"Remove every second factor of {username} and end their sessions?", abort=True)
     with app_context() as app:
         account = manage.find_account(username)
         before = manage.reset_second_factors(app.extensions["oidc_second_factors"], account)
-        removed = [name for name, value in before.items() if value]
+        removed = (["TOTP"] if before["totp"] else []) + \
+            ([f"{before['recovery_codes_left']} recovery codes"] if before["recovery_codes_left"] else []) + \
+            ([f"{len(before['passkeys'])} passkeys"] if before["passkeys"] else [])
         click.echo(f"{username}: removed {', '.join(removed) or 'nothing (no second factor was enrolled)'}; "
                    "sessions ended")
 

@@ -1,9 +1,11 @@
 """SQLAlchemy models, one module per aggregate."""
 
 from .account import Account, RecoveryCode
+from .attribute import AccountAttribute
 from .audit import AuditEvent
 from .client import Client
 from .consent import Consent
+from .credential import Passkey, WebAuthnChallenge
 from .key import SigningKey
 from .session import BrowserSession
 from .throttle import AuthThrottle
@@ -12,4 +14,5 @@ from .token import AccessToken, AuthorizationCode, RefreshToken, UsedAssertion
 __all__ = [
     "Account", "RecoveryCode", "AuditEvent", "AuthThrottle", "Client", "Consent", "SigningKey", "BrowserSession",
     "AccessToken", "AuthorizationCode", "RefreshToken", "UsedAssertion",
+    "AccountAttribute", "Passkey", "WebAuthnChallenge",
 ]

@@ -28,6 +28,9 @@ class Account(db.Model):
     totp_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     totp_last_counter: Mapped[int | None] = mapped_column(Integer, nullable=True)
     totp_enabled_at = mapped_column(DateTime, nullable=True)
+    # WebAuthn L3 §14.6.1: the user handle is random (64 bytes), never the username or email;
+    # created with the first passkey.
+    webauthn_user_handle: Mapped[bytes | None] = mapped_column(LargeBinary(64), unique=True, nullable=True)
     created_at = mapped_column(DateTime, default=utcnow)
     updated_at = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 

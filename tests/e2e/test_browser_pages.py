@@ -99,7 +99,7 @@ def authorization_request(setup: Setup, *, client_id=None, **extra) -> Authoriza
 def sign_in(page, username="alice", password=PASSWORD):
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def session_cookie(context) -> dict | None:
@@ -151,7 +151,7 @@ def test_login_page_wrong_password_keeps_username_and_announces_error(setup, pag
     username.fill("alice")
     password.fill("not the password")
     with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/login")) as posted:
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
     assert posted.value.status == 401
 
     alert = page.get_by_role("alert")
@@ -245,13 +245,13 @@ def test_login_page_fits_a_phone_screen(setup, chromium, tmp_path):
         page.goto(authorization_request(setup).url)
         card = page.locator("main.card").bounding_box()
         assert card["x"] >= 0 and card["width"] <= 375, card
-        button = page.get_by_role("button", name="Sign in")
+        button = page.get_by_role("button", name="Sign in", exact=True)
         expect(button).to_be_in_viewport(ratio=1)
         page.screenshot(path=tmp_path / "login-phone.png")
 
         page = desktop.new_page()
         page.goto(authorization_request(setup).url)
-        expect(page.get_by_role("button", name="Sign in")).to_be_in_viewport(ratio=1)
+        expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_in_viewport(ratio=1)
         page.screenshot(path=tmp_path / "login-desktop.png")
     finally:
         phone.close()

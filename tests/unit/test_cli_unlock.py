@@ -120,7 +120,7 @@ def _enroll(app):
 def test_show_lists_enrolled_factors_without_secrets(app, run):
     make_user(app)
     assert json.loads(run("user", "show", "alice", "--json").stdout)["factors"] == {
-        "totp": None, "recovery_codes_left": 0}
+        "totp": None, "recovery_codes_left": 0, "passkeys": []}
     _enroll(app)
     shown = run("user", "show", "alice", "--json").stdout
     factors = json.loads(shown)["factors"]
@@ -139,9 +139,9 @@ def test_reset_mfa_removes_every_second_factor_ends_sessions_and_is_audited(app,
                                       expires_at=utcnow() + timedelta(hours=1)))
         db.session.commit()
     result = run("user", "reset-mfa", "alice", "--yes")
-    assert (result.exit_code, result.stdout) == (0, "alice: removed totp, recovery_codes_left; sessions ended\n")
+    assert (result.exit_code, result.stdout) == (0, "alice: removed TOTP, 10 recovery codes; sessions ended\n")
     factors = json.loads(run("user", "show", "alice", "--json").stdout)["factors"]
-    assert factors == {"totp": None, "recovery_codes_left": 0}
+    assert factors == {"totp": None, "recovery_codes_left": 0, "passkeys": []}
     with app.app_context():
         account = manage.find_account("alice")
         assert account.totp_secret_encrypted is None

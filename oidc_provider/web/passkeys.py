@@ -1,0 +1,249 @@
+"""Passkey endpoints (W3C WebAuthn Level 3): JSON for ``templates/static/passkeys.js``, each
+POST/PATCH/DELETE protected by the CSRF token in the ``X-CSRFToken`` header.
+
+- ``/passkeys/login/*``: username-less sign-in from the login page (discoverable credential, user
+  verification required: with it a passkey alone reaches ``phr``), then on to the pending
+  authorization request (``p``).
+- ``/passkeys/verify/*``: a signed-in person proves a passkey: a step-up to a higher level, or
+  the fresh authentication that removing a passkey needs. The session gains the ``amr`` values
+  proven (``sessions.elevate``) and a new id.
+- ``/passkeys/register/*`` and ``/account/passkeys``: registration and management.
+
+Bad input is a JSON error (``{"error", "error_description"}``), status 4xx, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from ..audit import Event, record
+from ..authn.passkey_service import ManageError, clean_name, stored_amr
+from ..authn.passkeys import PasskeyError, Reason
+from ..authn.sessions import current_login, elevate, log_in
+from ..errors import error_page
+
+bp = Blueprint("passkeys", __name__)
+
+PENDING_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+STATUS = {"login_required": 401, "not_found": 404, "fresh_authentication_required": 403,
+          "last_sign_in_method": 409, "limit_reached": 409}
+EXPIRED = (Reason.CHALLENGE_EXPIRED, Reason.CHALLENGE_UNKNOWN)
+
+
+class InvalidBody(Exception):
+    """A body that is not what the endpoint takes."""
+
+
+class NotSignedIn(ManageError):
+    error = "login_required"
+
+
+def _service():
+    return current_app.extensions["oidc_passkeys"]
+
+
+def _json(body: dict, status: int = 200):
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _error(error: str, description: str, status: int, **extra):
+    return _json({"error": error, "error_description": description, **extra}, status)
+
+
+def _body() -> dict:
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        body = None
+    if not isinstance(body, dict):
+        raise InvalidBody("The request body must be a JSON object.")
+    return body
+
+
+def _credential(body: dict) -> dict:
+    credential = body.get("credential")
+    if not isinstance(credential, dict):
+        raise InvalidBody("'credential' must be the JSON of a PublicKeyCredential.")
+    return credential
+
+
+def _next_url(body: dict) -> str:
+    """Back to the pending authorization request (never an arbitrary URL), else the account."""
+    pid = body.get("p")
+    if isinstance(pid, str) and PENDING_ID.fullmatch(pid):
+        return url_for("authorize.resume", pid=pid)
+    return url_for("account.home")
+
+
+def _refused(exc: PasskeyError):
+    if exc.reason == Reason.MALFORMED:
+        return _error("invalid_request", "The passkey response is malformed.", 400)
+    if exc.reason in EXPIRED:
+        return _error("challenge_expired", "This request expired or was already used. Try again.", 400)
+    if exc.reason == Reason.ALREADY_REGISTERED:
+        return _error("passkey_refused", "This passkey is already registered.", 400)
+    return _error("passkey_refused", "This passkey could not be verified. Try again, or use another way "
+                                     "to sign in.", 400)
+
+
+@bp.before_request
+def _available():
+    if request.endpoint != "passkeys.page" and not _service().available:
+        return _error("passkeys_unavailable", "Passkeys are not available on this server.", 404)
+    return None
+
+
+@bp.errorhandler(InvalidBody)
+def _bad_request(exc):
+    return _error("invalid_request", str(exc), 400)
+
+
+@bp.errorhandler(ManageError)
+def _manage_error(exc: ManageError):
+    return _error(exc.error, exc.description, STATUS.get(exc.error, 400), **exc.extra)
+
+
+@bp.errorhandler(CSRFError)
+def _csrf(exc):
+    return _error("invalid_request", "Missing or invalid CSRF token (send it in the X-CSRFToken header).", 400)
+
+
+@bp.errorhandler(HTTPException)
+def _http(exc: HTTPException):
+    if request.method == "GET":
+        return error_page(exc.name, exc.description or exc.name, exc.code or 400)
+    return _error("invalid_request" if (exc.code or 400) < 500 else "server_error",
+                  exc.description or exc.name, exc.code or 400)
+
+
+def _signed_in():
+    login = current_login(session)
+    if login is None:
+        raise NotSignedIn("Sign in first.")
+    return login
+
+
+# ---- username-less sign-in (first factor) ----
+
+@bp.post("/passkeys/login/options")
+def login_options():
+    return _json(_service().authentication_options(None))
+
+
+@bp.post("/passkeys/login")
+def login():
+    body = _body()
+    try:
+        result = _service().authenticate(_credential(body), account=None)
+    except PasskeyError as exc:
+        return _refused(exc)
+    ladder = current_app.extensions["oidc_settings"].ladder
+    acr = ladder.level_of(result.amr)
+    # RFC 8176 "hwk"/"swk" and "user": with user verification the passkey alone reaches phr.
+    log_in(session, result.account, acr=acr, amr=result.amr)
+    record(Event.LOGIN_SUCCESS, account=result.account, detail={"amr": result.amr, "acr": acr})
+    return _json({"acr": acr, "next": _next_url(body)})
+
+
+# ---- a signed-in person proves a passkey (step-up, fresh authentication) ----
+
+@bp.post("/passkeys/verify/options")
+def verify_options():
+    account, _ = _signed_in()
+    return _json(_service().authentication_options(account))
+
+
+@bp.post("/passkeys/verify")
+def verify():
+    account, _ = _signed_in()
+    body = _body()
+    try:
+        result = _service().authenticate(_credential(body), account=account)
+    except PasskeyError as exc:
+        return _refused(exc)
+    ladder = current_app.extensions["oidc_settings"].ladder
+    level = None
+    for method in result.amr:
+        level = elevate(session, method=method, ladder=ladder)
+    record(Event.STEP_UP, account=account, detail={"method": "passkey", "amr": result.amr, "acr": level})
+    return _json({"acr": level, "next": _next_url(body)})
+
+
+# ---- registration and management ----
+
+@bp.post("/passkeys/register/options")
+def register_options():
+    account, _ = _signed_in()
+    return _json(_service().registration_options(account))
+
+
+@bp.post("/passkeys/register")
+def register():
+    account, _ = _signed_in()
+    body = _body()
+    try:
+        name = clean_name(body.get("name") or "Passkey")
+    except ValueError as exc:
+        raise InvalidBody(str(exc)) from exc
+    credential = _credential(body)
+    try:
+        row = _service().register(account, credential, name)
+    except PasskeyError as exc:
+        return _refused(exc)
+    return _json({"passkey": _shown(row, account)}, 201)
+
+
+@bp.get("/account/passkeys")
+def page():
+    login = current_login(session)
+    if login is None:
+        return redirect(url_for("login.login"))
+    return render_template("passkeys/page.html", account=login[0])
+
+
+@bp.patch("/account/passkeys/<int:passkey_id>")
+def rename(passkey_id):
+    account, _ = _signed_in()
+    try:
+        name = clean_name(_body().get("name"))
+    except ValueError as exc:
+        raise InvalidBody(str(exc)) from exc
+    return _json({"passkey": _shown(_service().rename(account, passkey_id, name), account)})
+
+
+@bp.delete("/account/passkeys/<int:passkey_id>")
+def remove(passkey_id):
+    account, facts = _signed_in()
+    _service().remove(account, passkey_id, acr=facts["acr"], auth_time=facts["auth_time"])
+    return _json({"removed": passkey_id})
+
+
+def _shown(row, account) -> dict:
+    return {
+        "id": row.id, "name": row.name, "synced": row.backup_eligible, "amr": stored_amr(row),
+        "level": _service().level_given(row, account),
+        "created_at": row.created_at.isoformat() + "Z" if row.created_at else None,
+        "last_used_at": row.last_used_at.isoformat() + "Z" if row.last_used_at else None,
+    }
+
+
+@bp.app_context_processor
+def _templates():
+    """For any page: whether passkeys are on, and the signed-in person's passkeys."""
+
+    def passkeys_of(account):
+        return [_shown(row, account) for row in _service().of(account)]
+
+    def signed_in_has_passkey() -> bool:
+        login = current_login(session)
+        return bool(login and _service().of(login[0]))
+
+    return {"passkeys_available": _service().available, "passkeys_of": passkeys_of,
+            "signed_in_has_passkey": signed_in_has_passkey}
