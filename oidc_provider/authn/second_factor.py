@@ -75,9 +75,7 @@ class SecondFactors:
         account.totp_last_counter = counter
         account.totp_enabled_at = utcnow()
         record(Event.TOTP_ENROLLED, account=account, commit=False)
-        codes = []
-        if not db.session.scalar(select(RecoveryCode.id).where(RecoveryCode.account_id == account.id).limit(1)):
-            codes = self._store_recovery_codes(account)
+        codes = self.first_recovery_codes(account)
         db.session.commit()
         return codes
 
@@ -119,6 +117,15 @@ class SecondFactors:
         throttle.succeed([self._key(account)])
         return used
 
+    def first_recovery_codes(self, account: Account) -> list[str]:
+        """Issue 3: "10 generated at first second-factor enrollment, shown once": a set when the
+        account has none (the caller commits and shows them), else []."""
+        if db.session.scalar(select(RecoveryCode.id).where(RecoveryCode.account_id == account.id).limit(1)):
+            return []
+        codes = self._store_recovery_codes(account)
+        record(Event.RECOVERY_CODES_REGENERATED, account=account, detail={"first": True}, commit=False)
+        return codes
+
     def regenerate_recovery_codes(self, account: Account) -> list[str]:
         """A new set; the old one stops working."""
         db.session.query(RecoveryCode).filter(RecoveryCode.account_id == account.id).delete()
@@ -131,10 +138,15 @@ class SecondFactors:
         """The person removes their authenticator app. Recovery codes back up second factors:
         they go too when no second factor is left."""
         account.totp_secret_encrypted = account.totp_last_counter = account.totp_enabled_at = None
+        record(Event.TOTP_REMOVED, account=account, commit=False)
+        self.drop_unused_recovery_codes(account)
+        db.session.commit()
+
+    def drop_unused_recovery_codes(self, account: Account) -> None:
+        """Recovery codes back up second factors: they go when none is left (a later first
+        enrolment brings a new set)."""
         if not SECOND_FACTORS & set(self.methods_of(account)):
             db.session.query(RecoveryCode).filter(RecoveryCode.account_id == account.id).delete()
-        record(Event.TOTP_REMOVED, account=account, commit=False)
-        db.session.commit()
 
     def recovery_codes_left(self, account: Account) -> int:
         return db.session.scalar(select(func.count()).select_from(RecoveryCode).where(

@@ -25,6 +25,7 @@ from ..authn.passkey_service import ManageError, clean_name, stored_amr
 from ..authn.passkeys import PasskeyError, Reason
 from ..authn.sessions import current_login, elevate, log_in
 from ..errors import error_page
+from ..extensions import db
 
 bp = Blueprint("passkeys", __name__)
 
@@ -197,7 +198,10 @@ def register():
         row = _service().register(account, credential, name)
     except PasskeyError as exc:
         return _refused(exc)
-    return _json({"passkey": _shown(row, account)}, 201)
+    # The first second factor brings recovery codes, shown once (in this answer only).
+    codes = current_app.extensions["oidc_second_factors"].first_recovery_codes(account)
+    db.session.commit()
+    return _json({"passkey": _shown(row, account), "recovery_codes": codes}, 201)
 
 
 @bp.get("/account/passkeys")
@@ -222,6 +226,8 @@ def rename(passkey_id):
 def remove(passkey_id):
     account, facts = _signed_in()
     _service().remove(account, passkey_id, acr=facts["acr"], auth_time=facts["auth_time"])
+    current_app.extensions["oidc_second_factors"].drop_unused_recovery_codes(account)
+    db.session.commit()
     return _json({"removed": passkey_id})
 
 

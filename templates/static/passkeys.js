@@ -65,6 +65,31 @@
     say(box, (result.data && result.data.error_description) || "Something went wrong. Try again.", true);
     return Promise.reject(result);
   }
+  // The first second factor brings recovery codes: shown once, here, until the person goes on.
+  function showCodes(box, codes) {
+    var section = document.createElement("section");
+    section.id = "recovery-codes-once";
+    var heading = document.createElement("h2");
+    heading.textContent = "Save your recovery codes";
+    var note = document.createElement("p");
+    note.textContent = "If you lose your passkey, each of these codes lets you sign in once. " +
+      "Write them down or store them in a password manager now: they are shown only this time.";
+    var list = document.createElement("ul");
+    list.className = "codes";
+    list.id = "recovery-codes";
+    codes.forEach(function (code) {
+      var item = document.createElement("li"), text = document.createElement("code");
+      text.textContent = code;
+      item.appendChild(text);
+      list.appendChild(item);
+    });
+    var done = document.createElement("button");
+    done.type = "button";
+    done.textContent = "I have saved them";
+    done.addEventListener("click", function () { window.location.reload(); });
+    section.append(heading, note, list, done);
+    box.replaceChildren(section);
+  }
   function ok(box) { return function (result) { return result.ok ? result.data : failed(box, result); }; }
 
   // A ceremony: options from the server, the authenticator, the answer back to the server.
@@ -96,7 +121,10 @@
     register: function (box) {
       var name = box.querySelector("[data-passkey-new-name]").value;
       return ceremony(box, box.dataset.registerOptions, box.dataset.register, true, { name: name })
-        .then(function () { window.location.reload(); });
+        .then(function (data) {
+          if (data.recovery_codes && data.recovery_codes.length) showCodes(box, data.recovery_codes);
+          else window.location.reload();
+        });
     },
     rename: function (box, item) {
       var name = item.querySelector("input").value;

@@ -82,6 +82,12 @@ def id_token_claims(setup: Setup, request) -> dict:
     return dict(claims)
 
 
+def save_recovery_codes(page):
+    """The first second factor brings 10 recovery codes, shown once on the page."""
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
+    page.get_by_role("button", name="I have saved them").click()
+
+
 def test_register_a_passkey_then_sign_in_username_less_and_the_rp_gets_acr_phr(setup, page, authenticator):
     """§7.1 then §7.2 with a discoverable credential and user verification: no username or
     password is typed at the second sign-in, and the ID token carries ``acr=phr`` with RFC 8176
@@ -96,6 +102,7 @@ def test_register_a_passkey_then_sign_in_username_less_and_the_rp_gets_acr_phr(s
     expect(page.get_by_role("heading", name="Your account")).to_be_visible()
     page.get_by_label("Name for a new passkey").fill("Chromium test key")
     page.get_by_role("button", name="Add a passkey").click()
+    save_recovery_codes(page)
     expect(page.locator("[data-passkey-name]")).to_have_text(["Chromium test key"])
     credentials = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator_id})["credentials"]
     assert [(c["rpId"], c["isResidentCredential"]) for c in credentials] == [("localhost", True)]
@@ -144,6 +151,7 @@ def test_rename_then_remove_after_confirming_with_the_passkey(setup, page, authe
     sign_in(page)
     page.get_by_label("Name for a new passkey").fill("Old name")
     page.get_by_role("button", name="Add a passkey").click()
+    save_recovery_codes(page)
     expect(page.locator("[data-passkey-name]")).to_have_text(["Old name"])
     expect(page.locator("#session-acr")).to_have_text("pwd")
 
@@ -166,6 +174,7 @@ def test_signed_in_with_a_password_the_step_up_page_takes_the_passkey_and_the_rp
     sign_in(page)
     page.get_by_label("Name for a new passkey").fill("Laptop")
     page.get_by_role("button", name="Add a passkey").click()
+    save_recovery_codes(page)
     expect(page.locator("[data-passkey-name]")).to_have_text(["Laptop"])
 
     request = authorization_request(setup, acr_values="phr")

@@ -567,6 +567,7 @@ def test_removing_a_passkey_needs_a_fresh_sign_in_at_its_level(app, browser, ali
     assert (response.status_code, response.json) == (200, {"removed": row.id})
     assert stored(app) == []
     assert reasons(app, "account:passkey:removed") == [None]
+    assert _recovery_codes_left(app) == 0, "no second factor left: its recovery codes went with it"
 
 
 def test_the_last_way_to_sign_in_cannot_be_removed(app, browser, alice):
@@ -714,3 +715,48 @@ def test_methods_of_an_account_name_its_passkeys_and_reset_mfa_removes_them(app,
         db.session.commit()
         assert factors.methods_of(account) == ["pwd"]
     assert stored(app) == []
+
+
+def _recovery_codes_left(app) -> int:
+    from oidc_provider.models import RecoveryCode
+
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(RecoveryCode).where(RecoveryCode.used_at.is_(None)))
+
+
+def test_the_first_passkey_brings_recovery_codes_once_and_the_last_one_takes_them(app, browser, alice):
+    """Issue 3: recovery codes are "generated at first second-factor enrollment, shown once":
+    a passkey is a second factor too. They back up second factors, so removing the last one
+    drops them."""
+    sign_in_with_password(browser)
+    first = register(browser, SoftwareAuthenticator(), name="Laptop")
+    assert first.status_code == 201
+    codes = first.json["recovery_codes"]
+    assert len(codes) == 10 and len(set(codes)) == 10
+    assert _recovery_codes_left(app) == 10
+    second = register(browser, SoftwareAuthenticator(), name="Phone")
+    assert (second.status_code, second.json["recovery_codes"]) == (201, []), "shown once, not again"
+    assert _recovery_codes_left(app) == 10
+
+    factors = app.extensions["oidc_second_factors"]
+    with app.test_request_context():
+        account = db.session.scalar(select(Account))
+        assert factors.use_recovery_code(account, codes[0])
+    assert _recovery_codes_left(app) == 9
+
+    laptop, phone = stored(app)
+    with app.app_context():
+        db.session.delete(db.session.get(Passkey, phone.id))
+        db.session.commit()
+    with app.test_request_context():
+        account = db.session.scalar(select(Account))
+        factors.drop_unused_recovery_codes(account)
+        db.session.commit()
+    assert _recovery_codes_left(app) == 9, "a passkey is still there"
+    with app.app_context():
+        db.session.delete(db.session.get(Passkey, laptop.id))
+        db.session.commit()
+    with app.test_request_context():
+        factors.drop_unused_recovery_codes(db.session.scalar(select(Account)))
+        db.session.commit()
+    assert _recovery_codes_left(app) == 0
