@@ -760,3 +760,16 @@ def test_the_first_passkey_brings_recovery_codes_once_and_the_last_one_takes_the
         factors.drop_unused_recovery_codes(db.session.scalar(select(Account)))
         db.session.commit()
     assert _recovery_codes_left(app) == 0
+
+
+def test_the_account_confirm_page_offers_a_passkey_and_it_makes_the_session_fresh(app, browser, alice):
+    """Someone whose second factor is a passkey confirms it's them with it (no code to type)."""
+    authenticator = registered(app, browser)
+    sign_in_with_password(browser)
+    page = browser.http.get("/account/confirm?level=mfa&why=recovery-codes")
+    assert page.status_code == 200 and "Use a passkey" in page.text
+    csrf = page_csrf(browser, "/account/confirm?level=mfa")
+    verified = passkey_verify(browser, authenticator, csrf=csrf)
+    assert (verified.status_code, verified.json["next"]) == (200, "/account")
+    regenerated = browser.http.post("/account/recovery-codes", data={"csrf_token": page_csrf(browser, "/account")})
+    assert regenerated.status_code == 200 and regenerated.text.count("<li><code>") == 10
