@@ -138,9 +138,10 @@ def requirement(ladder: Ladder, *, acr_values: str | None, essential_acr: list[s
 REAUTHENTICATION_WINDOW = 10 * 60
 
 
-def fresh_enough(ladder: Ladder, *, acr: str | None, auth_time: int | None, level: str, now: int,
+def fresh_enough(ladder: Ladder, *, proven: dict[str, int], level: str, now: int,
                  window: int = REAUTHENTICATION_WINDOW) -> bool:
     """Issue 3: "Removing a factor requires a fresh authentication at the level that factor
-    gives": the session reached ``level`` within the last ``window`` seconds."""
-    return (ladder.satisfies(acr, level) and auth_time is not None
-            and 0 <= now - auth_time <= window)
+    gives": the methods proven within the last ``window`` seconds (``proven``: method -> when)
+    reach ``level`` by themselves; an older proof does not count, whatever the session reached."""
+    recent = [method for method, when in proven.items() if isinstance(when, int) and 0 <= now - when <= window]
+    return ladder.satisfies(ladder.level_of(amr_with_mfa(recent)), level)

@@ -229,7 +229,7 @@ class Passkeys:
         db.session.commit()
         return row
 
-    def remove(self, account: Account, passkey_id: int, *, acr: str | None, auth_time: int | None) -> None:
+    def remove(self, account: Account, passkey_id: int, *, proven: dict[str, int]) -> None:
         """Delete a passkey: not the last way to sign in (409), and only after an authentication
         at the level it gives within the last ten minutes (403, ``levels.fresh_enough``)."""
         # Serialise removals for one account (PostgreSQL row lock; SQLite's BEGIN IMMEDIATE already
@@ -243,7 +243,7 @@ class Passkeys:
                 "This passkey is the only way you can sign in: you have no password and no other passkey. "
                 "Add another passkey first, then remove this one.")
         level = self.level_given(row, account)
-        if not fresh_enough(self.ladder, acr=acr, auth_time=auth_time, level=level, now=epoch(utcnow())):
+        if not fresh_enough(self.ladder, proven=proven, level=level, now=epoch(utcnow())):
             db.session.rollback()
             raise FreshAuthenticationRequired(
                 "Confirm it's you with a passkey, then remove it.", level=level, max_age=REAUTHENTICATION_WINDOW)

@@ -20,7 +20,7 @@ from ..clock import epoch, utcnow
 from ..digests import digest, new_secret
 from ..extensions import db
 from ..models import Account, BrowserSession
-from .levels import amr_with_mfa
+from .levels import AMR_MULTIPLE_FACTORS, amr_with_mfa
 
 ANONYMOUS_TTL = timedelta(hours=1)
 
@@ -110,6 +110,7 @@ def current_login(session) -> tuple[Account, dict] | None:
     return account, {
         "auth_time": session.get("auth_time"), "acr": session.get("acr"),
         "amr": session.get("amr") or [], "sid": session.row.id if session.row else None,
+        "proven": session.get("proven") or {},
     }
 
 
@@ -118,30 +119,35 @@ def log_in(session, account: Account, *, acr: str, amr: list[str]) -> None:
     # Pending requests survive the login (it is what they wait for), but a consent decision
     # made by whoever was signed in before does not.
     pending = {pid: {**entry, "consent": None} for pid, entry in (session.get("pending") or {}).items()}
+    now = epoch(utcnow())
     session.clear()
     session["pending"] = pending
-    session.update(account_id=account.id, auth_time=epoch(utcnow()), acr=acr, amr=amr)
+    session.update(account_id=account.id, auth_time=now, acr=acr, amr=amr,
+                   proven={method: now for method in amr if method != AMR_MULTIPLE_FACTORS})
     session.rotate = True
 
 
 def elevate(session, *, method: str, ladder) -> str:
     """Add a factor proven now to the session: new ``amr``, the level it reaches, a fresh
     ``auth_time`` and a new session id (issue 3: "the session id is renewed on every level
-    change"). Returns the new level."""
-    amr = amr_with_mfa([*(session.get("amr") or []), method])
-    level = ladder.level_of(amr)
-    session.update(amr=amr, acr=level, auth_time=epoch(utcnow()))
-    session.rotate = True
-    return level
+    change"). When each method was last proven is kept apart (``proven``), so an old proof
+    never counts as a fresh one (``levels.fresh_enough``). Returns the new level."""
+    return _proved(session, [method], ladder)
 
 
 def reauthenticate(session, *, amr: list[str], ladder) -> str:
     """The signed-in person proved ``amr`` again just now (the account page's "confirm it's
-    you"): those methods, the level they reach, a fresh ``auth_time`` and a new session id.
-    Returns the new level."""
-    amr = amr_with_mfa(list(amr))
+    you"); the session keeps what it reached before. Returns the level."""
+    return _proved(session, amr, ladder)
+
+
+def _proved(session, methods: list[str], ladder) -> str:
+    now = epoch(utcnow())
+    proven = dict(session.get("proven") or {})
+    proven.update({method: now for method in methods if method != AMR_MULTIPLE_FACTORS})
+    amr = amr_with_mfa([m for m in dict.fromkeys([*(session.get("amr") or []), *methods]) if m != AMR_MULTIPLE_FACTORS])
     level = ladder.level_of(amr)
-    session.update(amr=amr, acr=level, auth_time=epoch(utcnow()))
+    session.update(amr=amr, acr=level, auth_time=now, proven=proven)
     session.rotate = True
     return level
 

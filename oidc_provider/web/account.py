@@ -42,8 +42,7 @@ def _ladder():
 
 def _needs(level: str, facts: dict) -> bool:
     """True when the session is not a fresh authentication at ``level``."""
-    return not levels.fresh_enough(_ladder(), acr=facts["acr"], auth_time=facts["auth_time"],
-                                   level=level, now=int(time.time()))
+    return not levels.fresh_enough(_ladder(), proven=facts["proven"], level=level, now=int(time.time()))
 
 
 WHY = {

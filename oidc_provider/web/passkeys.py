@@ -225,7 +225,7 @@ def rename(passkey_id):
 @bp.delete("/account/passkeys/<int:passkey_id>")
 def remove(passkey_id):
     account, facts = _signed_in()
-    _service().remove(account, passkey_id, acr=facts["acr"], auth_time=facts["auth_time"])
+    _service().remove(account, passkey_id, proven=facts["proven"])
     current_app.extensions["oidc_second_factors"].drop_unused_recovery_codes(account)
     db.session.commit()
     return _json({"removed": passkey_id})

@@ -773,3 +773,19 @@ def test_the_account_confirm_page_offers_a_passkey_and_it_makes_the_session_fres
     assert (verified.status_code, verified.json["next"]) == (200, "/account")
     regenerated = browser.http.post("/account/recovery-codes", data={"csrf_token": page_csrf(browser, "/account")})
     assert regenerated.status_code == 200 and regenerated.text.count("<li><code>") == 10
+
+
+def test_an_old_user_verification_does_not_make_a_new_proof_without_it_fresh(app, browser, alice):
+    """Freshness counts each method's own time: a session that reached phr an hour ago, then
+    proves a passkey without user verification, is not a fresh phr sign-in, so the passkey
+    (which gives phr) still cannot be removed."""
+    authenticator = registered(app, browser)
+    [row] = stored(app)
+    response = passkey_login(browser, authenticator)
+    assert response.status_code == 200 and response.json.get("acr", "phr") == "phr"
+    age_login(app, browser, 3600)
+    csrf = page_csrf(browser, "/account/passkeys")
+    assert passkey_verify(browser, authenticator, csrf=csrf, uv=False).status_code == 200
+    refused = call(browser, f"/account/passkeys/{row.id}", csrf=csrf, method="DELETE")
+    assert (refused.status_code, refused.json["error"]) == (403, "fresh_authentication_required")
+    assert len(stored(app)) == 1

@@ -92,7 +92,8 @@ def id_token_for(browser, client_id, secret, **extra) -> dict:
 
 
 def age_login(app, browser, seconds: int) -> int:
-    """Pretend the browser's login happened ``seconds`` ago; returns the new auth_time."""
+    """Pretend the browser's login (and every factor proven since) happened ``seconds`` ago;
+    returns the new auth_time."""
     raw = browser.http.get_cookie(SESSION_COOKIE)
     assert raw is not None, "the browser has no session"
     with app.app_context():
@@ -100,6 +101,8 @@ def age_login(app, browser, seconds: int) -> int:
         when = utcnow() - timedelta(seconds=seconds)
         data = dict(row.data)
         data["auth_time"] = epoch(when)
+        # Every method was proven then too (levels.fresh_enough reads these).
+        data["proven"] = {method: epoch(when) for method in data.get("proven") or {}}
         row.data = data
         row.auth_time = when
         db.session.commit()

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from oidc_provider.authn.levels import Ladder, LadderError, amr_with_mfa, requirement
+from oidc_provider.authn.levels import Ladder, LadderError, amr_with_mfa, fresh_enough, requirement
 
 LADDER = Ladder()
 
@@ -81,3 +81,24 @@ def test_a_client_minimum_missing_from_the_ladder_fails_closed():
     found = requirement(Ladder.parse("pwd mfa"), acr_values=None, essential_acr=None, client_min_acr="phr")
     assert (found.level, found.floor) == ("phr", "phr")
     assert not Ladder.parse("pwd mfa").satisfies("mfa", found.level)
+
+
+# ---- fresh re-authentication (issue 3: removing a factor needs a fresh sign-in at its level) ----
+NOW_S = 1_800_000_000
+
+
+@pytest.mark.parametrize("proven, level, fresh", [
+    ({"pwd": NOW_S - 60, "otp": NOW_S - 60}, "mfa", True),
+    ({"pwd": NOW_S - 601, "otp": NOW_S - 60}, "mfa", False),          # the password is old
+    ({"pwd": NOW_S - 60}, "mfa", False),
+    ({"hwk": NOW_S - 10, "user": NOW_S - 10}, "phr", True),
+    # A session that reached phr an hour ago proves a passkey without user verification now:
+    # the old "user" does not make the new proof phr.
+    ({"hwk": NOW_S - 10, "user": NOW_S - 3600, "pwd": NOW_S - 3600}, "phr", False),
+    ({"hwk": NOW_S - 10, "user": NOW_S - 3600, "pwd": NOW_S - 3600}, "pwd", True),
+    ({"pwd": NOW_S + 5}, "pwd", False),                                # from the future: not trusted
+    ({"pwd": "yesterday"}, "pwd", False),                              # tampered: not an int
+    ({}, "pwd", False),
+])
+def test_fresh_enough_counts_only_methods_proven_within_the_window(proven, level, fresh):
+    assert fresh_enough(LADDER, proven=proven, level=level, now=NOW_S) is fresh
