@@ -159,6 +159,10 @@ def _level_check(s: Situation, silent: bool) -> StepUp | Enroll | Refuse | None:
         if s.ladder.satisfies(s.reachable, level):
             return StepUp(level, why)
         if s.ladder.satisfies(s.enrollable, level):
+            if s.ladder.rank(s.reachable) > s.ladder.rank(s.session_acr):
+                # Prove the factors the account has before adding one (a password alone must
+                # not be enough to enrol a second factor beside an existing one).
+                return StepUp(s.reachable, why)
             return Enroll(level, why)
     if need.floor is not None and not s.ladder.satisfies(s.session_acr, need.floor):
         if s.declined is not None:

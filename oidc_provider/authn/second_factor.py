@@ -21,7 +21,7 @@ from ..extensions import db
 from ..keys.encryption import Sealer
 from ..models import Account, Passkey, RecoveryCode
 from . import recovery_codes, throttle, totp
-from .levels import AMR_OTP, AMR_PASSWORD, SECOND_FACTORS
+from .levels import AMR_HARDWARE_KEY, AMR_OTP, AMR_PASSWORD, AMR_USER_PRESENCE_VERIFIED, SECOND_FACTORS
 from .passkey_service import stored_amr
 
 
@@ -30,6 +30,8 @@ class SecondFactors:
         self._sealer = Sealer(settings.secret_key, purpose=b"oidc-provider totp secrets v1")
         self._passwords = passwords
         self._issuer_name = settings.site_name
+        self._passkeys = settings.passkeys_available
+        self._ladder = settings.ladder
 
     # ---- what an account has ----
     @staticmethod
@@ -42,9 +44,20 @@ class SecondFactors:
             methods.extend(m for m in stored_amr(passkey) if m not in methods)
         return methods
 
-    @staticmethod
-    def enrollable_methods() -> list[str]:
-        return [AMR_OTP]
+    def enrollable_methods(self) -> list[str]:
+        """What the enrolment page can add: an authenticator app (otp) and, where passkeys work,
+        a passkey with user verification (a key plus ``user``: it reaches ``phr``)."""
+        return [AMR_OTP] + ([AMR_HARDWARE_KEY, AMR_USER_PRESENCE_VERIFIED] if self._passkeys else [])
+
+    def level_to_add_a_factor(self, account: Account, session_acr: str | None) -> str | None:
+        """Adding a factor needs a session at the level the account's factors already reach
+        (else someone with only the password could add their own second factor and get past
+        the real one): that level when this session is below it, else None."""
+        have = self._ladder.level_of(self.methods_of(account))
+        if have is None or self._ladder.rank(have) <= self._ladder.rank(AMR_PASSWORD) \
+                or self._ladder.satisfies(session_acr, have):
+            return None
+        return have
 
     # ---- TOTP enrolment ----
     def begin_totp(self, account: Account) -> tuple[str, dict]:
@@ -64,6 +77,10 @@ class SecondFactors:
         show once (generated at the first second-factor enrolment), or None if the code is
         wrong."""
         now = time.time() if now is None else now
+        if account.totp_enabled_at is not None:
+            # One authenticator app per account: enrolment never replaces the one in use.
+            record(Event.TOTP_FAILURE, outcome="failure", reason="already_enrolled", account=account)
+            return None
         if self._blocked(account):
             return None
         secret = self._open(account, base64.b64decode(sealed))

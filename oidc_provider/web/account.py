@@ -48,6 +48,7 @@ def _needs(level: str, facts: dict) -> bool:
 WHY = {
     "remove-totp": "Removing your authenticator app needs a fresh sign-in with it.",
     "recovery-codes": "New recovery codes need a fresh sign-in with your second factor.",
+    "add-factor": "Adding a way to sign in needs a sign-in with the factors you already have.",
     None: "Confirm it's you to go on.",
 }
 
@@ -125,11 +126,15 @@ def confirm():
     if level not in _ladder().levels:
         level = "pwd"
     code_needed = _ladder().rank(level) > _ladder().rank("pwd")
+    # A password and a code reach mfa at most; phr takes a passkey (the button on the page).
+    form_reaches = _ladder().satisfies(_ladder().level_of([AMR_PASSWORD, AMR_OTP]), level)
     context = {"level": level, "code_needed": code_needed, "why": WHY.get(request.values.get("why"), WHY[None]),
                "why_key": request.values.get("why") if request.values.get("why") in WHY else "",
-               "has_totp": account.totp_enabled_at is not None}
+               "has_totp": account.totp_enabled_at is not None, "form_reaches": form_reaches}
     if request.method == "GET":
         return render_template("account/confirm.html", error=None, **context)
+    if not form_reaches:
+        return render_template("account/confirm.html", error="This needs one of your passkeys.", **context), 400
     checked = check_password(current_app.extensions["oidc_passwords"], account.username,
                              request.form.get("password") or "", request.remote_addr)
     if checked.account is None or checked.account.id != account.id:
@@ -157,11 +162,13 @@ def confirm():
 
 @bp.route("/account/totp", methods=["GET", "POST"])
 def totp():
-    account, _ = _signed_in()
+    account, facts = _signed_in()
     if account is None:
         return redirect(url_for("login.login"))
     if account.totp_enabled_at is not None:
         return redirect(url_for("account.home"))
+    if (level := _factors().level_to_add_a_factor(account, facts["acr"])) is not None:
+        return _confirm_first(level, "add-factor")
     sealed = session.get(ENROLLING)
     if request.method == "GET" or not sealed:
         if not sealed:

@@ -116,8 +116,10 @@ def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = Non
             return redirect(url_for("login.login", p=pid))
         if isinstance(step, interaction.Consent):
             return redirect(url_for("consent.consent", pid=pid))
-        pending.update(session, pid, level=step.level, reason=step.reason)
-        page = "step_up.step_up" if isinstance(step, interaction.StepUp) else "step_up.enroll"
+        kind = "step_up" if isinstance(step, interaction.StepUp) else "enroll"
+        # The page checks it was sent there: /enroll is never a way around /step-up.
+        pending.update(session, pid, level=step.level, reason=step.reason, step=kind)
+        page = f"step_up.{kind}"
         return redirect(url_for(page, pid=pid))
 
     code = grant.issue_code(subject, checked["claims"])

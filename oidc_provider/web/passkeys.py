@@ -21,7 +21,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from ..audit import Event, record
-from ..authn.passkey_service import ManageError, clean_name, stored_amr
+from ..authn.passkey_service import FreshAuthenticationRequired, ManageError, clean_name, stored_amr
 from ..authn.passkeys import PasskeyError, Reason
 from ..authn.sessions import current_login, elevate, log_in
 from ..errors import error_page
@@ -179,15 +179,25 @@ def verify():
 
 # ---- registration and management ----
 
+def _may_add_a_factor(account, facts) -> None:
+    level = current_app.extensions["oidc_second_factors"].level_to_add_a_factor(account, facts["acr"])
+    if level is not None:
+        raise FreshAuthenticationRequired(
+            "Confirm it's you with your second factor before adding a passkey.", level=level,
+            confirm_url=url_for("account.confirm", level=level, why="add-factor"))
+
+
 @bp.post("/passkeys/register/options")
 def register_options():
-    account, _ = _signed_in()
+    account, facts = _signed_in()
+    _may_add_a_factor(account, facts)
     return _json(_service().registration_options(account))
 
 
 @bp.post("/passkeys/register")
 def register():
-    account, _ = _signed_in()
+    account, facts = _signed_in()
+    _may_add_a_factor(account, facts)
     body = _body()
     try:
         name = clean_name(body.get("name") or "Passkey")

@@ -22,16 +22,24 @@ WHY = {
 }
 
 
-def _context(pid):
+def _context(pid, page: str | None = None):
+    """The signed-in account, the client and the pending request, when the authorization
+    request's last decision sent the person to ``page`` ("step_up" or "enroll"); else None."""
     entry = pending.load(session, pid)
     login = current_login(session)
     if entry is None or login is None or "level" not in entry:
+        return None
+    if page is not None and entry.get("step") != page:
         return None
     params = dict(entry["params"])
     client = db.session.scalar(select(Client).where(Client.client_id == params.get("client_id")))
     if client is None:
         return None
     return login[0], client, entry
+
+
+def _ladder():
+    return current_app.extensions["oidc_settings"].ladder
 
 
 def _factors():
@@ -70,7 +78,7 @@ def decline(pid):
 
 @bp.route("/step-up/<pid>", methods=["GET", "POST"])
 def step_up(pid):
-    context = _context(pid)
+    context = _context(pid, "step_up")
     if context is None:
         return redirect(url_for("authorize.resume", pid=pid))
     account, client, entry = context
@@ -93,11 +101,19 @@ def step_up(pid):
 
 @bp.route("/enroll/<pid>", methods=["GET", "POST"])
 def enroll(pid):
-    context = _context(pid)
+    """An authenticator app (reaches ``mfa``) and, where passkeys work, a passkey (``phr``); for
+    a request that needs ``phr`` only the passkey is offered."""
+    context = _context(pid, "enroll")
     if context is None:
         return redirect(url_for("authorize.resume", pid=pid))
     account, client, entry = context
-    why = WHY.get(entry.get("reason"), WHY["acr_values"]).format(client=client.name)
+    page = {"pid": pid, "voluntary": _voluntary(entry), "level": entry.get("level"),
+            "why": WHY.get(entry.get("reason"), WHY["acr_values"]).format(client=client.name),
+            "totp_reaches": _ladder().satisfies(_ladder().level_of(["pwd", AMR_OTP]), entry.get("level"))}
+    if not page["totp_reaches"]:
+        if request.method == "POST":
+            return render_template("step_up/enroll.html", **page, error="Add a passkey to continue."), 400
+        return render_template("step_up/enroll.html", **page, error=None)
     sealed = session.get("totp_enrollment")
     if request.method == "GET" or not sealed:
         if not sealed:
@@ -105,16 +121,13 @@ def enroll(pid):
             session["totp_enrollment"] = sealed
         else:
             shown = _factors().shown_for(account, sealed)
-        return render_template("step_up/enroll.html", pid=pid, why=why, error=None, voluntary=_voluntary(entry),
-                               **shown)
-    blocked = _factors().lockout(account)
-    if blocked is not None:
-        return render_template("step_up/enroll.html", pid=pid, why=why, voluntary=_voluntary(entry),
-                               **_factors().shown_for(account, sealed), error=_too_many(blocked)), 429
+        return render_template("step_up/enroll.html", **page, error=None, **shown)
+    if (blocked := _factors().lockout(account)) is not None:
+        return render_template("step_up/enroll.html", **page, **_factors().shown_for(account, sealed),
+                               error=_too_many(blocked)), 429
     codes = _factors().confirm_totp(account, sealed, (request.form.get("code") or "")[:64])
     if codes is None:
-        return render_template("step_up/enroll.html", pid=pid, why=why, voluntary=_voluntary(entry),
-                               **_factors().shown_for(account, sealed),
+        return render_template("step_up/enroll.html", **page, **_factors().shown_for(account, sealed),
                                error="That code did not work. Check the time on your phone and try the "
                                      "current code."), 401
     session.pop("totp_enrollment", None)

@@ -62,11 +62,15 @@
     status.className = isError ? "error" : "muted";
   }
   function failed(box, result) {
+    if (result.status === 403 && result.data && result.data.confirm_url) {
+      window.location.assign(result.data.confirm_url);  // confirm it's you, then add it
+      return Promise.reject(result);
+    }
     say(box, (result.data && result.data.error_description) || "Something went wrong. Try again.", true);
     return Promise.reject(result);
   }
   // The first second factor brings recovery codes: shown once, here, until the person goes on.
-  function showCodes(box, codes) {
+  function showCodes(box, codes, then) {
     var section = document.createElement("section");
     section.id = "recovery-codes-once";
     var heading = document.createElement("h2");
@@ -86,7 +90,7 @@
     var done = document.createElement("button");
     done.type = "button";
     done.textContent = "I have saved them";
-    done.addEventListener("click", function () { window.location.reload(); });
+    done.addEventListener("click", then || function () { window.location.reload(); });
     section.append(heading, note, list, done);
     box.replaceChildren(section);
   }
@@ -124,6 +128,24 @@
         .then(function (data) {
           if (data.recovery_codes && data.recovery_codes.length) showCodes(box, data.recovery_codes);
           else window.location.reload();
+        });
+    },
+    // The enrolment page of an authorization request: add a passkey, then prove it, which
+    // raises the session's level, and go on with the request.
+    enroll: function (box) {
+      var name = box.querySelector("[data-passkey-new-name]").value;
+      var proveAndGoOn = function () {
+        return ceremony(box, box.dataset.verifyOptions, box.dataset.verify, false, { p: box.dataset.p })
+          .then(function (data) { window.location.assign(data.next); });
+      };
+      return ceremony(box, box.dataset.registerOptions, box.dataset.register, true, { name: name })
+        .then(function (data) {
+          say(box, "Passkey added. Now use it once to continue.", false);
+          if (data.recovery_codes && data.recovery_codes.length) {
+            showCodes(box, data.recovery_codes, function () { proveAndGoOn().catch(function () {}); });
+            return null;
+          }
+          return proveAndGoOn();
         });
     },
     rename: function (box, item) {

@@ -187,3 +187,24 @@ def test_signed_in_with_a_password_the_step_up_page_takes_the_passkey_and_the_rp
     claims = id_token_claims(setup, request)
     assert claims["acr"] == "phr"
     assert set(claims["amr"]) == {"pwd", "hwk", "user", "mfa"}
+
+
+def test_asked_for_phr_without_a_passkey_the_person_adds_one_on_the_way_and_the_rp_gets_phr(setup, page,
+                                                                                          authenticator):
+    """The enrolment page of an authorization request that needs ``phr``: "Add a passkey and
+    continue" registers one with the virtual authenticator, shows the recovery codes once,
+    proves the new passkey, and the request goes on."""
+    request = authorization_request(setup, acr_values="phr")
+    page.goto(request.url)
+    sign_in(page)
+    expect(page.get_by_role("heading", name="Add a passkey", level=1)).to_be_visible()
+    expect(page.locator("#totp-secret")).to_have_count(0)
+    page.get_by_label("Name for the passkey").fill("Phone")
+    page.get_by_role("button", name="Add a passkey and continue").click()
+    save_recovery_codes(page)
+    expect(page.get_by_role("heading", name="Allow Browser Test RP?")).to_be_visible()
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(f"{setup.redirect_uri}?*")
+    claims = id_token_claims(setup, request)
+    assert claims["acr"] == "phr"
+    assert {"pwd", "user", "mfa"} <= set(claims["amr"])

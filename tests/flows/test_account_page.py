@@ -224,3 +224,33 @@ def test_confirm_with_a_bad_level_or_garbage_is_a_clear_answer(app, browser, ali
                                                           "password": PASSWORD, "code": "x" * 5000})
     assert refused.status_code == 401
     assert account_row(app).totp_enabled_at is None
+
+
+def test_adding_an_authenticator_app_beside_a_factor_needs_that_factor_first(app, browser, alice):
+    """Review finding: a password session could add a second factor beside an existing one and
+    get past it. Adding needs a session at the level the account's factors reach."""
+    from oidc_provider.models import Passkey
+
+    with app.app_context():
+        account = db.session.scalar(select(Account))
+        db.session.add(Passkey(account_id=account.id, credential_id=b"k" * 16, public_key=b"p", sign_count=0,
+                               transports=[], aaguid="00000000-0000-0000-0000-000000000000",
+                               backup_eligible=False, backup_state=False, user_verified_at_registration=True,
+                               name="Laptop"))
+        db.session.commit()
+    sign_in(browser)
+    response = browser.http.get("/account/totp")
+    assert response.status_code == 302 and "/account/confirm?level=phr" in response.headers["Location"]
+    assert "add-factor" in response.headers["Location"]
+
+
+def test_confirm_at_phr_takes_a_passkey_not_a_password_and_code(app, browser, alice):
+    secret, _ = enroll_totp(app)
+    sign_in(browser)
+    page = browser.http.get("/account/confirm?level=phr")
+    assert page.status_code == 200 and 'name="password"' not in page.text
+    refused = browser.http.post("/account/confirm", data={"csrf_token": csrf_token(browser.http.get("/account").text),
+                                                          "level": "phr",
+                                                          "password": PASSWORD, "code": pyotp.TOTP(secret).now()})
+    assert refused.status_code == 400 and "passkeys" in refused.text
+    assert 'id="session-acr">pwd<' in browser.http.get("/account").text

@@ -175,7 +175,9 @@ def test_5_4_registration_options_ask_for_a_discoverable_credential_and_exclude_
     sign_in_with_password(browser)
     first = SoftwareAuthenticator()
     assert register(browser, first).status_code == 201
-    options = call(browser, "/passkeys/register/options", {}, csrf=page_csrf(browser, "/account/passkeys")).json
+    csrf = page_csrf(browser, "/account/passkeys")
+    assert passkey_verify(browser, first, csrf=csrf).status_code == 200  # a second one needs phr
+    options = call(browser, "/passkeys/register/options", {}, csrf=csrf).json
     assert options["rp"] == {"id": "localhost", "name": "Single sign-on"}
     assert options["authenticatorSelection"]["residentKey"] == "required"
     assert [d["id"] for d in options["excludeCredentials"]] == [
@@ -621,9 +623,10 @@ GARBAGE = {
 def test_malformed_bodies_get_a_json_400_and_change_nothing(app, browser, alice, path, body):
     """DESIGN "What bad input gets": a clear error in the protocol's shape, nothing changed,
     never a 500."""
-    registered(app, browser)
+    authenticator = registered(app, browser)
     sign_in_with_password(browser)
     csrf = page_csrf(browser, "/account/passkeys")
+    assert passkey_verify(browser, authenticator, csrf=csrf).status_code == 200  # may add another
     for options in ("/passkeys/login/options", "/passkeys/register/options", "/passkeys/verify/options"):
         assert call(browser, options, {}, csrf=csrf).status_code == 200
     before = snapshot(app)
@@ -729,11 +732,17 @@ def test_the_first_passkey_brings_recovery_codes_once_and_the_last_one_takes_the
     a passkey is a second factor too. They back up second factors, so removing the last one
     drops them."""
     sign_in_with_password(browser)
-    first = register(browser, SoftwareAuthenticator(), name="Laptop")
+    laptop = SoftwareAuthenticator()
+    first = register(browser, laptop, name="Laptop")
     assert first.status_code == 201
     codes = first.json["recovery_codes"]
     assert len(codes) == 10 and len(set(codes)) == 10
     assert _recovery_codes_left(app) == 10
+    refused = call(browser, "/passkeys/register/options", {}, csrf=page_csrf(browser, "/account/passkeys"))
+    assert (refused.status_code, refused.json["error"], refused.json["level"]) == (
+        403, "fresh_authentication_required", "phr"), "a password session cannot add one beside a passkey"
+    assert [row.name for row in stored(app)] == ["Laptop"]
+    assert passkey_verify(browser, laptop).status_code == 200
     second = register(browser, SoftwareAuthenticator(), name="Phone")
     assert (second.status_code, second.json["recovery_codes"]) == (201, []), "shown once, not again"
     assert _recovery_codes_left(app) == 10
@@ -789,3 +798,58 @@ def test_an_old_user_verification_does_not_make_a_new_proof_without_it_fresh(app
     refused = call(browser, f"/account/passkeys/{row.id}", csrf=csrf, method="DELETE")
     assert (refused.status_code, refused.json["error"]) == (403, "fresh_authentication_required")
     assert len(stored(app)) == 1
+
+
+# ---- enrolling a passkey in the middle of an authorization request ----
+
+def test_someone_without_a_passkey_asked_for_phr_adds_one_on_the_enrolment_page(app, browser, alice, rp):
+    """DESIGN: "A user who has no factor strong enough is led through enrolling one": for
+    ``phr`` that is a passkey (an authenticator app reaches only ``mfa``, so it is not offered).
+    The new passkey is then proven once and the request goes on at ``phr``."""
+    client_id, secret = rp
+    response, _ = start(browser, client_id, acr_values="phr")
+    response = browser.follow(browser.login(response))
+    assert urlpath(response.headers["Location"]).startswith("/enroll/")
+    enroll_page = response.headers["Location"]
+    pid = enroll_page.rsplit("/", 1)[1]
+    page = browser.http.get(enroll_page)
+    assert "Add a passkey and continue" in page.text and 'id="totp-secret"' not in page.text
+    typed = browser.http.post(enroll_page, data={"csrf_token": csrf_token(page.text), "code": "123456"})
+    assert typed.status_code == 400, "no authenticator app on a phr enrolment"
+
+    authenticator = SoftwareAuthenticator()
+    added = register(browser, authenticator, name="Laptop")
+    assert added.status_code == 201 and len(added.json["recovery_codes"]) == 10
+    verified = passkey_verify(browser, authenticator, pid=pid, csrf=csrf_token(page.text))
+    assert verified.json == {"acr": "phr", "next": f"/authorize/continue/{pid}"}
+    result = redirected_to_client(browser.follow(browser.http.get(verified.json["next"])))
+    claims = verified_claims(browser.http, browser.redeem(client_id, secret, result["code"]).json["id_token"])
+    assert claims["acr"] == "phr"
+
+
+def test_with_totp_enrolled_phr_asks_for_the_code_before_a_passkey_can_be_added(app, browser, alice, rp):
+    """Review finding: the password alone must not be enough to add a factor beside an existing
+    one. Asked for ``phr``, someone with TOTP first proves it (``mfa``), then adds a passkey."""
+    import pyotp
+
+    factors = app.extensions["oidc_second_factors"]
+    with app.test_request_context():
+        account = db.session.scalar(select(Account))
+        sealed, shown = factors.begin_totp(account)
+        assert factors.confirm_totp(account, sealed, pyotp.TOTP(shown["secret"]).now())
+        account.totp_last_counter -= 1
+        db.session.commit()
+    client_id, _ = rp
+    response, _ = start(browser, client_id, acr_values="phr")
+    response = browser.follow(browser.login(response))
+    assert urlpath(response.headers["Location"]).startswith("/step-up/")
+    refused = call(browser, "/passkeys/register/options", {}, csrf=page_csrf(browser, response.headers["Location"]))
+    assert (refused.status_code, refused.json["level"]) == (403, "mfa")
+    step_up = response.headers["Location"]
+    page = browser.http.get(step_up)
+    stepped = browser.http.post(step_up, data={"csrf_token": csrf_token(page.text), "kind": "totp",
+                                               "code": pyotp.TOTP(shown["secret"]).now()})
+    assert stepped.status_code == 302
+    response = browser.follow(stepped)
+    assert urlpath(response.headers["Location"]).startswith("/enroll/")
+    assert register(browser, SoftwareAuthenticator()).status_code == 201

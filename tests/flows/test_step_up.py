@@ -426,3 +426,37 @@ def test_a_voluntary_level_above_a_client_minimum_enrols_for_the_minimum_and_can
     assert "requires a second factor" in page.text and "Not now" not in page.text
     result = redirected_to_client(decline(browser, response))
     assert (result["error"], result["state"]) == ("access_denied", params["state"])
+
+
+def test_the_enrolment_page_is_no_way_around_the_step_up_page(app, browser, alice, client):
+    """Review finding: someone with only the password, sent to /step-up/<id>, opened
+    /enroll/<id> instead and replaced the person's authenticator app with their own. Each page
+    serves only the request whose decision sent the browser there."""
+    secret, _ = enroll_totp(app)
+    with app.app_context():
+        before = db.session.scalar(select(Account.totp_secret_encrypted))
+    client_id, _ = client
+    response, _ = start(browser, client_id, acr_values="mfa")
+    response = browser.follow(browser.login(response))
+    assert at(response, "/step-up/")
+    pid = urlsplit(response.headers["Location"]).path.rsplit("/", 1)[1]
+    detour = browser.follow(browser.http.get(f"/enroll/{pid}"))
+    assert detour.status_code == 302 and urlpath(detour.headers["Location"]).startswith("/step-up/")
+    token = csrf_token(browser.http.get(response.headers["Location"]).text)
+    attacker = pyotp.random_base32()
+    posted = browser.http.post(f"/enroll/{pid}", data={"csrf_token": token, "code": pyotp.TOTP(attacker).now()})
+    assert posted.status_code == 302 and "/authorize/continue/" in posted.headers["Location"]
+    with app.app_context():
+        assert db.session.scalar(select(Account.totp_secret_encrypted)) == before, "nothing changed"
+    response, _ = start(browser, client_id, prompt="none", acr_values="mfa")
+    assert redirected_to_client(response)["error"] == "interaction_required"
+
+
+def test_a_second_authenticator_app_is_never_confirmed(app, alice):
+    secret, _ = enroll_totp(app)
+    factors = app.extensions["oidc_second_factors"]
+    with app.test_request_context():
+        account = db.session.scalar(select(Account))
+        sealed, shown = factors.begin_totp(account)
+        assert factors.confirm_totp(account, sealed, pyotp.TOTP(shown["secret"]).now()) is None
+    assert events(app, "account:totp:failure")[-1].reason == "already_enrolled"

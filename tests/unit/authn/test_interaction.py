@@ -186,6 +186,12 @@ AT_PWD = replace(SIGNED_IN, session_acr="pwd", reachable="pwd", enrollable="mfa"
                  id="declined-the-floor-too"),
     pytest.param(replace(AT_PWD, required=_wants("mfa"), session_acr="mfa", declined="mfa"), Proceed(),
                  id="declined-but-already-there"),
+    # Enrolling a stronger factor comes after proving the ones the account has:
+    pytest.param(replace(AT_PWD, required=_wants("phr", "phr", "essential_acr"), reachable="mfa", enrollable="phr"),
+                 StepUp("mfa", "essential_acr"), id="prove-totp-before-enrolling-a-passkey"),
+    pytest.param(replace(AT_PWD, required=_wants("phr", "phr", "essential_acr"), session_acr="mfa",
+                         reachable="mfa", enrollable="phr"),
+                 Enroll("phr", "essential_acr"), id="then-enrol-the-passkey"),
     pytest.param(replace(AT_PWD, required=_wants("mfa"), reachable="mfa", prompt=p("none")),
                  Refuse("interaction_required", "The request needs authentication at level 'mfa'."),
                  id="prompt-none-never-downgrades"),
