@@ -172,14 +172,14 @@ class Passkeys:
         return row
 
     # ---- §7.2 authentication ----
-    def authentication_options(self, account: Account | None = None) -> dict:
+    def authentication_options(self, account: Account | None = None, *, user_verification: str | None = None) -> dict:
         """Username-less (``account`` None): any discoverable credential for this RP, with user
         verification required. For a signed-in person: their credentials, verification
         preferred (a security key without a PIN still proves possession)."""
         allow = [p.credential_id for p in self.of(account)] if account is not None else None
         options, challenge = passkeys.authentication_options(
             rp_id=self.rp_id, allow_credential_ids=allow,
-            user_verification="required" if account is None else "preferred",
+            user_verification="required" if account is None else (user_verification or "preferred"),
         )
         self._issue(challenge, "authenticate", account)
         return options

@@ -26,7 +26,11 @@ def bearer_token(*, allow_form_body: bool) -> tuple[str | None, str | None]:
         return None, "Send the access token in the Authorization header, not the URL."
     if header is not None:
         scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
+        if scheme.lower() != "bearer":
+            # §3.1: a request "attempted using an unsupported authentication method" lacks
+            # authentication information: the bare challenge, no error code.
+            return body, None
+        if not value.strip():
             return None, "The Authorization header must be 'Bearer <token>'."
         return value.strip(), None
     return body, None

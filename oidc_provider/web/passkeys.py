@@ -21,6 +21,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from ..audit import Event, record
+from ..authn import pending
+from ..authn.levels import AMR_HARDWARE_KEY, AMR_PASSWORD
 from ..authn.passkey_service import FreshAuthenticationRequired, ManageError, clean_name, stored_amr
 from ..authn.passkeys import PasskeyError, Reason
 from ..authn.sessions import current_login, elevate, log_in
@@ -157,8 +159,19 @@ def login():
 
 @bp.post("/passkeys/verify/options")
 def verify_options():
+    """Options for a signed-in person. User verification is required when the level wanted
+    (the pending request's, ``p``, or ``level`` for a removal) is one only a verified passkey
+    reaches (phr); else preferred, so a security key without a PIN still proves possession."""
     account, _ = _signed_in()
-    return _json(_service().authentication_options(account))
+    body = _body()
+    wanted = body.get("level") if isinstance(body.get("level"), str) else None
+    pid = body.get("p")
+    if isinstance(pid, str) and (entry := pending.load(session, pid)) is not None:
+        wanted = entry.get("level") or wanted
+    ladder = current_app.extensions["oidc_settings"].ladder
+    needs_uv = wanted in ladder.levels and not ladder.satisfies(ladder.level_of([AMR_PASSWORD, AMR_HARDWARE_KEY]),
+                                                               wanted)
+    return _json(_service().authentication_options(account, user_verification="required" if needs_uv else None))
 
 
 @bp.post("/passkeys/verify")

@@ -97,8 +97,8 @@
   function ok(box) { return function (result) { return result.ok ? result.data : failed(box, result); }; }
 
   // A ceremony: options from the server, the authenticator, the answer back to the server.
-  function ceremony(box, optionsUrl, verifyUrl, create, extra) {
-    return call(box, optionsUrl).then(ok(box)).then(function (options) {
+  function ceremony(box, optionsUrl, verifyUrl, create, extra, optionsBody) {
+    return call(box, optionsUrl, optionsBody || {}).then(ok(box)).then(function (options) {
       var request = create ? navigator.credentials.create({ publicKey: creationOptions(options) })
         : navigator.credentials.get({ publicKey: requestOptions(options) });
       return request.catch(function (error) {
@@ -117,7 +117,8 @@
         .then(function (data) { window.location.assign(data.next); });
     },
     verify: function (box) {
-      return ceremony(box, box.dataset.verifyOptions, box.dataset.verify, false, { p: box.dataset.p })
+      return ceremony(box, box.dataset.verifyOptions, box.dataset.verify, false, { p: box.dataset.p },
+        { p: box.dataset.p })
         .then(function (data) {
           if (box.dataset.after === "reload") window.location.reload(); else window.location.assign(data.next);
         });
@@ -135,7 +136,8 @@
     enroll: function (box) {
       var name = box.querySelector("[data-passkey-new-name]").value;
       var proveAndGoOn = function () {
-        return ceremony(box, box.dataset.verifyOptions, box.dataset.verify, false, { p: box.dataset.p })
+        return ceremony(box, box.dataset.verifyOptions, box.dataset.verify, false, { p: box.dataset.p },
+          { p: box.dataset.p })
           .then(function (data) { window.location.assign(data.next); });
       };
       return ceremony(box, box.dataset.registerOptions, box.dataset.register, true, { name: name })
@@ -164,7 +166,8 @@
         if (result.status !== 403) return result;
         // Removing needs a recent sign-in at the passkey's level: prove a passkey, then retry.
         say(box, result.data.error_description, false);
-        return ceremony(box, box.dataset.verifyOptions, box.dataset.verify, false, {}).then(remove);
+        return ceremony(box, box.dataset.verifyOptions, box.dataset.verify, false, {},
+          { level: result.data.level }).then(remove);
       }).then(ok(box)).then(function () { window.location.reload(); });
     },
   };

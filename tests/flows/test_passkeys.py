@@ -853,3 +853,25 @@ def test_with_totp_enrolled_phr_asks_for_the_code_before_a_passkey_can_be_added(
     response = browser.follow(stepped)
     assert urlpath(response.headers["Location"]).startswith("/enroll/")
     assert register(browser, SoftwareAuthenticator()).status_code == 201
+
+
+@pytest.mark.parametrize("acr_values, expected", [("phr", "required"), ("mfa", "preferred")])
+def test_7_2_step_up_options_require_user_verification_when_only_that_reaches_the_level(
+        app, browser, alice, rp, acr_values, expected):
+    """WebAuthn §5.4.6 / §7.2: a passkey without user verification reaches mfa at most, so a
+    request for phr asks the authenticator for it ("required"); for mfa, "preferred" lets a
+    security key without a PIN prove possession."""
+    registered(app, browser)
+    client_id, _ = rp
+    sign_in_with_password(browser)
+    response, _ = start(browser, client_id, acr_values=acr_values)
+    step_up = response.headers["Location"]
+    assert urlpath(step_up).startswith("/step-up/")
+    pid = step_up.rsplit("/", 1)[1]
+    options = call(browser, "/passkeys/verify/options", {"p": pid}, csrf=page_csrf(browser, step_up))
+    assert options.status_code == 200 and options.json["userVerification"] == expected
+    removal = call(browser, "/passkeys/verify/options", {"level": "phr"}, csrf=page_csrf(browser, step_up))
+    assert removal.json["userVerification"] == "required"
+    for garbage in ({"p": 5}, {"level": ["phr"]}, {"p": "nope"}):
+        assert call(browser, "/passkeys/verify/options", garbage, csrf=page_csrf(browser, step_up)).json[
+            "userVerification"] == "preferred"

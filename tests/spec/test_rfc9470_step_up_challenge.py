@@ -193,7 +193,7 @@ def test_rfc6750_3_1_revoked_and_expired_tokens_are_invalid(app, browser, alice,
     assert challenge_of(call(browser.http, "GET", "phone_number", token))[1]["error"] == "invalid_token"
 
 
-@pytest.mark.parametrize("how", ["query", "scheme", "empty"])
+@pytest.mark.parametrize("how", ["query", "empty"])
 def test_rfc6750_2_the_token_goes_in_the_authorization_header_only(app, browser, alice, rp, how):
     """RFC 6750 §2.1 the Authorization header; §2.3: "Clients SHOULD make authenticated requests
     with a bearer token using the Authorization request header field"; the URL is refused
@@ -202,9 +202,19 @@ def test_rfc6750_2_the_token_goes_in_the_authorization_header_only(app, browser,
     if how == "query":
         response = browser.http.get(f"{API}/phone_number", query_string={"access_token": token})
     else:
-        value = {"scheme": f"Basic {token}", "empty": "Bearer "}[how]
-        response = browser.http.get(f"{API}/phone_number", headers={"Authorization": value})
+        response = browser.http.get(f"{API}/phone_number", headers={"Authorization": "Bearer "})
     assert (response.status_code, challenge_of(response)[1]["error"]) == (400, "invalid_request")
+
+
+@pytest.mark.parametrize("path", [f"{API}/phone_number", "/userinfo"])
+def test_rfc6750_3_1_another_scheme_is_no_authentication_a_bare_challenge(app, browser, alice, rp, path):
+    """§3.1: a request "attempted using an unsupported authentication method" lacks
+    authentication information: "the resource server SHOULD NOT include an error code"."""
+    client_id, secret = rp
+    response = browser.http.get(path, auth=(client_id, secret))
+    assert response.status_code == 401
+    assert "error" not in response.headers["WWW-Authenticate"]
+    assert response.headers["WWW-Authenticate"].startswith("Bearer realm=")
 
 
 def test_rfc6750_3_1_missing_scope_is_403_insufficient_scope_naming_it(app, browser, alice, rp):
