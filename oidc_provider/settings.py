@@ -17,8 +17,11 @@ from urllib.parse import urlsplit
 from .authn.attribute_policy import configuration_errors as attribute_levels_errors
 from .authn.attribute_policy import overrides_text
 from .authn.levels import Ladder, LadderError
+from .federation.config import parse as parse_connectors
+from .federation.config import text_of as connectors_text
 
 SIGNING_ALGS = ("RS256", "ES256", "EdDSA")
+INTERNAL = ("extra", "connector_secrets")  # fields that are not settings
 INVALID = "invalid configuration: "
 
 
@@ -43,12 +46,12 @@ class Settings:
     """OIDC_ISSUER. The issuer URL, exactly as relying parties will see it (OIDC Discovery §3).
     Must be https, except on a loopback host (127.0.0.1, ::1, localhost)."""
 
-    secret_key: str = ""
+    secret_key: str = field(default="", repr=False)
     """OIDC_SECRET_KEY. At least 32 bytes. Signs nothing public; derives the key that encrypts
     signing keys at rest and protects CSRF tokens. Changing it makes stored private keys
     unreadable."""
 
-    database_url: str = "sqlite:///instance/oidc-provider.db"
+    database_url: str = field(default="sqlite:///instance/oidc-provider.db", repr=False)
     """OIDC_DATABASE_URL. SQLAlchemy URL: SQLite by default; PostgreSQL as
     ``postgresql+psycopg://user@host/db``."""
 
@@ -117,6 +120,13 @@ class Settings:
     use passkeys (WebAuthn §7.1/§7.2 check clientDataJSON's origin). Empty means the issuer's
     origin. https only, except on a loopback host."""
 
+    connectors: str = field(default="", repr=False)
+    """OIDC_CONNECTORS. Upstream login: a ``[connectors.NAME]`` table per connector in the config
+    file (or the same as JSON in the variable), each with ``kind`` (``github``, ``google`` or
+    ``oidc``), ``client_id``, the secret (``client_secret``, or the variable
+    ``OIDC_CONNECTOR_<NAME>_CLIENT_SECRET``), and optionally ``display_name``, ``scopes``,
+    ``issuer`` (required for ``oidc``), ``match_email``, ``signup`` and ``trust_mfa``."""
+
     site_name: str = "Single sign-on"
     """OIDC_SITE_NAME. Name shown on the login, consent and logout pages."""
 
@@ -124,6 +134,8 @@ class Settings:
     """OIDC_LOG_LEVEL. Level of the JSON log lines (DEBUG, INFO, WARNING, ERROR)."""
 
     extra: dict = field(default_factory=dict, compare=False, repr=False)
+    # Not settings: the OIDC_CONNECTOR_<NAME>_CLIENT_SECRET variables found at load.
+    connector_secrets: dict = field(default_factory=dict, compare=False, repr=False)
 
     # ---- derived ----
     @property
@@ -151,6 +163,11 @@ class Settings:
         return _is_domain(self.rp_id)
 
     @property
+    def connector_configs(self) -> dict:
+        """The configured upstream connectors by name (``federation.config.ConnectorConfig``)."""
+        return parse_connectors(self.connectors, self.connector_secrets)[0]
+
+    @property
     def audience(self) -> str:
         return self.default_audience or self.issuer
 
@@ -171,12 +188,14 @@ class Settings:
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 errors.append(f"OIDC_CONFIG_FILE: cannot read {path!r}: {exc}")
         for f in fields(cls):
-            if f.name == "extra":
+            if f.name in INTERNAL:
                 continue
             var = "OIDC_" + f.name.upper()
             if var in environ:
                 values[f.name] = environ[var]
         settings = cls._coerce(values, errors)
+        settings = settings.replace(connector_secrets={
+            k: v for k, v in environ.items() if k.startswith("OIDC_CONNECTOR_") and k.endswith("_CLIENT_SECRET")})
         if errors:
             # Name every bad setting at once: also those validate() would refuse next.
             try:
@@ -189,7 +208,7 @@ class Settings:
     @classmethod
     def _coerce(cls, values: dict, errors: list[str]) -> Settings:
         kwargs = {}
-        known = {f.name: f for f in fields(cls) if f.name != "extra"}
+        known = {f.name: f for f in fields(cls) if f.name not in INTERNAL}
         for name, raw in values.items():
             f = known.get(name)
             if f is None:
@@ -197,7 +216,9 @@ class Settings:
                 continue
             default = f.default
             try:
-                if name == "attribute_levels" and isinstance(raw, dict):
+                if name == "connectors" and isinstance(raw, dict):
+                    kwargs[name] = connectors_text(raw)  # a TOML table
+                elif name == "attribute_levels" and isinstance(raw, dict):
                     kwargs[name] = overrides_text(raw)  # a TOML table
                 elif isinstance(default, bool):
                     kwargs[name] = _to_bool(raw)
@@ -250,6 +271,7 @@ class Settings:
         except LadderError as exc:
             errors.append(f"OIDC_ACR_LEVELS: {exc}")
         errors.extend(attribute_levels_errors(self.acr_levels, self.attribute_levels))
+        errors.extend(parse_connectors(self.connectors, self.connector_secrets)[1])
         errors.extend(self._webauthn_errors())
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             errors.append("OIDC_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")

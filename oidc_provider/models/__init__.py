@@ -6,6 +6,7 @@ from .audit import AuditEvent
 from .client import Client
 from .consent import Consent
 from .credential import Passkey, WebAuthnChallenge
+from .federation import FederatedIdentity, UpstreamState
 from .key import SigningKey
 from .session import BrowserSession
 from .throttle import AuthThrottle
@@ -14,5 +15,5 @@ from .token import AccessToken, AuthorizationCode, RefreshToken, UsedAssertion
 __all__ = [
     "Account", "RecoveryCode", "AuditEvent", "AuthThrottle", "Client", "Consent", "SigningKey", "BrowserSession",
     "AccessToken", "AuthorizationCode", "RefreshToken", "UsedAssertion",
-    "AccountAttribute", "Passkey", "WebAuthnChallenge",
+    "AccountAttribute", "Passkey", "WebAuthnChallenge", "FederatedIdentity", "UpstreamState",
 ]

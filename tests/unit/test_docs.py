@@ -23,8 +23,8 @@ CONFIGURATION = ROOT / "docs" / "configuration.md"
 OPERATOR_GUIDE = ROOT / "docs" / "operator-guide.md"
 # Variables that configure the configuration itself rather than a Settings field.
 NOT_FIELDS = {"OIDC_CONFIG_FILE"}
-# ``extra`` is not read from the environment or the file (``Settings.from_env`` skips it).
-INTERNAL_FIELDS = {"extra"}
+# ``extra`` and ``connector_secrets`` are not settings (``Settings.from_env`` skips them).
+INTERNAL_FIELDS = {"extra", "connector_secrets"}
 
 
 def _settings_fields() -> list[tuple[str, str | None, ast.expr | None]]:
