@@ -15,6 +15,7 @@ from .authn.passwords import Passwords
 from .authn.second_factor import SecondFactors
 from .authn.sessions import DatabaseSessionInterface
 from .extensions import csrf, db, migrate
+from .federation.registry import build_connectors
 from .settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,11 +52,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["oidc_passwords"] = Passwords(settings)
     app.extensions["oidc_second_factors"] = SecondFactors(settings, app.extensions["oidc_passwords"])
     app.extensions["oidc_passkeys"] = Passkeys(settings)
+    app.extensions["oidc_connectors"] = build_connectors(settings)
 
     from . import errors
     from .web import account, authorize, consent, discovery, login, logout, passkeys, step_up, token, userinfo
+    from .web import federation as federation_views
 
-    for module in (discovery, authorize, login, step_up, consent, token, userinfo, logout, account, passkeys):
+    for module in (discovery, authorize, login, step_up, consent, token, userinfo, logout, account, passkeys,
+                   federation_views):
         app.register_blueprint(module.bp)
     from .api import attributes as attributes_api
 

@@ -45,3 +45,8 @@ class Event(StrEnum):
     PASSKEY_LOGIN_FAILURE = "account:passkey-login:failure"
     ATTRIBUTE_UPDATED = "account:attribute:updated"
     ATTRIBUTE_DELETED = "account:attribute:deleted"
+    FEDERATED_LOGIN_SUCCESS = "account:federated-login:success"
+    FEDERATED_LOGIN_FAILURE = "account:federated-login:failure"
+    FEDERATED_LINKED = "account:federated-identity:linked"
+    FEDERATED_UNLINKED = "account:federated-identity:unlinked"
+    FEDERATED_SIGNUP = "account:federated-signup:created"

@@ -75,7 +75,10 @@ def _reaches(amr: frozenset[str], level: str) -> bool:
         return bool(amr & {AMR_PASSWORD, AMR_FEDERATED} or amr & KEYS)
     if level == "mfa":
         first = bool(amr & {AMR_PASSWORD, AMR_FEDERATED})
-        return (first and bool(amr & SECOND_FACTORS)) or _reaches(amr, "phr")
+        # An upstream the operator trusts for MFA (``trust_mfa``) that said it used several
+        # factors: the session holds ``fed`` with ``mfa`` and no factor of ours.
+        trusted_upstream_mfa = AMR_FEDERATED in amr and AMR_MULTIPLE_FACTORS in amr
+        return (first and bool(amr & SECOND_FACTORS)) or trusted_upstream_mfa or _reaches(amr, "phr")
     if level == "phr":
         # A passkey with user verification is two factors in one (possession + inherence or
         # knowledge) and resists phishing: it alone reaches phr.
@@ -144,4 +147,6 @@ def fresh_enough(ladder: Ladder, *, proven: dict[str, int], level: str, now: int
     gives": the methods proven within the last ``window`` seconds (``proven``: method -> when)
     reach ``level`` by themselves; an older proof does not count, whatever the session reached."""
     recent = [method for method, when in proven.items() if isinstance(when, int) and 0 <= now - when <= window]
-    return ladder.satisfies(ladder.level_of(amr_with_mfa(recent)), level)
+    # amr_with_mfa derives "mfa" from local factors; a "mfa" proven as such (a trusted upstream
+    # at login) counts as well.
+    return ladder.satisfies(ladder.level_of(list(dict.fromkeys([*amr_with_mfa(recent), *recent]))), level)

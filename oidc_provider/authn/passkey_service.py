@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from ..audit import Event, record
 from ..clock import epoch, utcnow
 from ..extensions import db
-from ..models import Account, Passkey, WebAuthnChallenge
+from ..models import Account, FederatedIdentity, Passkey, WebAuthnChallenge
 from . import passkeys
 from .levels import (
     AMR_HARDWARE_KEY,
@@ -237,10 +237,13 @@ class Passkeys:
         db.session.execute(select(Account.id).where(Account.id == account.id).with_for_update())
         row = self._owned(account, passkey_id)
         count = db.session.scalar(select(func.count()).select_from(Passkey).where(Passkey.account_id == account.id))
-        if account.password_hash is None and count == 1:
+        links = db.session.scalar(select(func.count()).select_from(FederatedIdentity).where(
+            FederatedIdentity.account_id == account.id))
+        if account.password_hash is None and count == 1 and not links:
             db.session.rollback()
             raise LastWayToSignIn(
-                "This passkey is the only way you can sign in: you have no password and no other passkey. "
+                "This passkey is the only way you can sign in: you have no password, no other passkey and "
+                "no linked sign-in. "
                 "Add another passkey first, then remove this one.")
         level = self.level_given(row, account)
         if not fresh_enough(self.ladder, proven=proven, level=level, now=epoch(utcnow())):

@@ -122,8 +122,9 @@ def log_in(session, account: Account, *, acr: str, amr: list[str]) -> None:
     now = epoch(utcnow())
     session.clear()
     session["pending"] = pending
-    session.update(account_id=account.id, auth_time=now, acr=acr, amr=amr,
-                   proven={method: now for method in amr if method != AMR_MULTIPLE_FACTORS})
+    # "mfa" is kept as proven too: an upstream trusted for MFA (federation, trust_mfa) vouches
+    # for it; a local second factor adds its own method.
+    session.update(account_id=account.id, auth_time=now, acr=acr, amr=amr, proven={method: now for method in amr})
     session.rotate = True
 
 
@@ -145,7 +146,10 @@ def _proved(session, methods: list[str], ladder) -> str:
     now = epoch(utcnow())
     proven = dict(session.get("proven") or {})
     proven.update({method: now for method in methods if method != AMR_MULTIPLE_FACTORS})
-    amr = amr_with_mfa([m for m in dict.fromkeys([*(session.get("amr") or []), *methods]) if m != AMR_MULTIPLE_FACTORS])
+    before = session.get("amr") or []
+    amr = amr_with_mfa([m for m in dict.fromkeys([*before, *methods]) if m != AMR_MULTIPLE_FACTORS])
+    if AMR_MULTIPLE_FACTORS in before and AMR_MULTIPLE_FACTORS not in amr:
+        amr.append(AMR_MULTIPLE_FACTORS)  # vouched for by a trusted upstream at login
     level = ladder.level_of(amr)
     session.update(amr=amr, acr=level, auth_time=now, proven=proven)
     session.rotate = True

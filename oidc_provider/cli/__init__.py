@@ -3,7 +3,7 @@ and a non-zero exit; commands that create or show something take ``--json``."""
 
 import click
 
-from . import client, keys, lifecycle, service, user
+from . import client, connector, keys, lifecycle, service, user
 
 
 @click.group()
@@ -12,5 +12,9 @@ def main():
     """A small, strict OpenID Connect provider."""
 
 
-for command in (*lifecycle.COMMANDS, user.group, client.group, service.group, keys.group):
+for command in (*lifecycle.COMMANDS, user.group, client.group, service.group, keys.group, connector.group):
     main.add_command(command)
+
+# Linked upstream identities are part of a person's account.
+user.group.add_command(connector.links)
+user.group.add_command(connector.unlink)

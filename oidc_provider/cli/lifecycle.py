@@ -22,6 +22,7 @@ from ..models import (
     AuditEvent,
     AuthorizationCode,
     RefreshToken,
+    UpstreamState,
     UsedAssertion,
     WebAuthnChallenge,
 )
@@ -148,8 +149,8 @@ Try it: open {settings.issuer}/account and sign in, or point any OIDC library at
 @click.command("cleanup")
 @json_option
 def cleanup(as_json):
-    """Delete expired codes, tokens, sessions, passkey challenges, forgotten throttle counts, old
-    audit rows and retired keys."""
+    """Delete expired codes, tokens, sessions, passkey challenges, upstream login states,
+    forgotten throttle counts, old audit rows and retired keys."""
     from ..authn.sessions import cleanup_expired
 
     with app_context() as app:
@@ -162,6 +163,7 @@ def cleanup(as_json):
             ("refresh_tokens", RefreshToken, RefreshToken.expires_at),
             ("used_assertions", UsedAssertion, UsedAssertion.expires_at),
             ("webauthn_challenges", WebAuthnChallenge, WebAuthnChallenge.expires_at),
+            ("upstream_states", UpstreamState, UpstreamState.expires_at),
         ):
             counts[name] = db.session.execute(delete(model).where(column < now)).rowcount or 0
         cutoff = now - timedelta(days=settings.audit_retention_days)

@@ -592,6 +592,24 @@ def test_the_last_way_to_sign_in_cannot_be_removed(app, browser, alice):
     assert [p.name for p in stored(app)] == ["Spare"]
 
 
+def test_a_linked_upstream_sign_in_counts_as_another_way_to_sign_in(app, browser, alice):
+    """Without a password, the only passkey may go when a GitHub (or other upstream) sign-in is
+    linked: the person can still sign in."""
+    from oidc_provider.models import FederatedIdentity
+
+    authenticator = registered(app, browser)
+    with app.app_context():
+        db.session.execute(update(Account).values(password_hash=None))
+        account = db.session.scalar(select(Account))
+        db.session.add(FederatedIdentity(account_id=account.id, provider="github", subject="42"))
+        db.session.commit()
+    assert passkey_login(browser, authenticator).json["acr"] == "phr"
+    [row] = stored(app)
+    response = call(browser, f"/account/passkeys/{row.id}", csrf=page_csrf(browser, "/account/passkeys"),
+                    method="DELETE")
+    assert response.status_code == 200 and stored(app) == []
+
+
 # ---- bad input: a JSON error, never a 500, nothing changed ----
 
 GARBAGE = {

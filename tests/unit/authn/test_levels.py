@@ -21,6 +21,10 @@ LADDER = Ladder()
     (["swk", "user"], "phr"),            # synced passkey with user verification
     (["hwk", "user"], "phr"),
     (["pwd", "otp", "mfa"], "mfa"),
+    (["fed", "mfa"], "mfa"),             # an upstream trusted for MFA (trust_mfa) that said "mfa"
+    (["pwd", "mfa"], "pwd"),             # "mfa" alone adds no factor of ours to a password
+    (["mfa"], None),
+    (["fed", "otp", "mfa"], "mfa"),
 ])
 def test_rfc8176_methods_reach_levels(amr, level):
     assert LADDER.level_of(amr) == level

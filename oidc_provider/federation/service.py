@@ -1,0 +1,241 @@
+"""The federation service: applies the linking rules (``linking.decide`` / ``decide_link``) to
+the facts in the database, creates and links accounts, keeps linked identities current, and
+writes an audit row for every outcome. Connectors only do HTTP; the views only parse and
+render."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ..audit import Event, record
+from ..authn.levels import AMR_FEDERATED, AMR_MULTIPLE_FACTORS
+from ..clock import utcnow
+from ..extensions import db
+from ..manage import USERNAME
+from ..models import Account, FederatedIdentity, Passkey
+from . import linking
+from .connector import Connector, Identity
+
+# What a refusal says to the person: (title, what happened and what to do, HTTP status).
+REFUSALS = {
+    "no_account": ("No account for this sign-in",
+                   "There is no account here for that sign-in, and this site does not create accounts "
+                   "from it. Sign in another way, or ask the site's operator for an account.", 403),
+    "email_account_linked_to_another_identity": (
+        "This sign-in cannot be used",
+        "The account with this email address is already linked to a different sign-in at the same "
+        "site. Sign in with that one, or ask the site's operator for help.", 403),
+    "already_linked_elsewhere": ("Already linked to another account",
+                                 "That sign-in belongs to another account here, so it cannot be linked to "
+                                 "yours. Sign in with it to use that account instead.", 403),
+    "already_linked": ("Already linked", "That sign-in is already linked to your account.", 409),
+    "provider_already_linked": ("Already linked",
+                                "Your account is already linked to a sign-in at that site. Unlink it first "
+                                "to link another one.", 409),
+    "fresh_authentication_required": ("Sign in again first",
+                                      "Linking a new way to sign in needs a sign-in from the last 10 minutes. "
+                                      "Confirm it's you, then try again.", 403),
+    "account_disabled": ("Account disabled",
+                         "The account for this sign-in is disabled. Ask the site's operator for help.", 403),
+    "wrong_account": ("Signed in as someone else",
+                      "You are no longer signed in as the person who started linking. Sign in and "
+                      "start again from your account page.", 403),
+    "last_way_to_sign_in": ("This is your only way to sign in",
+                            "You cannot remove the last way to sign in to your account. Set a password or "
+                            "add a passkey or another linked sign-in first.", 409),
+}
+
+
+class Refused(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.title, self.message, self.status = REFUSALS[reason]
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    account: Account
+    rule: str  # "linked", "email" (rule 2) or "signup" (rule 3)
+    acr: str
+    amr: list[str]
+
+
+def amr_for(connector: Connector, identity: Identity) -> list[str]:
+    """RFC 8176 ``fed``: an upstream login is one factor (``pwd`` level), unless the operator
+    trusts this upstream for MFA and the upstream's ``amr`` says ``mfa`` (its ``acr`` values
+    are not standardised, so only ``amr`` counts)."""
+    if connector.config.trust_mfa and AMR_MULTIPLE_FACTORS in identity.amr:
+        return [AMR_FEDERATED, AMR_MULTIPLE_FACTORS]
+    return [AMR_FEDERATED]
+
+
+def find_link(provider: str, subject: str) -> FederatedIdentity | None:
+    return db.session.scalar(select(FederatedIdentity).where(FederatedIdentity.provider == provider,
+                                                             FederatedIdentity.subject == subject))
+
+
+def links_of(account: Account) -> list[FederatedIdentity]:
+    return list(db.session.scalars(select(FederatedIdentity).where(FederatedIdentity.account_id == account.id)
+                                   .order_by(FederatedIdentity.provider, FederatedIdentity.id)))
+
+
+def sign_in(connector: Connector, identity: Identity, ladder) -> SignedIn:
+    """Linking rules 1-4 for an upstream login; raises ``Refused``. Two callbacks for the same
+    new identity at once: the second one's insert breaks the unique constraint, and its retry
+    finds the link the first one made (rule 1)."""
+    try:
+        return _sign_in(connector, identity, ladder)
+    except IntegrityError:
+        db.session.rollback()
+        return _sign_in(connector, identity, ladder)
+
+
+def _sign_in(connector: Connector, identity: Identity, ladder) -> SignedIn:
+    link = find_link(identity.provider, identity.subject)
+    email_account = _verified_email_account(identity.email) if identity.email_verified else None
+    facts = linking.Facts(
+        linked_account=link.account_id if link else None,
+        email_verified_upstream=identity.email_verified,
+        verified_email_account=email_account.id if email_account else None,
+        match_email=connector.config.match_email, signup=connector.config.signup,
+        email_account_has_this_provider=bool(email_account and _has_provider(email_account, identity.provider)),
+    )
+    decision = linking.decide(facts)
+    if isinstance(decision, linking.Refuse):
+        blamed = email_account if decision.reason == "email_account_linked_to_another_identity" else None
+        raise _refuse(decision.reason, identity, account=blamed)
+    if isinstance(decision, linking.SignUp):
+        account = _sign_up(identity)
+        rule = "signup"
+    else:
+        account = db.session.get(Account, decision.account)
+        rule = "linked" if isinstance(decision, linking.SignIn) else "email"
+    if account is None or account.disabled or account.kind != "human":
+        db.session.rollback()
+        raise _refuse("account_disabled", identity, account=account)
+    if rule != "linked":
+        link = _link(account, identity, rule=rule)
+    _refresh(link, identity)
+    amr = amr_for(connector, identity)
+    acr = ladder.level_of(amr)
+    record(Event.FEDERATED_LOGIN_SUCCESS, account=account, commit=False,
+           detail={"provider": identity.provider, "rule": rule, "amr": amr, "acr": acr})
+    db.session.commit()
+    return SignedIn(account=account, rule=rule, acr=acr, amr=amr)
+
+
+def link_to(account: Account, identity: Identity, *, fresh: bool) -> FederatedIdentity:
+    """The account page's explicit link (``linking.decide_link``); raises ``Refused``."""
+    link = find_link(identity.provider, identity.subject)
+    decision = linking.decide_link(signed_in_account=account.id, linked_account=link.account_id if link else None,
+                                   fresh=fresh)
+    if isinstance(decision, linking.Refuse):
+        raise _refuse(decision.reason, identity, account=account, event=Event.FEDERATED_LINKED)
+    if _has_provider(account, identity.provider):
+        raise _refuse("provider_already_linked", identity, account=account, event=Event.FEDERATED_LINKED)
+    link = _link(account, identity, rule="explicit")
+    _refresh(link, identity)
+    db.session.commit()
+    return link
+
+
+def ways_to_sign_in(account: Account) -> dict:
+    return {
+        "password": account.password_hash is not None,
+        "passkeys": db.session.scalar(select(func.count()).select_from(Passkey)
+                                      .where(Passkey.account_id == account.id)) or 0,
+        "links": db.session.scalar(select(func.count()).select_from(FederatedIdentity)
+                                   .where(FederatedIdentity.account_id == account.id)) or 0,
+    }
+
+
+def can_unlink(account: Account) -> bool:
+    """Issue 4: "unlinking may not remove the last way to sign in": a password, a passkey or
+    another linked identity must remain."""
+    ways = ways_to_sign_in(account)
+    return ways["password"] or ways["passkeys"] > 0 or ways["links"] > 1
+
+
+def unlink(account: Account, link: FederatedIdentity, *, by: str = "account", force: bool = False) -> None:
+    """Remove one linked identity of ``account``; raises ``Refused("last_way_to_sign_in")``
+    unless another way to sign in remains (an operator may ``force``)."""
+    if not force and not can_unlink(account):
+        record(Event.FEDERATED_UNLINKED, outcome="failure", reason="last_way_to_sign_in", account=account,
+               detail={"provider": link.provider, "by": by})
+        raise Refused("last_way_to_sign_in")
+    record(Event.FEDERATED_UNLINKED, account=account, commit=False,
+           detail={"provider": link.provider, "by": by, "forced": force})
+    db.session.delete(link)
+    db.session.commit()
+
+
+# ---- helpers ----
+
+def _verified_email_account(email: str | None) -> Account | None:
+    """The one human account whose verified email is ``email`` (case-insensitive); none when
+    no account or several have it (an ambiguous match links nothing)."""
+    if not email:
+        return None
+    rows = db.session.scalars(select(Account).where(
+        func.lower(Account.email) == email.lower(), Account.email_verified.is_(True), Account.kind == "human",
+    ).limit(2)).all()
+    return rows[0] if len(rows) == 1 else None
+
+
+def _has_provider(account: Account, provider: str) -> bool:
+    return db.session.scalar(select(FederatedIdentity.id).where(
+        FederatedIdentity.account_id == account.id, FederatedIdentity.provider == provider).limit(1)) is not None
+
+
+def _sign_up(identity: Identity) -> Account:
+    """Rule 3: a new account without a password; its email counts as verified only if the
+    upstream verified it."""
+    email = identity.email if identity.email and "@" in identity.email and len(identity.email) <= 320 else None
+    account = Account(username=_free_username(identity), email=email,
+                      email_verified=bool(email and identity.email_verified),
+                      name=(identity.name or None) and identity.name[:200], password_hash=None)
+    db.session.add(account)
+    db.session.flush()
+    record(Event.FEDERATED_SIGNUP, account=account, commit=False, detail={"provider": identity.provider})
+    return account
+
+
+def _free_username(identity: Identity) -> str:
+    """The upstream username (or the email's local part) reduced to ``manage.USERNAME``,
+    de-duplicated case-insensitively with ``-2``, ``-3``..."""
+    raw = identity.username or (identity.email or "").split("@")[0] or "user"
+    base = re.sub(r"[^A-Za-z0-9._@-]+", "-", raw)
+    base = re.sub(r"^[^A-Za-z0-9]+", "", base)[:140] or "user"
+    candidate, n = base, 1
+    while db.session.scalar(select(Account.id).where(func.lower(Account.username) == candidate.lower())) is not None:
+        n += 1
+        candidate = f"{base}-{n}"
+    assert USERNAME.match(candidate)
+    return candidate
+
+
+def _link(account: Account, identity: Identity, *, rule: str) -> FederatedIdentity:
+    link = FederatedIdentity(account_id=account.id, provider=identity.provider, subject=identity.subject)
+    db.session.add(link)
+    db.session.flush()
+    record(Event.FEDERATED_LINKED, account=account, commit=False,
+           detail={"provider": identity.provider, "rule": rule})
+    return link
+
+
+def _refresh(link: FederatedIdentity, identity: Identity) -> None:
+    """What the upstream said this time (it may change), and when."""
+    link.email = identity.email[:320] if identity.email else None
+    link.username = identity.username[:255] if identity.username else None
+    link.last_login_at = utcnow()
+
+
+def _refuse(reason: str, identity: Identity, *, account=None, event=Event.FEDERATED_LOGIN_FAILURE) -> Refused:
+    db.session.rollback()
+    record(event, outcome="failure", reason=reason, account=account, detail={"provider": identity.provider})
+    return Refused(reason)
