@@ -14,7 +14,7 @@ NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 GOOGLE_ISSUER = "https://accounts.google.com"
 DEFAULTS = {
     # kind: display name, scopes, email matching
-    "github": ("GitHub", "read:user user:email", True),
+    "github": ("GitHub", "read:user user:email", False),
     "google": ("Google", "openid email profile", True),
     "oidc": ("Single sign-on", "openid email profile", False),
 }

@@ -79,6 +79,8 @@ class Connector:
     def json_request(self, method: str, url: str, *, reason: str, **kwargs) -> dict | list:
         """One upstream call with a timeout; any failure (network, status, not JSON) is a
         ConnectorError with ``reason`` and no detail from the answer (it may hold secrets)."""
+        # Never follow a redirect: a 307/308 would resend the client secret and code elsewhere.
+        kwargs.setdefault("allow_redirects", False)
         try:
             response = self.http.request(method, url, timeout=TIMEOUT, **kwargs)
         except requests.RequestException as exc:

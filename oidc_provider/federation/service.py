@@ -5,6 +5,7 @@ render."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -44,6 +45,8 @@ REFUSALS = {
     "wrong_account": ("Signed in as someone else",
                       "You are no longer signed in as the person who started linking. Sign in and "
                       "start again from your account page.", 403),
+    "invalid_subject": ("This sign-in cannot be used",
+                        "The other site sent an identity this site cannot use. Sign in another way.", 400),
     "last_way_to_sign_in": ("This is your only way to sign in",
                             "You cannot remove the last way to sign in to your account. Set a password or "
                             "add a passkey or another linked sign-in first.", 409),
@@ -96,6 +99,7 @@ def sign_in(connector: Connector, identity: Identity, ladder) -> SignedIn:
 
 
 def _sign_in(connector: Connector, identity: Identity, ladder) -> SignedIn:
+    identity = _cleaned(identity)
     link = find_link(identity.provider, identity.subject)
     email_account = _verified_email_account(identity.email) if identity.email_verified else None
     facts = linking.Facts(
@@ -110,7 +114,7 @@ def _sign_in(connector: Connector, identity: Identity, ladder) -> SignedIn:
         blamed = email_account if decision.reason == "email_account_linked_to_another_identity" else None
         raise _refuse(decision.reason, identity, account=blamed)
     if isinstance(decision, linking.SignUp):
-        account = _sign_up(identity)
+        account = _sign_up(identity, email_trusted=connector.config.match_email)
         rule = "signup"
     else:
         account = db.session.get(Account, decision.account)
@@ -131,6 +135,7 @@ def _sign_in(connector: Connector, identity: Identity, ladder) -> SignedIn:
 
 def link_to(account: Account, identity: Identity, *, fresh: bool) -> FederatedIdentity:
     """The account page's explicit link (``linking.decide_link``); raises ``Refused``."""
+    identity = _cleaned(identity)
     link = find_link(identity.provider, identity.subject)
     decision = linking.decide_link(signed_in_account=account.id, linked_account=link.account_id if link else None,
                                    fresh=fresh)
@@ -177,14 +182,20 @@ def unlink(account: Account, link: FederatedIdentity, *, by: str = "account", fo
 # ---- helpers ----
 
 def _verified_email_account(email: str | None) -> Account | None:
-    """The one human account whose verified email is ``email`` (case-insensitive); none when
-    no account or several have it (an ambiguous match links nothing)."""
-    if not email:
+    """The one human account whose verified email is ``email``; none when no account or
+    several have it (an ambiguous match links nothing). Only ASCII addresses match, compared
+    ASCII-case-insensitively: Unicode case folding maps look-alikes together (the Kelvin sign
+    U+212A lowercases to "k"), which would hand one person's account to another."""
+    if not email or not email.isascii():
         return None
     rows = db.session.scalars(select(Account).where(
         func.lower(Account.email) == email.lower(), Account.email_verified.is_(True), Account.kind == "human",
     ).limit(2)).all()
-    return rows[0] if len(rows) == 1 else None
+    return rows[0] if len(rows) == 1 and rows[0].email and rows[0].email.isascii() else None
+
+
+def _email_taken(email: str) -> bool:
+    return db.session.scalar(select(Account.id).where(func.lower(Account.email) == email.lower()).limit(1)) is not None
 
 
 def _has_provider(account: Account, provider: str) -> bool:
@@ -192,12 +203,17 @@ def _has_provider(account: Account, provider: str) -> bool:
         FederatedIdentity.account_id == account.id, FederatedIdentity.provider == provider).limit(1)) is not None
 
 
-def _sign_up(identity: Identity) -> Account:
-    """Rule 3: a new account without a password; its email counts as verified only if the
-    upstream verified it."""
+def _sign_up(identity: Identity, *, email_trusted: bool) -> Account:
+    """Rule 3: a new account without a password. Its email counts as verified only if the
+    upstream verified it AND the operator trusts this connector's verification (match_email):
+    a verified email here is what rule 2 matches on, so an upstream allowed to sign people up
+    but not trusted for emails must not plant verified addresses. An address another account
+    already has is left out."""
     email = identity.email if identity.email and "@" in identity.email and len(identity.email) <= 320 else None
+    if email and _email_taken(email):
+        email = None
     account = Account(username=_free_username(identity), email=email,
-                      email_verified=bool(email and identity.email_verified),
+                      email_verified=bool(email and identity.email_verified and email_trusted),
                       name=(identity.name or None) and identity.name[:200], password_hash=None)
     db.session.add(account)
     db.session.flush()
@@ -217,6 +233,22 @@ def _free_username(identity: Identity) -> str:
         candidate = f"{base}-{n}"
     assert USERNAME.match(candidate)
     return candidate
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _cleaned(identity: Identity) -> Identity:
+    """Drop upstream strings with control characters (PostgreSQL refuses NUL in text): a name
+    or username becomes None, an email None and unverified."""
+    def ok(text):
+        return text if text is None or not _CONTROL.search(text) else None
+
+    if not identity.subject or len(identity.subject) > 255 or _CONTROL.search(identity.subject):
+        raise _refuse("invalid_subject", identity)
+    email = ok(identity.email)
+    return dataclasses.replace(identity, name=ok(identity.name), username=ok(identity.username), email=email,
+                               email_verified=identity.email_verified and email is not None)
 
 
 def _link(account: Account, identity: Identity, *, rule: str) -> FederatedIdentity:

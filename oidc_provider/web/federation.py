@@ -95,6 +95,11 @@ def callback(name):
     connector = _connectors().get(name)
     if connector is None:
         return _unknown_connector()
+    repeated = [key for key in ("state", "code", "iss", "error") if len(request.args.getlist(key)) > 1]
+    if repeated:
+        # RFC 6749 §3.1: "Request and response parameters MUST NOT be included more than once."
+        return _failed(name, "repeated_parameter", "Sign-in did not work",
+                       "The answer from the other site was malformed. Start again.", 400)
     try:
         consumed = upstream_state.consume(session, connector=name, state=request.args.get("state"))
     except upstream_state.StateError as exc:
@@ -133,7 +138,7 @@ def _finish_link(connector, identity, consumed):
         return _page(refused.title, refused.message, refused.status, back="account")
     account, facts = login
     # Fresh when the link started (checked then) and still within the state's lifetime now.
-    fresh = _fresh(facts, window=levels.REAUTHENTICATION_WINDOW + int(upstream_state.TTL.total_seconds()))
+    fresh = _fresh(account, facts, window=levels.REAUTHENTICATION_WINDOW + int(upstream_state.TTL.total_seconds()))
     try:
         service.link_to(account, identity, fresh=fresh)
     except service.Refused as exc:
@@ -141,9 +146,17 @@ def _finish_link(connector, identity, consumed):
     return redirect(url_for("account.home", done="linked"))
 
 
-def _fresh(facts: dict, window: int = levels.REAUTHENTICATION_WINDOW) -> bool:
-    return levels.fresh_enough(_settings().ladder, proven=facts["proven"], level="pwd", now=int(time.time()),
-                               window=window)
+def _link_level(account) -> str:
+    """Linking adds a way to sign in, so it needs a fresh sign-in at the level the account's
+    own factors reach (mfa with a second factor): else a stolen password could add a lasting
+    way in, or one an operator trusts for MFA."""
+    methods = current_app.extensions["oidc_second_factors"].methods_of(account)
+    return _settings().ladder.level_of(methods) or "pwd"
+
+
+def _fresh(account, facts: dict, window: int = levels.REAUTHENTICATION_WINDOW) -> bool:
+    return levels.fresh_enough(_settings().ladder, proven=facts["proven"], level=_link_level(account),
+                               now=int(time.time()), window=window)
 
 
 # ---- the account page's linked sign-ins ----
@@ -162,9 +175,9 @@ def link_start(name):
     if any(link.provider == name for link in service.links_of(account)):
         refused = service.Refused("provider_already_linked")
         return _page(refused.title, refused.message, refused.status, back="account")
-    if not _fresh(facts):
-        if account.password_hash is not None:
-            return redirect(url_for("account.confirm", level="pwd"))
+    if not _fresh(account, facts):
+        if account.password_hash is not None or _link_level(account) != "pwd":
+            return redirect(url_for("account.confirm", level=_link_level(account), why="add-factor"))
         return _page("Sign in again first", "Linking a new way to sign in needs a sign-in from the last 10 "
                      "minutes. Sign out, sign in again, then link it from your account page.", 403, back="account")
     started = upstream_state.issue(session, connector=name, purpose="link", account_id=account.id)

@@ -39,7 +39,7 @@ TIMEOUT = 10
 def setup(app_factory, relying_party, fake_github):
     rp_server, rp = relying_party
     server = LiveServer()
-    connectors = {"github": {"kind": "github", "client_id": fake_github.client_id,
+    connectors = {"github": {"kind": "github", "client_id": fake_github.client_id, "match_email": True,
                              "client_secret": fake_github.client_secret,
                              "github_url": fake_github.url, "github_api_url": fake_github.api_url}}
     app = app_factory(issuer=server.url, connectors=json.dumps(connectors))

@@ -232,7 +232,7 @@ def test_rule_3_usernames_are_derived_and_de_duplicated(app, alice):
     for subject, who in (("1", identity(subject="1", username=None, email="Alice@Elsewhere.example")),
                          ("2", identity(subject="2", username=None, email=None, email_verified=False)),
                          ("3", identity(subject="3", username="..", email=None))):
-        connect(app, signup=True, who=who)
+        connect(app, signup=True, match_email=True, who=who)  # trusted for emails: the new one is verified
         assert upstream_login(Browser(app)).status_code == 302, subject
     names = [name for name, _, _ in links(app)]
     assert names == ["Alice-3", "user", "user-2"]
@@ -532,3 +532,58 @@ def test_the_upstream_url_carries_the_challenge_never_the_verifier(app, browser)
         verifier = db.session.scalar(select(UpstreamState.code_verifier))
     assert verifier not in response.headers["Location"]
     assert query_of(response.headers["Location"])["code_challenge"] == s256(verifier)
+
+
+# ---- review findings: account takeover paths closed ----
+
+def test_signup_from_a_connector_not_trusted_for_email_plants_no_verified_email(app, browser):
+    """A connector with sign-up but without match_email must not create an account whose email
+    is verified: rule 2 of another connector would later match it (account takeover)."""
+    connect(app, "corp", signup=True, match_email=False, who=identity(provider="corp", email="victim@example.com"))
+    assert upstream_login(browser, "corp").status_code == 302
+    created = account_named(app, "alice-gh")
+    assert (created.email, created.email_verified) == ("victim@example.com", False)
+
+
+def test_signup_never_takes_an_email_another_account_has(app, browser, alice):
+    connect(app, signup=True, match_email=False, who=identity(email="alice@example.com", subject="666"))
+    assert upstream_login(browser).status_code == 302
+    created = account_named(app, "alice-gh")
+    assert (created.email, created.email_verified) == (None, False)
+
+
+def test_unicode_look_alike_emails_never_match(app, browser):
+    """The Kelvin sign U+212A lowercases to "k": "\u212aate@example.com" must not reach kate."""
+    make_user(app, "kate", email="kate@example.com", email_verified=True)
+    connect(app, match_email=True, who=identity(email="\u212aate@example.com"))
+    refused(upstream_login(browser), 403, "no account")
+    assert links(app) == []
+
+
+def test_linking_needs_a_fresh_sign_in_at_the_accounts_level(app, browser, alice):
+    """With a second factor, a fresh password alone is not enough to link a new way in."""
+    enroll_totp(app)
+    connect(app)
+    sign_in_with_password(browser)
+    response = account_post(browser, "/account/links/github/start")
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert (location.path, "level=mfa" in location.query) == ("/account/confirm", True)
+    assert links(app) == []
+
+
+@pytest.mark.parametrize("name", ["state", "code"])
+def test_6749_3_1_a_repeated_callback_parameter_is_refused(app, browser, alice, name):
+    connect(app)
+    state = go_upstream(browser)
+    query = f"state={state}&code=upstream-code&{name}=again"
+    response = browser.http.get(f"/federation/github/callback?{query}")
+    refused(response, 400, "malformed")
+    assert signed_in_as(app, browser) is None
+
+
+@pytest.mark.parametrize("subject", ["", "a\x00b", "x" * 256])
+def test_an_unusable_upstream_subject_is_refused(app, browser, alice, subject):
+    connect(app, signup=True, who=identity(subject=subject))
+    refused(upstream_login(browser), 400, "cannot use")
+    assert links(app) == []

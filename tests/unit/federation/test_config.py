@@ -1,5 +1,5 @@
 """Connector configuration (issue 4): every problem named at once, secrets from the
-environment, defaults per kind (email matching on for GitHub and Google, off for generic OIDC)."""
+environment, defaults per kind (email matching on for Google only)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def test_defaults_per_kind_and_the_secret_from_the_environment():
     found, errors = parse(json.dumps(table), {secret_variable("github"): "from-env", secret_variable("corp"): "c2"})
     assert errors == []
     assert (found["github"].client_secret, found["github"].match_email, found["github"].display_name) == (
-        "from-env", True, "GitHub")
+        "from-env", False, "GitHub")
     assert (found["google"].issuer, found["google"].match_email, found["google"].scopes) == (
         "https://accounts.google.com", True, "openid email profile")
     assert (found["corp"].match_email, found["corp"].signup, found["corp"].trust_mfa) == (False, False, False)

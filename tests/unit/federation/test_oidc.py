@@ -313,3 +313,22 @@ def test_no_code_token_or_secret_in_messages_or_logs(fake_google, caplog):
             assert secret not in text
     for secret in secrets_seen:
         assert secret not in caplog.text
+
+
+@pytest.mark.parametrize("claims, verified", [
+    ({"email": "a@gmail.com", "email_verified": True}, True),
+    ({"email": "a@example.com", "email_verified": True, "hd": "example.com"}, True),
+    ({"email": "a@example.com", "email_verified": True}, False),   # Google is not authoritative for it
+    ({"email": "a@gmail.com", "email_verified": False}, False),
+    ({"email": "a@example.com", "email_verified": True, "hd": ""}, False),
+])
+def test_google_vouches_only_for_gmail_or_workspace_addresses(claims, verified):
+    """Google's "Authenticate with a backend server" guide: with email, email_verified and hd,
+    Google is authoritative for gmail.com addresses and for a Workspace domain (hd)."""
+    from oidc_provider.federation.config import ConnectorConfig
+    from oidc_provider.federation.google import GoogleConnector
+
+    config = ConnectorConfig(name="google", kind="google", client_id="c", client_secret="s", display_name="Google",
+                             scopes="openid email", issuer="https://accounts.google.com")
+    found = GoogleConnector(config).identity({"sub": "1", **claims})
+    assert found.email_verified is verified
