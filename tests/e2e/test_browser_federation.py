@@ -10,9 +10,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
-from joserfc import jwt
-from joserfc.jwk import KeySet
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -24,6 +21,7 @@ from ..helpers import make_client, make_user
 from . import test_browser_pages as pages
 from ._browser import LiveServer
 from .test_browser_pages import Setup, authorization_request
+from .test_browser_passkeys import id_token_claims
 
 chromium = pages.chromium
 context = pages.context
@@ -50,17 +48,6 @@ def setup(app_factory, relying_party, fake_github):
                                     post_logout_redirect_uris=[f"{rp_server.url}/bye"])
     yield Setup(app, server.url, rp, redirect_uri, f"{rp_server.url}/bye", client_id, secret)
     server.stop()
-
-
-def id_token_claims(setup: Setup, request) -> dict:
-    received = setup.rp.last()
-    assert received.args.get("state") == request.state, received.args
-    token = requests.post(f"{setup.issuer}/token", auth=(setup.client_id, setup.secret), timeout=TIMEOUT, data={
-        "grant_type": "authorization_code", "code": received.args["code"],
-        "redirect_uri": setup.redirect_uri, "code_verifier": request.verifier})
-    assert token.status_code == 200, token.text
-    jwks = requests.get(f"{setup.issuer}/jwks.json", timeout=TIMEOUT).json()
-    return dict(jwt.decode(token.json()["id_token"], KeySet.import_key_set(jwks), algorithms=["RS256"]).claims)
 
 
 def test_continue_with_github_from_an_rps_request_links_by_verified_email_and_the_rp_gets_fed(setup, page):
