@@ -21,10 +21,29 @@ ISSUER = "http://127.0.0.1:5000"
 
 def _database_url() -> str:
     url = os.environ.get("OIDC_TEST_DATABASE_URL")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if url and worker and url.startswith("postgresql"):
+        return _worker_database(url, worker)
     if url:
         return url
     path = os.path.join(tempfile.mkdtemp(prefix="oidc-test-"), "test.db")
     return f"sqlite:///{path}"
+
+
+def _worker_database(url: str, worker: str) -> str:
+    """Under pytest-xdist each worker gets its own PostgreSQL database, ``<database>_<worker>``
+    (bin/test drops them with the main one), since tests empty the tables between them."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
 
 
 DATABASE_URL = _database_url()
