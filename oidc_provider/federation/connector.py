@@ -55,6 +55,12 @@ class Connector:
     def display_name(self) -> str:
         return self.config.display_name
 
+    @property
+    def upstream(self) -> str:
+        """Who issues the subjects: the OIDC issuer, or GitHub's URL. OIDC Core §5.7: only
+        ``iss`` and ``sub`` together identify a person, so each link remembers it."""
+        return (self.config.issuer or self.config.github_url).rstrip("/")
+
     def start(self, *, redirect_uri: str, state: str, nonce: str, code_challenge: str) -> str:
         """The upstream authorization URL for this browser (PKCE S256 ``code_challenge``,
         ``nonce`` where the upstream speaks OIDC)."""

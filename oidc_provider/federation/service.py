@@ -45,6 +45,9 @@ REFUSALS = {
     "wrong_account": ("Signed in as someone else",
                       "You are no longer signed in as the person who started linking. Sign in and "
                       "start again from your account page.", 403),
+    "issuer_changed": ("This sign-in option changed",
+                       "This sign-in option now points to a different site than the one your account was "
+                       "linked with. Sign in another way, or ask the site's operator.", 403),
     "invalid_subject": ("This sign-in cannot be used",
                         "The other site sent an identity this site cannot use. Sign in another way.", 400),
     "last_way_to_sign_in": ("This is your only way to sign in",
@@ -101,6 +104,8 @@ def sign_in(connector: Connector, identity: Identity, ladder) -> SignedIn:
 def _sign_in(connector: Connector, identity: Identity, ladder) -> SignedIn:
     identity = _cleaned(identity)
     link = find_link(identity.provider, identity.subject)
+    if link is not None and link.issuer and link.issuer != connector.upstream:
+        raise _refuse("issuer_changed", identity)
     email_account = _verified_email_account(identity.email) if identity.email_verified else None
     facts = linking.Facts(
         linked_account=link.account_id if link else None,
@@ -123,7 +128,7 @@ def _sign_in(connector: Connector, identity: Identity, ladder) -> SignedIn:
         db.session.rollback()
         raise _refuse("account_disabled", identity, account=account)
     if rule != "linked":
-        link = _link(account, identity, rule=rule)
+        link = _link(account, identity, rule=rule, issuer=connector.upstream)
     _refresh(link, identity)
     amr = amr_for(connector, identity)
     acr = ladder.level_of(amr)
@@ -133,7 +138,7 @@ def _sign_in(connector: Connector, identity: Identity, ladder) -> SignedIn:
     return SignedIn(account=account, rule=rule, acr=acr, amr=amr)
 
 
-def link_to(account: Account, identity: Identity, *, fresh: bool) -> FederatedIdentity:
+def link_to(account: Account, identity: Identity, *, fresh: bool, issuer: str | None = None) -> FederatedIdentity:
     """The account page's explicit link (``linking.decide_link``); raises ``Refused``."""
     identity = _cleaned(identity)
     link = find_link(identity.provider, identity.subject)
@@ -143,7 +148,7 @@ def link_to(account: Account, identity: Identity, *, fresh: bool) -> FederatedId
         raise _refuse(decision.reason, identity, account=account, event=Event.FEDERATED_LINKED)
     if _has_provider(account, identity.provider):
         raise _refuse("provider_already_linked", identity, account=account, event=Event.FEDERATED_LINKED)
-    link = _link(account, identity, rule="explicit")
+    link = _link(account, identity, rule="explicit", issuer=issuer)
     _refresh(link, identity)
     db.session.commit()
     return link
@@ -251,8 +256,9 @@ def _cleaned(identity: Identity) -> Identity:
                                email_verified=identity.email_verified and email is not None)
 
 
-def _link(account: Account, identity: Identity, *, rule: str) -> FederatedIdentity:
-    link = FederatedIdentity(account_id=account.id, provider=identity.provider, subject=identity.subject)
+def _link(account: Account, identity: Identity, *, rule: str, issuer: str | None) -> FederatedIdentity:
+    link = FederatedIdentity(account_id=account.id, provider=identity.provider, subject=identity.subject,
+                             issuer=issuer)
     db.session.add(link)
     db.session.flush()
     record(Event.FEDERATED_LINKED, account=account, commit=False,

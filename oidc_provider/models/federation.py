@@ -19,6 +19,9 @@ class FederatedIdentity(db.Model):
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
     provider: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str] = mapped_column(String(255))
+    # The upstream (OIDC issuer or GitHub URL) the subject came from; a connector repointed at
+    # another upstream must not match the old subjects.
+    issuer: Mapped[str | None] = mapped_column(String(255), nullable=True)
     email: Mapped[str | None] = mapped_column(String(320), nullable=True)  # as the upstream last said
     username: Mapped[str | None] = mapped_column(String(255), nullable=True)
     linked_at = mapped_column(DateTime, default=utcnow)

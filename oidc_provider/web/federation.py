@@ -140,7 +140,7 @@ def _finish_link(connector, identity, consumed):
     # Fresh when the link started (checked then) and still within the state's lifetime now.
     fresh = _fresh(account, facts, window=levels.REAUTHENTICATION_WINDOW + int(upstream_state.TTL.total_seconds()))
     try:
-        service.link_to(account, identity, fresh=fresh)
+        service.link_to(account, identity, fresh=fresh, issuer=connector.upstream)
     except service.Refused as exc:
         return _page(exc.title, exc.message, exc.status, back="account")
     return redirect(url_for("account.home", done="linked"))

@@ -587,3 +587,24 @@ def test_an_unusable_upstream_subject_is_refused(app, browser, alice, subject):
     connect(app, signup=True, who=identity(subject=subject))
     refused(upstream_login(browser), 400, "cannot use")
     assert links(app) == []
+
+
+def test_5_7_a_connector_repointed_at_another_upstream_does_not_match_old_subjects(app, browser, alice):
+    """OIDC Core §5.7: only iss and sub together identify a person. A link made with one
+    upstream is not used when the connector now points at another (the same subject there may
+    be someone else)."""
+    connect(app)
+    link(app, "alice")
+    with app.app_context():
+        db.session.execute(update(FederatedIdentity).values(issuer="https://old-github.example"))
+        db.session.commit()
+    refused(upstream_login(browser), 403, "different site")
+    assert signed_in_as(app, browser) is None
+
+
+def test_a_new_link_remembers_its_upstream(app, browser):
+    make_user(app, "carol", email="carol@example.com", email_verified=True)
+    connect(app, match_email=True, who=identity(email="carol@example.com"))
+    assert upstream_login(browser).status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(FederatedIdentity.issuer)) == "https://github.com"
