@@ -137,8 +137,9 @@ def elevate(session, *, method: str, ladder) -> str:
 
 
 def reauthenticate(session, *, amr: list[str], ladder) -> str:
-    """The signed-in person proved ``amr`` again just now (the account page's "confirm it's
-    you"); the session keeps what it reached before. Returns the level."""
+    """The signed-in person proved ``amr`` just now (the account page's "confirm it's you", a
+    passkey on the step-up page); the session keeps what it reached before, with a new id.
+    Returns the level."""
     return _proved(session, amr, ladder)
 
 

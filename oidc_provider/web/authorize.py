@@ -144,7 +144,16 @@ def _situation(subject, checked: dict, client, scopes: set[str], entry: dict | N
                ladder) -> interaction.Situation:
     """What ``interaction.next_step`` needs to know, read from the request, the session and
     the database."""
-    factors = current_app.extensions["oidc_second_factors"]
+    required = levels.requirement(ladder, acr_values=values.get("acr_values"),
+                                  essential_acr=essential_acr_values(checked["claims"]),
+                                  client_min_acr=client.min_acr)
+    reachable = enrollable = None
+    if subject is not None and required is not None:
+        # The account's factors matter only when a level is asked for: one query, not per request.
+        factors = current_app.extensions["oidc_second_factors"]
+        methods = factors.methods_of(subject.account)
+        reachable = ladder.level_of(methods)
+        enrollable = ladder.level_of([*methods, *factors.enrollable_methods()])
     hint_matches = None
     consent = None
     if subject is not None:
@@ -158,13 +167,8 @@ def _situation(subject, checked: dict, client, scopes: set[str], entry: dict | N
         consent_covers=bool(consent and consent.covers(scopes)),
         consent_decision=entry.get("consent") if entry else None,
         ladder=ladder, session_acr=subject.acr if subject else None,
-        reachable=ladder.level_of(factors.methods_of(subject.account)) if subject else None,
-        enrollable=ladder.level_of([*factors.methods_of(subject.account), *factors.enrollable_methods()])
-        if subject else None,
+        reachable=reachable, enrollable=enrollable, required=required,
         declined=entry.get("declined") if entry else None,
-        required=levels.requirement(ladder, acr_values=values.get("acr_values"),
-                                    essential_acr=essential_acr_values(checked["claims"]),
-                                    client_min_acr=client.min_acr),
     )
 
 

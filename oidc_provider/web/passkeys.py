@@ -6,7 +6,7 @@ POST/PATCH/DELETE protected by the CSRF token in the ``X-CSRFToken`` header.
   authorization request (``p``).
 - ``/passkeys/verify/*``: a signed-in person proves a passkey: a step-up to a higher level, or
   the fresh authentication that removing a passkey needs. The session gains the ``amr`` values
-  proven (``sessions.elevate``) and a new id.
+  proven (``sessions.reauthenticate``) and a new id.
 - ``/passkeys/register/*`` and ``/account/passkeys``: registration and management.
 
 Bad input is a JSON error (``{"error", "error_description"}``), status 4xx, and changes nothing.
@@ -25,7 +25,7 @@ from ..authn import pending
 from ..authn.levels import AMR_HARDWARE_KEY, AMR_PASSWORD
 from ..authn.passkey_service import FreshAuthenticationRequired, ManageError, clean_name, stored_amr
 from ..authn.passkeys import PasskeyError, Reason
-from ..authn.sessions import current_login, elevate, log_in
+from ..authn.sessions import current_login, log_in, reauthenticate
 from ..errors import error_page
 from ..extensions import db
 
@@ -182,10 +182,7 @@ def verify():
         result = _service().authenticate(_credential(body), account=account)
     except PasskeyError as exc:
         return _refused(exc)
-    ladder = current_app.extensions["oidc_settings"].ladder
-    level = None
-    for method in result.amr:
-        level = elevate(session, method=method, ladder=ladder)
+    level = reauthenticate(session, amr=result.amr, ladder=current_app.extensions["oidc_settings"].ladder)
     record(Event.STEP_UP, account=account, detail={"method": "passkey", "amr": result.amr, "acr": level})
     return _json({"acr": level, "next": _next_url(body)})
 

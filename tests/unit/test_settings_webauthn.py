@@ -5,20 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from oidc_provider.settings import Settings, SettingsError
+from oidc_provider.settings import Settings
 
-GOOD = {"OIDC_ISSUER": "https://id.example.com", "OIDC_SECRET_KEY": "k" * 32,
-        "OIDC_DATABASE_URL": "sqlite:///tmp/x.db"}
-
-
-def _load(**env) -> Settings:
-    return Settings.from_env({**GOOD, **env}).validate()
-
-
-def _error(**env) -> str:
-    with pytest.raises(SettingsError) as caught:
-        _load(**env)
-    return str(caught.value)
+from .test_settings import GOOD, _error, _load
 
 
 def test_defaults_are_the_issuers_host_and_origin():
