@@ -15,6 +15,7 @@ from .clock import utcnow
 from .digests import digest, new_client_id, new_secret
 from .extensions import db
 from .models import Account, BrowserSession, Client, Passkey, RecoveryCode
+from .problems import Conflict, NotFound, Problem
 from .settings import SIGNING_ALGS
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,149}$")
@@ -22,21 +23,21 @@ GRANTS = ("authorization_code", "refresh_token")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 
 
-class ManageError(ValueError):
-    """An operator's request that cannot be carried out; the message says why."""
+# An operator's request that cannot be carried out; the message says why.
+ManageError = Problem
 
 
 def find_account(username: str) -> Account:
     account = db.session.scalar(select(Account).where(Account.username == username))
     if account is None:
-        raise ManageError(f"no account named {username!r}")
+        raise NotFound(f"no account named {username!r}")
     return account
 
 
 def find_client(client_id: str) -> Client:
     client = db.session.scalar(select(Client).where(Client.client_id == client_id))
     if client is None:
-        raise ManageError(f"no client with id {client_id!r}")
+        raise NotFound(f"no client with id {client_id!r}")
     return client
 
 
@@ -47,7 +48,7 @@ def create_user(passwords, *, username: str, email: str | None, name: str | None
     if not USERNAME.match(username):
         raise ManageError("username must be 1-150 letters, digits or . _ @ - and start with a letter or digit")
     if db.session.scalar(select(Account).where(Account.username == username)):
-        raise ManageError(f"an account named {username!r} already exists")
+        raise Conflict(f"an account named {username!r} already exists")
     if email is not None and ("@" not in email or len(email) > 320):
         raise ManageError("email must be an address like name@example.com")
     if password is not None and (problem := check_new_password(password)):
@@ -140,7 +141,7 @@ def create_service(*, name: str, scope: str = "") -> tuple[Client, str]:
     if not USERNAME.match(name):
         raise ManageError("service name must be letters, digits or . _ @ -")
     if db.session.scalar(select(Account).where(Account.username == name)):
-        raise ManageError(f"an account named {name!r} already exists")
+        raise Conflict(f"an account named {name!r} already exists")
     account = Account(username=name, kind="system")
     db.session.add(account)
     db.session.flush()

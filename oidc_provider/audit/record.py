@@ -15,12 +15,13 @@ log = logging.getLogger("oidc_provider.audit")
 
 
 def record(event: Event, *, outcome: str = "success", reason: str | None = None,
-           account=None, client=None, detail: dict | None = None, commit: bool = True) -> None:
+           account=None, client=None, detail: dict | None = None, commit: bool = True,
+           actor: str | None = None) -> None:
     row = AuditEvent(
         event=str(event), outcome=outcome, reason=reason[:200] if reason else None,
         account=_clip(getattr(account, "username", account), 150),
         client=_clip(getattr(client, "client_id", client), 64),
-        detail=detail or {},
+        detail=detail or {}, actor=_clip(actor, 150),
     )
     if has_request_context():
         row.ip = _clip(request.remote_addr, 64)
@@ -31,7 +32,7 @@ def record(event: Event, *, outcome: str = "success", reason: str | None = None,
     log.info(json.dumps({
         "at": utcnow().isoformat() + "Z", "event": row.event, "outcome": outcome, "reason": reason,
         "account": row.account,
-        "client": row.client, "ip": row.ip, "detail": row.detail,
+        "client": row.client, "actor": row.actor, "ip": row.ip, "detail": row.detail,
     }, default=str))
 
 

@@ -1,5 +1,6 @@
 """SQLAlchemy models, one module per aggregate."""
 
+from .access import DatabaseCredential, PersonalToken, Role, RoleGrant
 from .account import Account, RecoveryCode
 from .attribute import AccountAttribute
 from .audit import AuditEvent
@@ -15,5 +16,6 @@ from .token import AccessToken, AuthorizationCode, RefreshToken, UsedAssertion
 __all__ = [
     "Account", "RecoveryCode", "AuditEvent", "AuthThrottle", "Client", "Consent", "SigningKey", "BrowserSession",
     "AccessToken", "AuthorizationCode", "RefreshToken", "UsedAssertion",
-    "AccountAttribute", "Passkey", "WebAuthnChallenge", "FederatedIdentity", "UpstreamState",
+    "AccountAttribute", "DatabaseCredential", "PersonalToken", "Role", "RoleGrant",
+    "Passkey", "WebAuthnChallenge", "FederatedIdentity", "UpstreamState",
 ]

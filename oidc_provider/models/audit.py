@@ -18,6 +18,8 @@ class AuditEvent(db.Model):
     # Plain values, not foreign keys: audit rows outlive the accounts and clients they name.
     account: Mapped[str | None] = mapped_column(String(150), nullable=True, index=True)
     client: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Who did it, for admin actions: "cli" (on the server), or the admin API caller's username.
+    actor: Mapped[str | None] = mapped_column(String(150), nullable=True)
     ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(300), nullable=True)
     detail: Mapped[dict] = mapped_column(JSON, default=dict)

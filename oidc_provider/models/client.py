@@ -37,6 +37,14 @@ class Client(db.Model):
     # The lowest acr this client accepts (binding, like an essential acr request).
     min_acr: Mapped[str | None] = mapped_column(String(16), nullable=True)
     jwks: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # private_key_jwt keys fetched from a URL (OIDC Core §9 / RFC 7591 jwks_uri) instead of jwks.
+    jwks_uri: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    # RFC 8707: the audience of this client's access tokens when it names no resource (None:
+    # OIDC_DEFAULT_AUDIENCE), and the other resources it may ask for.
+    audience: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    resources: Mapped[list] = mapped_column(JSON, default=list)
+    # Refuse (invalid_target) a token for an audience on which the subject holds no grant.
+    require_grant: Mapped[bool] = mapped_column(Boolean, default=False)
     account_id: Mapped[int | None] = mapped_column(
         ForeignKey("account.id", ondelete="CASCADE"), nullable=True
     )

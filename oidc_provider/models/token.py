@@ -25,6 +25,8 @@ class AuthorizationCode(db.Model):
     scope: Mapped[str] = mapped_column(String(1000), default="")
     nonce: Mapped[str | None] = mapped_column(String(512), nullable=True)
     claims: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # RFC 8707 §2.1: the resource(s) named in the authorization request.
+    resources: Mapped[list | None] = mapped_column(JSON, nullable=True)
     code_challenge: Mapped[str | None] = mapped_column(String(128), nullable=True)
     code_challenge_method: Mapped[str | None] = mapped_column(String(16), nullable=True)
     acr: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -70,6 +72,7 @@ class AccessToken(db.Model):
     )
     scope: Mapped[str] = mapped_column(String(1000), default="")
     claims: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    audience: Mapped[str | None] = mapped_column(String(200), nullable=True)
     issued_at = mapped_column(DateTime, default=utcnow)
     expires_at = mapped_column(DateTime, index=True)
     revoked_at = mapped_column(DateTime, nullable=True)
@@ -85,6 +88,8 @@ class RefreshToken(db.Model):
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
     scope: Mapped[str] = mapped_column(String(1000), default="")
     claims: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # RFC 8707 §2.2: the resources granted by the authorization, carried across rotations.
+    resources: Mapped[list | None] = mapped_column(JSON, nullable=True)
     acr: Mapped[str | None] = mapped_column(String(32), nullable=True)
     amr: Mapped[list | None] = mapped_column(JSON, nullable=True)
     auth_time = mapped_column(DateTime, nullable=True)
