@@ -42,7 +42,7 @@ def find_client(client_id: str) -> Client:
 
 
 def create_user(passwords, *, username: str, email: str | None, name: str | None,
-                password: str | None, email_verified: bool = False) -> Account:
+                password: str | None, email_verified: bool = False, actor: str | None = None) -> Account:
     from .authn.passwords import check_new_password
 
     if not USERNAME.match(username):
@@ -57,17 +57,17 @@ def create_user(passwords, *, username: str, email: str | None, name: str | None
                       password_hash=passwords.hash(password) if password else None)
     db.session.add(account)
     db.session.flush()
-    record(Event.ACCOUNT_CREATED, account=account, detail={"kind": "human"})
+    record(Event.ACCOUNT_CREATED, account=account, actor=actor, detail={"kind": "human"}, commit=False)
     return account
 
 
-def set_password(passwords, account: Account, password: str) -> None:
+def set_password(passwords, account: Account, password: str, *, actor: str | None = None) -> None:
     from .authn.passwords import check_new_password
 
     if problem := check_new_password(password):
         raise ManageError(f"password {problem}")
     account.password_hash = passwords.hash(password)
-    record(Event.ACCOUNT_UPDATED, account=account, detail={"changed": "password"})
+    record(Event.ACCOUNT_UPDATED, account=account, actor=actor, detail={"changed": "password"}, commit=False)
 
 
 def _check_redirect_uri(uri: str) -> str:

@@ -1,0 +1,103 @@
+"""Operations on accounts (people; system accounts are listed too) and the roles they hold."""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select
+
+from .. import manage
+from ..access import roles as role_service
+from ..audit import Event, record
+from ..extensions import db
+from ..models import Account
+from ..problems import Problem
+from .ops import Caller, Param, Permission, operation
+
+USERNAME = Param("username", where="path", required=True, max_length=150)
+ROLE = Param("role", where="path", required=True, max_length=150)
+
+
+@operation("accounts.list", "GET", "/accounts", summary="List accounts.", permission=Permission.ACCOUNTS_READ,
+           resource="account:*", params=(Param("kind", where="query", enum=("human", "system"),
+                                               help="Only people (human) or only system accounts."),))
+def list_accounts(caller: Caller, kind: str = "human"):
+    rows = db.session.scalars(select(Account).where(Account.kind == kind).order_by(Account.username))
+    return [manage.account_view(a) for a in rows]
+
+
+@operation("accounts.show", "GET", "/accounts/{username}", summary="Show one account with its roles.",
+           permission=Permission.ACCOUNTS_READ, resource="account:{username}", params=(USERNAME,))
+def show_account(caller: Caller, username: str):
+    account = manage.find_account(username)
+    return {**manage.account_view(account), "roles": [r.name for r in role_service.roles_of(account.id)]}
+
+
+@operation("accounts.create", "POST", "/accounts", summary="Create a person's account.",
+           permission=Permission.ACCOUNTS_WRITE, resource="account:{username}", status=201, params=(
+               Param("username", required=True, max_length=150), Param("email", max_length=320),
+               Param("email_verified", "boolean"), Param("name"),
+               Param("password", secret=True, max_length=1024, help="Optional; without one the person "
+                     "signs in upstream or gets one set later.")))
+def create_account(caller: Caller, username: str, email=None, email_verified=False, name=None, password=None):
+    account = manage.create_user(current_app.extensions["oidc_passwords"], username=username, email=email,
+                                 name=name, password=password, email_verified=email_verified, actor=caller.name)
+    return manage.account_view(account)
+
+
+@operation("accounts.update", "PATCH", "/accounts/{username}", summary="Change an account's email, name, "
+           "verified flag or disabled state.", permission=Permission.ACCOUNTS_WRITE, resource="account:{username}",
+           params=(USERNAME, Param("email", max_length=320), Param("email_verified", "boolean"), Param("name"),
+                   Param("disabled", "boolean", help="A disabled account cannot sign in; its tokens stop "
+                         "working.")))
+def update_account(caller: Caller, username: str, **changes):
+    account = manage.find_account(username)
+    if "email" in changes and ("@" not in changes["email"]):
+        raise Problem("email must be an address like name@example.com")
+    for name, value in changes.items():
+        setattr(account, name, value)
+    record(Event.ACCOUNT_UPDATED, account=account, actor=caller.name, commit=False,
+           detail={"changed": sorted(changes)})
+    return manage.account_view(account)
+
+
+@operation("accounts.set-password", "PUT", "/accounts/{username}/password", summary="Set an account's password.",
+           permission=Permission.ACCOUNTS_WRITE, resource="account:{username}",
+           params=(USERNAME, Param("password", required=True, secret=True, max_length=1024)))
+def set_password(caller: Caller, username: str, password: str):
+    account = manage.find_account(username)
+    manage.set_password(current_app.extensions["oidc_passwords"], account, password, actor=caller.name)
+    return {"username": username, "password": "set"}
+
+
+@operation("accounts.delete", "DELETE", "/accounts/{username}", summary="Delete an account with its sessions, "
+           "consents, tokens and grants.", permission=Permission.ACCOUNTS_WRITE, resource="account:{username}",
+           params=(USERNAME,))
+def delete_account(caller: Caller, username: str):
+    account = manage.find_account(username)
+    record(Event.ACCOUNT_DELETED, account=account, actor=caller.name, commit=False)
+    db.session.delete(account)
+    return {"username": username, "deleted": True}
+
+
+@operation("accounts.roles", "GET", "/accounts/{username}/roles", summary="The roles an account holds.",
+           permission=Permission.ACCOUNTS_READ, resource="account:{username}", params=(USERNAME,))
+def account_roles(caller: Caller, username: str):
+    account = manage.find_account(username)
+    return [role_service.role_view(r) for r in role_service.roles_of(account.id)]
+
+
+@operation("accounts.grant", "PUT", "/accounts/{username}/roles/{role}", summary="Give a role to an account "
+           "(a person or a system account).", permission=Permission.GRANTS_WRITE, resource="role:{role}",
+           params=(USERNAME, ROLE))
+def grant(caller: Caller, username: str, role: str):
+    account = manage.find_account(username)
+    added = role_service.grant(account, role, actor=caller.name)
+    return {"username": username, "role": role, "granted": True, "changed": added}
+
+
+@operation("accounts.revoke", "DELETE", "/accounts/{username}/roles/{role}", summary="Take a role back. Personal "
+           "tokens narrowed to it stop using it at once.", permission=Permission.GRANTS_WRITE,
+           resource="role:{role}", params=(USERNAME, ROLE))
+def revoke(caller: Caller, username: str, role: str):
+    role_service.revoke(manage.find_account(username), role, actor=caller.name)
+    return {"username": username, "role": role, "granted": False}
