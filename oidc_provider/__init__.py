@@ -61,9 +61,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     for module in (discovery, authorize, login, step_up, consent, token, userinfo, logout, account, passkeys,
                    federation_views):
         app.register_blueprint(module.bp)
+    from .api import admin as admin_api
     from .api import attributes as attributes_api
 
     app.register_blueprint(attributes_api.bp)
+    app.register_blueprint(admin_api.bp)
     errors.register(app)
 
     @app.context_processor
