@@ -3,16 +3,25 @@ and a non-zero exit; commands that create or show something take ``--json``."""
 
 import click
 
-from . import client, connector, keys, lifecycle, service, user
+from . import audit, client, connector, keys, lifecycle, role, service, token, user
+from .remote import target_from
 
 
 @click.group()
 @click.version_option(package_name="oidc-provider")
-def main():
+@click.option("--server", metavar="URL", help="Act through the admin API of the provider at this issuer URL "
+              "instead of on the local database (user, role, token, service and audit commands).")
+@click.option("--token-file", type=click.Path(dir_okay=False), help="File holding the bearer token for --server "
+              "(a personal access token for the issuer with an admin role).")
+@click.option("--token", help="The bearer token itself (prefer --token-file: command lines are visible to others).")
+@click.pass_context
+def main(ctx, server, token_file, token):
     """A small, strict OpenID Connect provider."""
+    ctx.obj = target_from(server, token, token_file)
 
 
-for command in (*lifecycle.COMMANDS, user.group, client.group, service.group, keys.group, connector.group):
+for command in (*lifecycle.COMMANDS, user.group, client.group, service.group, keys.group, connector.group,
+                role.group, token.group, audit.group):
     main.add_command(command)
 
 # Linked upstream identities are part of a person's account.

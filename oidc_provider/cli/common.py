@@ -19,6 +19,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 def app_context(settings: Settings | None = None):
     from .. import create_app
 
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.find_root().obj is not None:
+        raise click.UsageError(f"`{ctx.command_path}` works on the server only; run it there without --server")
     try:
         app = create_app(settings or Settings.from_env())
     except SettingsError as exc:
@@ -30,6 +33,20 @@ def app_context(settings: Settings | None = None):
         except ManageError as exc:
             db.session.rollback()
             raise click.ClickException(str(exc)) from None
+
+
+def execute(operation: str, /, **params):
+    """Run an admin operation: on the local database, or through the admin API of the
+    provider named by ``--server``. Parameters that are None are left out."""
+    from ..admin import OPERATIONS, Caller, run
+    from .remote import call
+
+    params = {k: v for k, v in params.items() if v is not None}
+    target = click.get_current_context().find_root().obj
+    if target is not None:
+        return call(target, OPERATIONS[operation], params)
+    with app_context():
+        return run(operation, Caller("cli"), params)
 
 
 def emit(data, as_json: bool, text: str | None = None) -> None:

@@ -1,15 +1,11 @@
 """``oidc-provider user ...``: human accounts."""
 
 import click
-from flask import current_app
-from sqlalchemy import select
 
 from .. import manage
 from ..audit import Event, record
 from ..authn import throttle
-from ..extensions import db
-from ..models import Account
-from .common import app_context, emit, json_option, read_password
+from .common import app_context, emit, execute, json_option, read_password
 
 
 @click.group("user")
@@ -27,33 +23,28 @@ def group():
 def create(username, email, email_verified, name, password_stdin, as_json):
     """Create a person's account."""
     password = read_password(password_stdin)
-    with app_context():
-        account = manage.create_user(current_app.extensions["oidc_passwords"], username=username,
-                                     email=email, name=name, password=password,
-                                     email_verified=email_verified)
-        emit(manage.account_view(account), as_json, f"created {account.username} (sub {account.subject})")
+    view = execute("accounts.create", username=username, email=email, name=name, password=password,
+                   email_verified=email_verified)
+    emit(view, as_json, f"created {view['username']} (sub {view['sub']})")
 
 
 @group.command("list")
 @json_option
 def list_(as_json):
     """List accounts."""
-    with app_context():
-        rows = db.session.scalars(select(Account).where(Account.kind == "human").order_by(Account.username))
-        views = [manage.account_view(a) for a in rows]
-        emit(views, as_json, "\n".join(
-            f"{v['username']}\t{v['email'] or '-'}\t{'disabled' if v['disabled'] else 'active'}"
-            for v in views) or "(no accounts)")
+    views = execute("accounts.list")
+    emit(views, as_json, "\n".join(
+        f"{v['username']}\t{v['email'] or '-'}\t{'disabled' if v['disabled'] else 'active'}"
+        for v in views) or "(no accounts)")
 
 
 @group.command("show")
 @click.argument("username")
 @json_option
 def show(username, as_json):
-    """Show one account."""
-    with app_context():
-        view = manage.account_view(manage.find_account(username))
-        emit(view, as_json, _show_text(view))
+    """Show one account with its roles."""
+    view = execute("accounts.show", username=username)
+    emit(view, as_json, _show_text(view))
 
 
 def _show_text(view: dict) -> str:
@@ -74,11 +65,8 @@ def _show_text(view: dict) -> str:
 
 
 def _set_disabled(username, disabled):
-    with app_context():
-        account = manage.find_account(username)
-        account.disabled = disabled
-        record(Event.ACCOUNT_UPDATED, account=account, detail={"disabled": disabled}, commit=False)
-        click.echo(f"{username} {'disabled' if disabled else 'enabled'}")
+    execute("accounts.update", username=username, disabled=disabled)
+    click.echo(f"{username} {'disabled' if disabled else 'enabled'}")
 
 
 @group.command("disable")
@@ -133,11 +121,8 @@ def delete(username, yes):
     """Delete an account with its sessions, consents and tokens."""
     if not yes:
         click.confirm(f"Delete {username} and everything it holds?", abort=True)
-    with app_context():
-        account = manage.find_account(username)
-        record(Event.ACCOUNT_DELETED, account=account, commit=False)
-        db.session.delete(account)
-        click.echo(f"deleted {username}")
+    execute("accounts.delete", username=username)
+    click.echo(f"deleted {username}")
 
 
 @group.command("set-password")
@@ -148,6 +133,32 @@ def set_password(username, password_stdin):
     password = read_password(password_stdin)
     if password is None:
         raise click.ClickException("give the password with --password-stdin")
-    with app_context():
-        manage.set_password(current_app.extensions["oidc_passwords"], manage.find_account(username), password)
-        click.echo(f"password set for {username}")
+    execute("accounts.set-password", username=username, password=password)
+    click.echo(f"password set for {username}")
+
+
+@group.command("grant")
+@click.argument("username")
+@click.argument("role")
+def grant(username, role):
+    """Give a role to a person."""
+    view = execute("accounts.grant", username=username, role=role)
+    click.echo(f"{username} holds {role}" + ("" if view["changed"] else " (already did)"))
+
+
+@group.command("revoke")
+@click.argument("username")
+@click.argument("role")
+def revoke(username, role):
+    """Take a role back (personal tokens narrowed to it stop using it at once)."""
+    execute("accounts.revoke", username=username, role=role)
+    click.echo(f"{username} no longer holds {role}")
+
+
+@group.command("roles")
+@click.argument("username")
+@json_option
+def roles(username, as_json):
+    """The roles an account holds."""
+    views = execute("accounts.roles", username=username)
+    emit(views, as_json, "\n".join(v["name"] for v in views) or "(no roles)")
