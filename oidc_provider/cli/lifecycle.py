@@ -21,6 +21,7 @@ from ..models import (
     Account,
     AuditEvent,
     AuthorizationCode,
+    PersonalToken,
     RefreshToken,
     UpstreamState,
     UsedAssertion,
@@ -149,8 +150,8 @@ Try it: open {settings.issuer}/account and sign in, or point any OIDC library at
 @click.command("cleanup")
 @json_option
 def cleanup(as_json):
-    """Delete expired codes, tokens, sessions, passkey challenges, upstream login states,
-    forgotten throttle counts, old audit rows and retired keys."""
+    """Delete expired codes, tokens, expired or revoked personal tokens, sessions, passkey
+    challenges, upstream login states, forgotten throttle counts, old audit rows and retired keys."""
     from ..authn.sessions import cleanup_expired
 
     with app_context() as app:
@@ -166,6 +167,9 @@ def cleanup(as_json):
             ("upstream_states", UpstreamState, UpstreamState.expires_at),
         ):
             counts[name] = db.session.execute(delete(model).where(column < now)).rowcount or 0
+        # Personal tokens: expired or revoked ones (the audit trail keeps their history).
+        counts["personal_tokens"] = db.session.execute(delete(PersonalToken).where(
+            (PersonalToken.expires_at < now) | PersonalToken.revoked_at.is_not(None))).rowcount or 0
         cutoff = now - timedelta(days=settings.audit_retention_days)
         counts["audit_events"] = db.session.execute(delete(AuditEvent).where(AuditEvent.at < cutoff)).rowcount or 0
         counts["throttle_counts"] = forget_stale(now=now)

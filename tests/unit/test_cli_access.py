@@ -127,3 +127,17 @@ def test_audit_list_filters_and_names_the_cli_as_actor(people):
     assert "admin:role:granted" in text and "by cli" in text
     assert _json(run("audit", "list", "--user", "eve", "--since", "2999-01-01T00:00:00Z", "--json")) == []
     _one_line_error(run("audit", "list", "--since", "yesterday", ok=False), "since must be")
+
+
+def test_cleanup_deletes_revoked_personal_tokens_but_not_live_ones(people):
+    run = people
+    live = _json(run("token", "create", "--user", "eve", "--audience", "https://app.example", "--json"))
+    gone = _json(run("token", "create", "--user", "eve", "--audience", "https://app.example", "--json"))
+    run("token", "revoke", gone["id"])
+    counts = _json(run("cleanup", "--json"))
+    assert counts["personal_tokens"] >= 1
+    left = [t["id"] for t in _json(run("token", "list", "--user", "eve", "--json"))]
+    assert live["id"] in left and gone["id"] not in left
+    # The audit trail keeps the history of the deleted token.
+    events = _json(run("audit", "list", "--user", "eve", "--event", "account:personal-token:*", "--json"))
+    assert {e["detail"]["token"] for e in events} >= {live["id"], gone["id"]}
