@@ -1,7 +1,8 @@
 """The signed-in person's account page (issue 3): change the password, set up and remove an
 authenticator app, regenerate recovery codes, see and end sessions, withdraw app consents, sign
-out. Removing a factor or regenerating recovery codes needs a fresh authentication at the level
-the factor gives (``levels.fresh_enough``): otherwise the person confirms it's them first on
+out; personal access tokens are in ``account_tokens``. Removing a factor, regenerating recovery codes
+or creating a token needs a fresh authentication at the level the factor gives, or the account's
+factors reach (``levels.fresh_enough``): otherwise the person confirms it's them first on
 ``/account/confirm``."""
 
 from __future__ import annotations
@@ -49,8 +50,13 @@ WHY = {
     "remove-totp": "Removing your authenticator app needs a fresh sign-in with it.",
     "recovery-codes": "New recovery codes need a fresh sign-in with your second factor.",
     "add-factor": "Adding a way to sign in needs a sign-in with the factors you already have.",
+    "personal-token": "A personal access token needs a fresh sign-in with the factors you have.",
     None: "Confirm it's you to go on.",
 }
+
+
+# Where a confirmation goes on to, when not back to the account page.
+AFTER_CONFIRM = {"personal-token": "account.new_token"}
 
 
 def _confirm_first(level: str, why: str):
@@ -155,7 +161,7 @@ def confirm():
         amr.append(AMR_OTP)
     reached = reauthenticate(session, amr=amr, ladder=_ladder())
     record(Event.REAUTHENTICATED, account=account, detail={"amr": amr, "acr": reached})
-    return redirect(url_for("account.home", done="confirmed"))
+    return redirect(url_for(AFTER_CONFIRM.get(context["why_key"], "account.home"), done="confirmed"))
 
 
 # ---- authenticator app (TOTP) ----
@@ -270,3 +276,7 @@ def sign_out():
         record(Event.LOGOUT, account=account)
     log_out(session)
     return redirect(url_for("login.login"))
+
+
+# Personal access tokens: their views join this blueprint (imported last: they use the helpers above).
+from . import account_tokens  # noqa: E402, F401
