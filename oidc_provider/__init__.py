@@ -57,15 +57,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     from . import errors
     from .web import account, authorize, consent, discovery, login, logout, passkeys, step_up, token, userinfo
     from .web import federation as federation_views
+    from .web import forward_auth as forward_auth_views
 
     for module in (discovery, authorize, login, step_up, consent, token, userinfo, logout, account, passkeys,
-                   federation_views):
+                   federation_views, forward_auth_views):
         app.register_blueprint(module.bp)
     from .api import admin as admin_api
     from .api import attributes as attributes_api
+    from .api import service_accounts as service_accounts_api
 
     app.register_blueprint(attributes_api.bp)
     app.register_blueprint(admin_api.bp)
+    app.register_blueprint(service_accounts_api.bp)
     errors.register(app)
 
     @app.context_processor

@@ -15,6 +15,7 @@ from .clock import utcnow
 from .digests import digest, new_client_id, new_secret
 from .extensions import db
 from .models import Account, BrowserSession, Client, Passkey, RecoveryCode
+from .oauth.resources import resource_problem
 from .problems import Conflict, NotFound, Problem
 from .settings import SIGNING_ALGS
 
@@ -83,11 +84,48 @@ def _check_redirect_uri(uri: str) -> str:
     return uri
 
 
+MAX_CLIENT_RESOURCES = 20
+
+
+def _check_resource(uri: str) -> str:
+    # RFC 8707 §2: a resource "MUST be an absolute URI" and "MUST NOT include a fragment
+    # component"; a client can only ask for what it could name.
+    if problem := resource_problem(uri):
+        raise ManageError(f"resource {uri!r}: {problem}")
+    return uri
+
+
+def _check_audience(audience: str) -> str:
+    if not isinstance(audience, str) or not audience or len(audience) > 200 \
+            or any(c.isspace() or not c.isprintable() for c in audience):
+        raise ManageError("audience must be 1-200 printable characters without spaces")
+    return audience
+
+
+def set_client_targets(client: Client, *, audience: str | None = None, resources: list[str] | None = None,
+                       require_grant: bool | None = None, clear_audience: bool = False) -> None:
+    """RFC 8707 settings of a client: its default audience (None: OIDC_DEFAULT_AUDIENCE), the
+    other resources it may ask for (replaced when given), and whether a token needs a grant
+    on its audience. Arguments left None are unchanged."""
+    if clear_audience:
+        client.audience = None
+    elif audience is not None:
+        client.audience = _check_audience(audience)
+    if resources is not None:
+        if len(resources) > MAX_CLIENT_RESOURCES:
+            raise ManageError(f"a client may have at most {MAX_CLIENT_RESOURCES} resources")
+        client.resources = list(dict.fromkeys(_check_resource(uri) for uri in resources))
+    if require_grant is not None:
+        client.require_grant = require_grant
+
+
 def create_client(*, name: str, redirect_uris: list[str], public: bool = False, trusted: bool = False,
                   post_logout_redirect_uris: list[str] = (), scope: str | None = None,
                   grants: list[str] = (), auth_method: str | None = None,
                   id_token_alg: str = "RS256", jwks: dict | None = None,
-                  require_pkce: bool | None = None, min_acr: str | None = None) -> tuple[Client, str | None]:
+                  require_pkce: bool | None = None, min_acr: str | None = None,
+                  audience: str | None = None, resources: list[str] = (),
+                  require_grant: bool = False) -> tuple[Client, str | None]:
     if not name.strip():
         raise ManageError("a client needs a --name")
     if not redirect_uris:
@@ -120,6 +158,7 @@ def create_client(*, name: str, redirect_uris: list[str], public: bool = False, 
         token_endpoint_auth_method=auth_method, id_token_signed_response_alg=id_token_alg, jwks=jwks,
         require_pkce=require_pkce, min_acr=min_acr,
     )
+    set_client_targets(client, audience=audience, resources=list(resources), require_grant=require_grant)
     db.session.add(client)
     db.session.flush()
     record(Event.CLIENT_CREATED, client=client, detail={"public": public, "trusted": trusted})
@@ -135,26 +174,11 @@ def rotate_secret(client: Client) -> str:
     return secret
 
 
-def create_service(*, name: str, scope: str = "") -> tuple[Client, str]:
-    """A system account: an Account of kind 'system' and its confidential client for the
-    client_credentials grant (RFC 6749 §4.4)."""
-    if not USERNAME.match(name):
-        raise ManageError("service name must be letters, digits or . _ @ -")
-    if db.session.scalar(select(Account).where(Account.username == name)):
-        raise Conflict(f"an account named {name!r} already exists")
-    account = Account(username=name, kind="system")
-    db.session.add(account)
-    db.session.flush()
-    secret = new_secret()
-    client = Client(
-        client_id=new_client_id(), name=name, secret_digest=digest(secret), account_id=account.id,
-        grant_types=["client_credentials"], scope=scope, redirect_uris=[],
-        token_endpoint_auth_method="client_secret_basic",
-    )
-    db.session.add(client)
-    db.session.flush()
-    record(Event.SERVICE_CREATED, account=account, client=client)
-    return client, secret
+def create_service(*, name: str, scope: str = "", actor: str | None = None) -> tuple[Client, str]:
+    """A system account and its client_credentials client (``access.system_accounts.create``)."""
+    from .access import system_accounts
+
+    return system_accounts.create(name, scope=scope, actor=actor)
 
 
 def client_view(client: Client) -> dict:
@@ -167,6 +191,8 @@ def client_view(client: Client) -> dict:
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "require_pkce": client.require_pkce,
         "min_acr": client.min_acr,
+        "audience": client.audience, "resources": client.resources or [],
+        "require_grant": bool(client.require_grant),
     }
 
 

@@ -14,6 +14,9 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
+from .access.forward_auth_rules import hostname as forward_auth_hostname
+from .access.forward_auth_rules import parse as parse_forward_auth
+from .access.forward_auth_rules import text_of as forward_auth_text
 from .authn.attribute_policy import configuration_errors as attribute_levels_errors
 from .authn.attribute_policy import overrides_text
 from .authn.levels import Ladder, LadderError
@@ -127,6 +130,18 @@ class Settings:
     ``OIDC_CONNECTOR_<NAME>_CLIENT_SECRET``), and optionally ``display_name``, ``scopes``,
     ``issuer`` (required for ``oidc``), ``match_email``, ``signup`` and ``trust_mfa``."""
 
+    forward_auth: str = ""
+    """OIDC_FORWARD_AUTH. The hosts a reverse proxy may ask ``/forward-auth`` about: a
+    ``[forward_auth."app.example.com"]`` table per host in the config file (or the same as JSON
+    in the variable), each with ``audience`` (whose statements apply) and ``action`` (what a
+    request must be allowed to do, on its path). Keys are lowercase host names, optionally with
+    ``:port``. A host not in the table is refused (docs/forward-auth.md)."""
+
+    session_cookie_domain: str = ""
+    """OIDC_SESSION_COOKIE_DOMAIN. The ``Domain`` of the session cookie, so that browsers send it
+    to the apps behind forward-auth too (``example.com`` covers ``app.example.com``). Must
+    contain the issuer's host and every forward-auth host. Empty means a host-only cookie."""
+
     site_name: str = "Single sign-on"
     """OIDC_SITE_NAME. Name shown on the login, consent and logout pages."""
 
@@ -166,6 +181,11 @@ class Settings:
     def connector_configs(self) -> dict:
         """The configured upstream connectors by name (``federation.config.ConnectorConfig``)."""
         return parse_connectors(self.connectors, self.connector_secrets)[0]
+
+    @property
+    def forward_auth_rules(self) -> dict:
+        """The forward-auth table by host (``access.forward_auth_rules.Rule``)."""
+        return parse_forward_auth(self.forward_auth)[0]
 
     @property
     def audience(self) -> str:
@@ -218,6 +238,8 @@ class Settings:
             try:
                 if name == "connectors" and isinstance(raw, dict):
                     kwargs[name] = connectors_text(raw)  # a TOML table
+                elif name == "forward_auth" and isinstance(raw, dict):
+                    kwargs[name] = forward_auth_text(raw)  # a TOML table
                 elif name == "attribute_levels" and isinstance(raw, dict):
                     kwargs[name] = overrides_text(raw)  # a TOML table
                 elif isinstance(default, bool):
@@ -273,6 +295,8 @@ class Settings:
         errors.extend(attribute_levels_errors(self.acr_levels, self.attribute_levels))
         errors.extend(parse_connectors(self.connectors, self.connector_secrets)[1])
         errors.extend(self._webauthn_errors())
+        errors.extend(parse_forward_auth(self.forward_auth)[1])
+        errors.extend(self._cookie_domain_errors())
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             errors.append("OIDC_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
         if errors:
@@ -307,6 +331,30 @@ class Settings:
                 errors.append(f"OIDC_WEBAUTHN_RP_ID: {self.rp_id!r} is neither the host of {origin!r} nor a "
                               "domain suffix of it")
         return errors
+
+    def _cookie_domain_errors(self) -> list[str]:
+        """RFC 6265 §5.3 step 6: a browser ignores a cookie whose Domain does not domain-match
+        the host that set it; and it sends the cookie only to hosts within that Domain."""
+        domain = self.session_cookie_domain
+        if not domain:
+            return []
+        if not _is_domain(domain):
+            return [f"OIDC_SESSION_COOKIE_DOMAIN: {domain!r} is not a lowercase domain name such as example.com "
+                    "(no leading dot, not an IP address, not a public suffix)"]
+        errors = []
+        issuer_host = urlsplit(self.issuer).hostname
+        if issuer_host and not _within(issuer_host, domain):
+            errors.append(f"OIDC_SESSION_COOKIE_DOMAIN: the issuer's host {issuer_host!r} is not within {domain!r} "
+                          "(browsers would refuse the cookie)")
+        for key in self.forward_auth_rules:
+            if not _within(forward_auth_hostname(key), domain):
+                errors.append(f"OIDC_FORWARD_AUTH: host {key!r} is not within OIDC_SESSION_COOKIE_DOMAIN "
+                              f"{domain!r} (browsers would never send the session cookie there)")
+        return errors
+
+
+def _within(host: str, domain: str) -> bool:
+    return host == domain or host.endswith("." + domain)
 
 
 def _is_domain(host: str) -> bool:

@@ -27,7 +27,10 @@ def parse_since(text: str, *, now: datetime) -> datetime:
     except ValueError:
         raise Problem("since must be a duration such as 30m, 12h, 7d or an ISO 8601 time") from None
     if when.tzinfo is not None:
-        when = (when - when.utcoffset()).replace(tzinfo=None)  # stored times are naive UTC
+        try:
+            when = (when - when.utcoffset()).replace(tzinfo=None)  # stored times are naive UTC
+        except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+            raise Problem("since is out of range") from None
     return when
 
 

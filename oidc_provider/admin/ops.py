@@ -35,6 +35,10 @@ class Permission(StrEnum):
 
 
 TYPES = {"string": str, "integer": int, "boolean": bool, "array": list, "object": dict}
+# JSON can carry an unpaired surrogate ("\ud800"): RFC 8259 §8.2, "the behavior of software that
+# receives JSON texts containing such values is unpredictable". No database or password hash
+# takes it as UTF-8, so it is refused here, like NUL, rather than failing deep inside.
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -58,15 +62,17 @@ class Param:
             return value
         if self.type == "array":
             if not isinstance(value, list) or not all(isinstance(v, str) and 0 < len(v) <= self.max_length
-                                                      for v in value) or len(value) > 100:
+                                                      and not _NOT_TEXT.search(v) for v in value) or len(value) > 100:
                 raise Problem(f"{self.name} must be a list of at most 100 strings of 1-{self.max_length} characters")
             return value
         expected = TYPES[self.type]
         if self.type == "integer" and isinstance(value, bool) or not isinstance(value, expected):
             raise Problem(f"{self.name} must be a {self.type}")
         if self.type == "string":
-            if len(value) > self.max_length or "\x00" in value:
+            if len(value) > self.max_length:
                 raise Problem(f"{self.name} must be at most {self.max_length} characters")
+            if _NOT_TEXT.search(value):
+                raise Problem(f"{self.name} must be text without NUL or unpaired surrogates")
             if self.enum and value not in self.enum:
                 raise Problem(f"{self.name} must be one of {', '.join(self.enum)}")
         if self.type == "integer" and (self.minimum is not None and value < self.minimum

@@ -72,7 +72,10 @@ def _values(op: Operation, path_values: dict) -> dict:
             raise Problem(f"{name} given more than once")
         values[name] = query[name].from_text(items[0])
     if request.method in ("POST", "PUT", "PATCH") and request.get_data(cache=True):
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:  # silent covers ValueError only; "[[[[...": nested too deep to parse
+            body = None
         if not request.is_json or not isinstance(body, dict):
             raise Problem("the body must be a JSON object (Content-Type: application/json)")
         body_params = {p.name for p in op.params if p.where == "body"}

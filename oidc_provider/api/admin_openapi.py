@@ -41,8 +41,10 @@ def _errors(op: Operation) -> dict:
 
     return {
         "400": response("Bad input: the `error_description` names the parameter."),
-        "401": {"description": "No bearer token, or an invalid, expired or revoked one (RFC 6750 §3.1).",
-                "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}}},
+        "401": {"description": "No bearer token (the body is an empty object, RFC 6750 §3.1), or an invalid, "
+                               "expired or revoked one (`invalid_token`).",
+                "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}},
+                "content": {JSON: {"schema": {"anyOf": [{"type": "object", "maxProperties": 0}, ERROR]}}}},
         "403": response(f"The token's roles allow no `{op.permission}` on `{op.resource}`"
                         + (f" and {op.delegation}" if op.delegation else "") + "."),
         "404": response("No such account, role, system account or token."),
@@ -75,7 +77,10 @@ def _operation(op: Operation) -> dict:
 
 
 def document(issuer: str) -> dict:
-    paths: dict = {}
+    paths: dict = {"/api/admin/openapi.json": {"get": {
+        "operationId": "openapi", "summary": "This description.", "security": [], "tags": ["meta"],
+        "responses": {"200": {"description": "The OpenAPI 3.1 document.",
+                              "content": {JSON: {"schema": {"type": "object"}}}}}}}}
     for op in sorted(OPERATIONS.values(), key=lambda o: o.path):
         paths.setdefault("/api/admin" + op.path, {})[op.method.lower()] = _operation(op)
     return {

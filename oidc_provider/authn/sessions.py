@@ -41,7 +41,12 @@ class DatabaseSessionInterface(SessionInterface):
     def __init__(self, settings):
         self.ttl = timedelta(seconds=settings.session_ttl)
         self.secure = settings.secure_cookies
-        self.cookie_name = "__Host-session" if self.secure else "oidc_session"
+        # OIDC_SESSION_COOKIE_DOMAIN shares the cookie with the apps behind forward-auth; a
+        # "__Host-" cookie must have no Domain attribute (RFC 6265bis §4.1.3.2), so it is then
+        # "__Secure-" (§4.1.3.1).
+        self.domain = settings.session_cookie_domain or None
+        self.cookie_name = ("__Secure-session" if self.domain else "__Host-session") if self.secure \
+            else "oidc_session"
 
     def open_session(self, app, request):
         raw = request.cookies.get(self.cookie_name)
@@ -58,7 +63,8 @@ class DatabaseSessionInterface(SessionInterface):
             if session.row is not None:
                 db.session.execute(delete(BrowserSession).where(BrowserSession.id == session.row.id))
                 db.session.commit()
-            response.delete_cookie(self.cookie_name, path="/", secure=self.secure, httponly=True, samesite="Lax")
+            response.delete_cookie(self.cookie_name, path="/", domain=self.domain, secure=self.secure,
+                                   httponly=True, samesite="Lax")
             return
         if not (session.modified or session.rotate):
             return
@@ -92,7 +98,7 @@ class DatabaseSessionInterface(SessionInterface):
         db.session.commit()
         if raw is not None:
             response.set_cookie(
-                self.cookie_name, raw, max_age=int(self.ttl.total_seconds()), path="/",
+                self.cookie_name, raw, max_age=int(self.ttl.total_seconds()), path="/", domain=self.domain,
                 secure=self.secure, httponly=True, samesite="Lax",
             )
 

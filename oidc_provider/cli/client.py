@@ -51,9 +51,13 @@ def group():
 @click.option("--pkce/--no-pkce", "require_pkce", default=None,
               help="Require PKCE from this confidential client (default: OIDC_REQUIRE_PKCE).")
 @click.option("--min-acr", type=click.Choice(KNOWN_LEVELS), help="Lowest authentication level accepted.")
+@click.option("--audience", help="aud of its access tokens when it names no resource (default: OIDC_DEFAULT_AUDIENCE).")
+@click.option("--resource", "resources", multiple=True, help="Another resource (RFC 8707) it may ask for (repeat).")
+@click.option("--require-grant/--no-require-grant", default=False,
+              help="Refuse a token for an audience on which the person holds no role.")
 @json_option
 def create(name, redirect_uris, logout_uris, public, trusted, scope, grants, auth_method, jwks_file,
-           id_token_alg, require_pkce, min_acr, as_json):
+           id_token_alg, require_pkce, min_acr, audience, resources, require_grant, as_json):
     """Register a client; prints client_id and, for confidential clients, the secret once."""
     jwks = _read_jwks(jwks_file)
     with app_context():
@@ -61,7 +65,7 @@ def create(name, redirect_uris, logout_uris, public, trusted, scope, grants, aut
             name=name, redirect_uris=list(redirect_uris), public=public, trusted=trusted,
             post_logout_redirect_uris=list(logout_uris), scope=scope, grants=list(grants),
             auth_method=auth_method, id_token_alg=id_token_alg, jwks=jwks, require_pkce=require_pkce,
-            min_acr=min_acr,
+            min_acr=min_acr, audience=audience, resources=list(resources), require_grant=require_grant,
         )
         data = manage.client_view(client)
         if secret:
@@ -103,9 +107,14 @@ def show(client_id, as_json):
               help="Require PKCE from this confidential client (public clients always do).")
 @click.option("--min-acr", type=click.Choice([*KNOWN_LEVELS, "none"]),
               help="Lowest authentication level accepted ('none' removes the minimum).")
+@click.option("--audience", help="Default aud of its access tokens ('none': OIDC_DEFAULT_AUDIENCE).")
+@click.option("--resource", "resources", multiple=True, help="Replaces the resources it may ask for (repeat).")
+@click.option("--no-resources", is_flag=True, help="Remove every resource.")
+@click.option("--require-grant/--no-require-grant", default=None,
+              help="Refuse a token for an audience on which the person holds no role.")
 @json_option
 def update(client_id, name, redirect_uris, logout_uris, trusted, scope, id_token_alg, require_pkce, min_acr,
-           as_json):
+           audience, resources, no_resources, require_grant, as_json):
     """Change a client's settings."""
     with app_context():
         client = manage.find_client(client_id)
@@ -129,6 +138,12 @@ def update(client_id, name, redirect_uris, logout_uris, trusted, scope, id_token
             if client.public and not require_pkce:
                 raise click.ClickException("public clients always use PKCE")
             client.require_pkce = require_pkce
+        if no_resources and resources:
+            raise click.ClickException("--resource and --no-resources together make no sense")
+        manage.set_client_targets(client, audience=None if audience == "none" else audience,
+                                  clear_audience=audience == "none",
+                                  resources=[] if no_resources else list(resources) or None,
+                                  require_grant=require_grant)
         record(Event.CLIENT_UPDATED, client=client, commit=False)
         emit(manage.client_view(client), as_json)
 

@@ -1,4 +1,6 @@
-"""User claims by scope (OIDC Core §5.4) and by the ``claims`` request parameter (§5.5)."""
+"""User claims by scope (OIDC Core §5.4) and by the ``claims`` request parameter (§5.5), and
+the ``roles`` scope: the person's roles at the access token's audience (OIDC Core §5.1.2:
+"Additional Claims MAY be used")."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ SCOPE_CLAIMS = {
     "profile": ("name", "preferred_username", "updated_at"),
     "email": ("email", "email_verified"),
 }
-SCOPES_SUPPORTED = ["openid", "profile", "email", "offline_access"]
+SCOPES_SUPPORTED = ["openid", "profile", "email", "offline_access", "roles"]
 CLAIMS_SUPPORTED = [
     "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash",
     "name", "preferred_username", "updated_at", "email", "email_verified",
+    "roles", "resource_access",
 ]
+ROLES_SCOPE = "roles"
 
 
 CLAIM_SCOPE = {claim: scope for scope, claims in SCOPE_CLAIMS.items() for claim in claims}
@@ -74,6 +78,15 @@ def user_claims(account, scope: str, claims_request: dict | None, target: str) -
         if available.get(name) is not None:
             out[name] = available[name]
     return out
+
+
+def roles_claims(scope: str, audience: str, access: dict | None) -> dict:
+    """With the ``roles`` scope: ``roles`` (the names of the roles with a statement for
+    ``audience``) and ``resource_access`` holding only that audience's slice. Nothing when the
+    scope was not granted or the roles say nothing about the audience."""
+    if ROLES_SCOPE not in (scope or "").split() or access is None:
+        return {}
+    return {"roles": list(access["roles"]), "resource_access": {audience: access}}
 
 
 def consented_scopes(client, scope: str | None, claims_request: dict | None) -> list[str]:

@@ -1,5 +1,6 @@
 """Client authentication methods beyond Authlib's built-ins: ``private_key_jwt`` (RFC 7523
-§2.2, OIDC Core §9) with ``jti`` replay refused."""
+§2.2, OIDC Core §9) with ``jti`` replay refused, the client's public keys registered as a JWK
+set or published at its ``jwks_uri`` (fetched, cached, refetched on an unknown ``kid``)."""
 
 import time
 from datetime import timedelta
@@ -15,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from ..clock import from_epoch, utcnow
 from ..extensions import db
 from ..models import UsedAssertion
+from .remote_keys import RemoteKeyError, RemoteKeySets
 
 MAX_ASSERTION_LIFETIME = 3600
 
@@ -22,9 +24,11 @@ MAX_ASSERTION_LIFETIME = 3600
 class PrivateKeyJWT(JWTBearerClientAssertion):
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
-    def __init__(self, issuer: str, token_endpoint: str):
+    def __init__(self, issuer: str, token_endpoint: str, remote_keys: RemoteKeySets | None = None):
         super().__init__(validate_jti=True, leeway=30)
         self._audiences = [token_endpoint, issuer]
+        # Per app (the server is built per app), so each test app starts with an empty cache.
+        self.remote_keys = remote_keys or RemoteKeySets()
 
     def get_audiences(self):
         # OIDC Core §9: "The Audience SHOULD be the URL of the Authorization Server's Token
@@ -32,12 +36,26 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return self._audiences
 
     def resolve_client_public_key(self, client):
-        if client.token_endpoint_auth_method != self.CLIENT_AUTH_METHOD or not client.jwks:
+        if client.token_endpoint_auth_method != self.CLIENT_AUTH_METHOD or not (client.jwks or client.jwks_uri):
             raise InvalidClientError(description="The client cannot authenticate with private_key_jwt.")
+        if not client.jwks:
+            return self._remote_resolver(client.client_id, client.jwks_uri)
         try:
             return KeySet.import_key_set(client.jwks)
         except (JoseError, ValueError, TypeError) as exc:
             raise InvalidClientError(description="The client's registered keys are unusable.") from exc
+
+    def _remote_resolver(self, client_id: str, url: str):
+        """joserfc calls this with the parsed assertion, so the ``kid`` in its header can decide
+        whether the cached set is enough (OIDC Core §10.1.1: a new ``kid`` is how a client
+        announces a rotated key)."""
+        def resolve(token):
+            kid = token.headers().get("kid")
+            try:
+                return self.remote_keys.get(url, kid if isinstance(kid, str) else None, client_id=client_id)
+            except RemoteKeyError as exc:
+                raise InvalidClientError(description="The client's keys at its jwks_uri are unavailable.") from exc
+        return resolve
 
     def process_assertion_claims(self, assertion, resolve_key):
         # Authlib would quote joserfc's message, which may echo the header's kid or alg, and

@@ -20,13 +20,14 @@ from ..extensions import db
 from ..models import AuthorizationCode
 
 
-def save(code: str, request, *, ttl: int, claims: dict | None) -> AuthorizationCode:
+def save(code: str, request, *, ttl: int, claims: dict | None,
+         resources: list[str] | None = None) -> AuthorizationCode:
     subject = request.user
     payload = request.payload.data
     row = AuthorizationCode(
         code_digest=digest(code), family=new_secret(), client_id=request.client.client_id,
         account_id=subject.account.id, redirect_uri=request.payload.redirect_uri,
-        scope=request.scope or "", nonce=payload.get("nonce"), claims=claims,
+        scope=request.scope or "", nonce=payload.get("nonce"), claims=claims, resources=resources,
         code_challenge=payload.get("code_challenge"),
         code_challenge_method=payload.get("code_challenge_method"),
         acr=subject.acr, amr=subject.amr,

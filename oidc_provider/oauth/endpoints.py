@@ -1,12 +1,21 @@
-"""Revocation (RFC 7009) and introspection (RFC 7662) over our token storage."""
+"""Revocation (RFC 7009) and introspection (RFC 7662) over our token storage.
+
+Introspection also answers for personal access tokens, but only to a client whose default
+audience is the token's (RFC 7662 §4: the server "SHOULD" limit which clients may learn
+about a token): the resource server the token was made for.
+"""
 
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _Revocation
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Introspection
+from sqlalchemy import select
 
+from ..access import personal_tokens
+from ..access import roles as role_service
 from ..audit import Event, record
 from ..clock import epoch, utcnow
 from ..extensions import db
-from ..models import AccessToken, Account, RefreshToken
+from ..models import AccessToken, Account, Client, PersonalToken, RefreshToken
+from . import resources
 from .grants.authorization_code import AUTH_METHODS
 from .tokens import InvalidToken
 
@@ -53,15 +62,24 @@ class IntrospectionEndpoint(_Introspection):
     CLIENT_AUTH_METHODS = CONFIDENTIAL_METHODS
 
     def query_token(self, token_string, token_type_hint):
-        row = _find(self.server.policy.tokens, token_string, token_type_hint)
+        if personal_tokens.looks_like(token_string):
+            row = personal_tokens.verify(token_string)
+        else:
+            row = _find(self.server.policy.tokens, token_string, token_type_hint)
         return _Wrapped(row) if row is not None else None
 
     def check_permission(self, token, client, request):
+        settings = self.server.policy.settings
+        if isinstance(token.row, PersonalToken):
+            # RFC 7662 §4: only the resource server the personal token is for learns about it.
+            return resources.default_audience(client, settings) == token.row.audience
         # A client may introspect the tokens issued to it.
         return token.row.client_id == client.client_id
 
     def introspect_token(self, token):
         row = token.row
+        if isinstance(row, PersonalToken):
+            return self._personal_token(row)
         account = db.session.get(Account, row.account_id) if row.account_id else None
         if row.account_id and (account is None or account.disabled):
             # RFC 7662 §2.2: a disabled account's token is not active (userinfo refuses it too).
@@ -77,8 +95,32 @@ class IntrospectionEndpoint(_Introspection):
             out["username"] = account.username
         if isinstance(row, AccessToken):
             out["jti"] = row.jti
-            out["aud"] = self.server.policy.settings.audience
+            # Rows from before RFC 8707 support were all for the default audience.
+            out["aud"] = row.audience or self.server.policy.settings.audience
+            # The slice as the subject's roles are now: a revoked grant shows at once here.
+            access = resources.slice_now(account or _system_account(row.client_id), out["aud"])
+            if access is not None:
+                out["resource_access"] = {out["aud"]: access}
         return out
+
+    def _personal_token(self, row: PersonalToken) -> dict:
+        """RFC 7662 §2.2 members for a personal token; its slice is its narrowing of what its
+        owner holds now (access.personal_tokens.effective_roles)."""
+        out = {
+            "active": True, "token_type": "personal_token", "iss": self.server.policy.settings.issuer,
+            "sub": row.account.subject, "username": row.account.username, "aud": row.audience,
+            "exp": epoch(row.expires_at), "iat": epoch(row.created_at),
+        }
+        access = role_service.access_slice(personal_tokens.effective_roles(row), row.audience)
+        if access is not None:
+            out["resource_access"] = {row.audience: access}
+        return out
+
+
+def _system_account(client_id: str) -> Account | None:
+    """A client_credentials token's subject: the system account its client belongs to."""
+    return db.session.scalar(select(Account).join(Client, Client.account_id == Account.id)
+                             .where(Client.client_id == client_id))
 
 
 class _Wrapped:

@@ -28,4 +28,5 @@ class OpenIDCode(_OpenIDCode):
         return self.tokens.id_token(
             client=request.client, subject=request.user, scope=token.get("scope", ""),
             nonce=code.nonce, claims_request=code.claims, access_token=token.get("access_token"),
+            target=request.target,
         )

@@ -45,7 +45,9 @@ class AuthorizationServer(_FlaskServer):
         self._query_client = _query_client
         self._save_token = policy.tokens.save
         self.scopes_supported = SCOPES_SUPPORTED
-        self.register_token_generator("default", policy.tokens.generate)
+        # No server-level token generator: every grant calls ``policy.tokens.generate`` with
+        # the token's RFC 8707 target (grants/target.py), which Authlib's generator signature
+        # cannot carry.
 
     def create_oauth2_request(self, request):
         if isinstance(request, ProviderRequest):

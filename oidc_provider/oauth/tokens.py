@@ -19,7 +19,8 @@ from ..extensions import db
 from ..keys.store import InvalidSignature
 from ..models import AccessToken, Account, AuthorizationCode, RefreshToken
 from . import codes
-from .claims import user_claims
+from .claims import roles_claims, user_claims
+from .resources import Target
 
 
 class InvalidToken(Exception):
@@ -31,14 +32,14 @@ class TokenService:
         self.settings = settings
         self.keys = keys
 
-    # ---- Authlib's token generator ----
+    # ---- the token generator every grant calls (grants/target.py) ----
     def generate(self, grant_type, client, user=None, scope=None, expires_in=None,
-                 include_refresh_token=True):
+                 include_refresh_token=True, *, target: Target):
         scope = scope or ""
         ttl = self.settings.access_token_ttl
         token = {
             "token_type": "Bearer",
-            "access_token": self.access_token(client, user, scope, ttl),
+            "access_token": self.access_token(client, user, scope, ttl, target),
             "expires_in": ttl,
             "scope": scope,
         }
@@ -54,12 +55,14 @@ class TokenService:
             "refresh_token" in client.grant_types or "offline_access" in scope.split()
         )
 
-    def access_token(self, client, subject: AuthenticatedSubject | None, scope: str, ttl: int) -> str:
+    def access_token(self, client, subject: AuthenticatedSubject | None, scope: str, ttl: int,
+                     target: Target) -> str:
         """RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti; plus scope, auth_time, acr
-        and amr when a person authenticated. §2.1: header ``typ`` is ``at+jwt``."""
+        and amr when a person authenticated. §2.1: header ``typ`` is ``at+jwt``. ``aud`` is
+        the RFC 8707 target; ``resource_access`` holds only that audience's slice."""
         now = int(time.time())
         claims = {
-            "iss": self.settings.issuer, "exp": now + ttl, "aud": self.settings.audience,
+            "iss": self.settings.issuer, "exp": now + ttl, "aud": target.audience,
             "sub": subject.account.subject if subject else client.client_id,
             "client_id": client.client_id, "iat": now, "jti": new_secret(),
         }
@@ -72,6 +75,9 @@ class TokenService:
                 claims["acr"] = subject.acr
             if subject.amr:
                 claims["amr"] = subject.amr
+        if target.access is not None:
+            # Keycloak's shape (RFC 9068 §2.2.3.1 leaves authorization claims to the server).
+            claims["resource_access"] = {target.audience: target.access}
         return self.keys.sign(claims, client.id_token_signed_response_alg, typ="at+jwt")
 
     # ---- Authlib's save_token ----
@@ -85,7 +91,7 @@ class TokenService:
         account_id = subject.account.id if subject is not None else None
         db.session.add(AccessToken(
             jti=claims["jti"], family=family, client_id=client.client_id, account_id=account_id,
-            scope=token.get("scope", ""), claims=claims_request,
+            scope=token.get("scope", ""), claims=claims_request, audience=claims["aud"],
             issued_at=from_epoch(claims["iat"]), expires_at=from_epoch(claims["exp"]),
         ))
         if "refresh_token" in token:
@@ -98,7 +104,8 @@ class TokenService:
             db.session.add(RefreshToken(
                 token_digest=digest(token["refresh_token"]), family=family,
                 client_id=client.client_id, account_id=account_id, scope=scope,
-                claims=claims_request, acr=subject.acr, amr=subject.amr,
+                claims=claims_request, resources=source.resources if source is not None else None,
+                acr=subject.acr, amr=subject.amr,
                 auth_time=from_epoch(subject.auth_time) if subject.auth_time else None,
                 expires_at=min(now + timedelta(seconds=self.settings.refresh_token_ttl), family_expires_at),
                 family_expires_at=family_expires_at,
@@ -112,10 +119,14 @@ class TokenService:
 
     # ---- ID tokens (OIDC Core §2, §3.1.3.6) ----
     def id_token(self, *, client, subject: AuthenticatedSubject, scope: str, nonce: str | None,
-                 claims_request: dict | None, access_token: str | None) -> str:
+                 claims_request: dict | None, access_token: str | None, target: Target | None) -> str:
+        """With the ``roles`` scope, also ``roles`` and ``resource_access``: the same slice as
+        the access token issued with it."""
         alg = client.id_token_signed_response_alg
         now = int(time.time())
         claims = user_claims(subject.account, scope, claims_request, "id_token")
+        if target is not None:
+            claims.update(roles_claims(scope, target.audience, target.access))
         claims.update({
             "iss": self.settings.issuer, "aud": client.client_id, "exp": now + self.settings.id_token_ttl,
             "iat": now,

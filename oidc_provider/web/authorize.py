@@ -7,7 +7,8 @@ missing, and sends the browser to login or consent. Each of those steps comes ba
 (``/authorize/continue/<id>``) and never goes to another step.
 
 Errors are redirected to the client only after the client and its redirect URI are validated
-(RFC 6749 §4.1.2.1); before that, an HTML page.
+(RFC 6749 §4.1.2.1); before that, an HTML page. That includes ``invalid_target`` for a
+``resource`` (RFC 8707 §2) the client may not ask for.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ..oauth.claims import (
     restrict_claims_request,
 )
 from ..oauth.requests import ProviderRequest
+from ..oauth.resources import InvalidTargetError, for_authorization
 from .responses import RESPONSE_MODES, authorization_response
 
 bp = Blueprint("authorize", __name__)
@@ -97,7 +99,9 @@ def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = Non
     client = grant.client
     try:
         checked = _check_openid_parameters(values, server.policy)
-    except AuthorizeError as error:
+        # RFC 8707 §2.1: every resource named must be one this client may ask for.
+        checked["resources"] = for_authorization(values.getlist("resource"), client, settings)
+    except (AuthorizeError, InvalidTargetError) as error:
         return _refuse(error.error, error.description, redirect_uri, values, client=client)
 
     subject = _subject(login)
@@ -122,7 +126,7 @@ def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = Non
         page = f"step_up.{kind}"
         return redirect(url_for(page, pid=pid))
 
-    code = grant.issue_code(subject, checked["claims"])
+    code = grant.issue_code(subject, checked["claims"], checked["resources"])
     if pid:
         pending.finish(session, pid)
     record(Event.CODE_ISSUED, account=subject.account, client=client, detail={"scope": grant.request.scope})

@@ -18,6 +18,7 @@ SCOPE_TEXT = {
     "profile": "See your name and username",
     "email": "See your email address",
     "offline_access": "Keep access while you are away (refresh tokens)",
+    "roles": "See the roles you hold for the services it uses, and what they let you do",
 }
 
 

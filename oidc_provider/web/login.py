@@ -1,8 +1,13 @@
 """The login page: username and password (argon2id). One message for "no such user",
-"wrong password" and "throttled" (``authn.throttle``); a new session id on success."""
+"wrong password" and "throttled" (``authn.throttle``); a new session id on success.
+
+Afterwards: the pending authorization request (``p``), else ``next`` when it is a local path or
+a URL on a forward-auth host (``forward_auth_rules.return_url``: RFC 9700 §4.11, no open
+redirect; anything else is ignored), else the account page."""
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
+from ..access.forward_auth_rules import return_url
 from ..audit import Event, record
 from ..authn import pending
 from ..authn.password_check import check_password
@@ -18,25 +23,30 @@ def login():
     if pid and entry is None:
         return redirect(url_for("authorize.resume", pid=pid))  # shows the "expired" page
     hint = _param(entry, "login_hint") or ""
+    next_url = _next_url()
     if request.method == "GET":
-        return render_template("login/login.html", pid=pid, username=hint[:150], error=None)
+        return render_template("login/login.html", pid=pid, next=next_url, username=hint[:150], error=None)
 
     username = (request.form.get("username") or "").strip()[:150]
     checked = check_password(current_app.extensions["oidc_passwords"], username,
                              request.form.get("password") or "", request.remote_addr)
     if checked.account is None:
-        return _refused(pid, username)
+        return _refused(pid, next_url, username)
     account = checked.account
     # RFC 8176 §2: "pwd" = password-based authentication.
     log_in(session, account, acr="pwd", amr=["pwd"])
     record(Event.LOGIN_SUCCESS, account=account, detail={"amr": ["pwd"]})
     if pid:
         return redirect(url_for("authorize.resume", pid=pid))
-    return redirect(url_for("account.home"))
+    return redirect(next_url or url_for("account.home"))
 
 
-def _refused(pid, username):
-    return render_template("login/login.html", pid=pid, username=username,
+def _next_url() -> str | None:
+    return return_url(request.values.get("next"), current_app.extensions["oidc_settings"].forward_auth_rules)
+
+
+def _refused(pid, next_url, username):
+    return render_template("login/login.html", pid=pid, next=next_url, username=username,
                            error="Incorrect username or password."), 401
 
 

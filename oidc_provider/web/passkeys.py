@@ -20,6 +20,7 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from ..access.forward_auth_rules import return_url
 from ..audit import Event, record
 from ..authn import pending
 from ..authn.levels import AMR_HARDWARE_KEY, AMR_PASSWORD
@@ -78,11 +79,13 @@ def _credential(body: dict) -> dict:
 
 
 def _next_url(body: dict) -> str:
-    """Back to the pending authorization request (never an arbitrary URL), else the account."""
+    """Back to the pending authorization request, else ``next`` when the login page would
+    accept it (a local path or a forward-auth host: never an arbitrary URL), else the account."""
     pid = body.get("p")
     if isinstance(pid, str) and PENDING_ID.fullmatch(pid):
         return url_for("authorize.resume", pid=pid)
-    return url_for("account.home")
+    rules = current_app.extensions["oidc_settings"].forward_auth_rules
+    return return_url(body.get("next"), rules) or url_for("account.home")
 
 
 def _refused(exc: PasskeyError):

@@ -7,6 +7,10 @@ from ..extensions import csrf
 
 bp = Blueprint("token", __name__)
 MAX_PARAM_LENGTH = 8192
+# RFC 8707 §2: "Multiple "resource" parameters MAY be used"; the grant answers more than one
+# with invalid_target (one token, one audience), not with invalid_request.
+REPEATABLE = ("resource",)
+MAX_REPEATS = 20
 
 
 def _precheck():
@@ -15,9 +19,10 @@ def _precheck():
     if request.mimetype != "application/x-www-form-urlencoded":
         return oauth_error("invalid_request", "Send parameters as application/x-www-form-urlencoded.")
     for key in request.form:
-        if len(request.form.getlist(key)) > 1:
+        values = request.form.getlist(key)
+        if len(values) > (MAX_REPEATS if key in REPEATABLE else 1):
             return oauth_error("invalid_request", f"The '{key}' parameter is repeated.")
-        if len(request.form[key]) > MAX_PARAM_LENGTH:
+        if any(len(value) > MAX_PARAM_LENGTH for value in values):
             return oauth_error("invalid_request", f"The '{key}' parameter is too long.")
     if request.args:
         # Credentials in the query string end up in logs; RFC 6749 §2.3.1 forbids secrets there.

@@ -1,12 +1,14 @@
 """The UserInfo endpoint (OIDC Core §5.3): GET or POST, bearer token in the Authorization
 header or (POST) the form body (RFC 6750 §2.1, §2.2); 401 with ``WWW-Authenticate`` per
-RFC 6750 §3 when the token is missing, expired, revoked or malformed."""
+RFC 6750 §3 when the token is missing, expired, revoked or malformed. With the ``roles``
+scope, the person's roles at the presented access token's audience, as they are now."""
 
 from flask import Blueprint, current_app, jsonify
 
 from ..extensions import csrf, db
 from ..models import Account
-from ..oauth.claims import user_claims
+from ..oauth.claims import ROLES_SCOPE, roles_claims, user_claims
+from ..oauth.resources import slice_now
 from ..oauth.tokens import InvalidToken
 from .bearer import bearer_token, challenge
 
@@ -33,6 +35,10 @@ def userinfo():
     account = db.session.get(Account, row.account_id) if row.account_id else None
     if account is None or account.disabled:
         return challenge(REALM, "invalid_token", "The access token's subject is gone or disabled.")
-    response = jsonify(user_claims(account, row.scope, row.claims, "userinfo"))
+    released = user_claims(account, row.scope, row.claims, "userinfo")
+    if ROLES_SCOPE in (row.scope or "").split():
+        audience = row.audience or claims.get("aud")
+        released.update(roles_claims(row.scope, audience, slice_now(account, audience)))
+    response = jsonify(released)
     response.headers["Cache-Control"] = "no-store"
     return response

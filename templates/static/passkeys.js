@@ -113,7 +113,8 @@
 
   var actions = {
     login: function (box) {
-      return ceremony(box, box.dataset.loginOptions, box.dataset.login, false, { p: box.dataset.p })
+      return ceremony(box, box.dataset.loginOptions, box.dataset.login, false,
+        { p: box.dataset.p, next: box.dataset.next })
         .then(function (data) { window.location.assign(data.next); });
     },
     verify: function (box) {

@@ -1,12 +1,14 @@
 """``grant_type=refresh_token`` (RFC 6749 §6) with rotation and reuse detection
-(RFC 9700 §4.14.2), and a fresh ID token when ``openid`` was granted (OIDC Core §12.2)."""
+(RFC 9700 §4.14.2), a fresh ID token when ``openid`` was granted (OIDC Core §12.2), and the
+authorization's resources carried across rotations (RFC 8707 §2.2)."""
 
 from authlib.oauth2.rfc6749 import grants
 
 from .authorization_code import AUTH_METHODS
+from .target import TargetMixin
 
 
-class RefreshTokenGrant(grants.RefreshTokenGrant):
+class RefreshTokenGrant(TargetMixin, grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
@@ -24,6 +26,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if found.rotated_at is None:
             # A rotated token goes straight to reuse detection below, whatever scope it asks.
             self._validate_token_scope(found)
+            subject = self.policy.tokens.subject_of(found)
+            if subject is not None:
+                # RFC 8707 too before the rotation: a refused resource leaves the refresh
+                # token usable (and a retry is not mistaken for reuse).
+                self.resolve_target(granted=found.resources, account=subject.account)
         row = self.policy.tokens.claim_refresh_token(refresh_token)
         # A disabled or deleted account's refresh tokens are invalid_grant (RFC 6749 §5.2),
         # not Authlib's "no user" invalid_request.
@@ -44,5 +51,5 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             token["id_token"] = self.policy.tokens.id_token(
                 client=self.request.client, subject=self.request.user, scope=token["scope"],
                 nonce=None, claims_request=self.request.refresh_token.claims,
-                access_token=token["access_token"],
+                access_token=token["access_token"], target=self.request.target,
             )

@@ -1,0 +1,176 @@
+"""Clients' public keys for ``private_key_jwt`` (RFC 7523 §2.2, OIDC Core §9): what a JWK set
+may hold, and the sets published at a client's ``jwks_uri`` (OIDC Core §10.1.1, RFC 7591 §2).
+
+A JWK set here holds public asymmetric keys only: a private member means the client leaked its
+private key, and a symmetric (``oct``) key published at a URL or handed to an admin would let
+anyone who read it sign assertions.
+
+Fetched sets are cached per URL in the process for ``CACHE_SECONDS``: a cache, not shared
+state, since every process can fetch the same set. An assertion whose ``kid`` the cached set
+lacks triggers one refetch, at most once per ``REFETCH_SECONDS`` per URL, which is how OIDC
+Core §10.1.1 lets a client rotate: "the RP publishes the new key at its jwks_uri and includes
+the kid of the new key in the JOSE Header ... to indicate to the verifier that the new key
+needs to be fetched". Failures are refused as ``invalid_client`` by the caller and logged
+without the response body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+from joserfc.errors import JoseError
+from joserfc.jwk import JWKRegistry, KeySet
+
+from ..settings import is_loopback_host
+
+log = logging.getLogger(__name__)
+
+# RFC 7517 §6.2.2 and §6.3.2 (RSA and EC private parameters), RFC 8037 §2 (OKP "d"),
+# RFC 7518 §6.4.1 (the symmetric "k").
+PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+KEY_TYPES = ("RSA", "EC", "OKP")
+MAX_KEYS = 20
+MIN_RSA_BITS = 2048
+MAX_URI_LENGTH = 2000
+CACHE_SECONDS = 300
+REFETCH_SECONDS = 30
+TIMEOUT_SECONDS = 5
+MAX_BYTES = 64 * 1024
+
+
+class KeySetError(ValueError):
+    """Not a usable public JWK set; the message says why (never quoting key material)."""
+
+
+class RemoteKeyError(Exception):
+    """The set at a jwks_uri could not be fetched or used."""
+
+
+def public_key_set(data, *, ignore_unknown: bool = False) -> tuple[KeySet, list[dict]]:
+    """(the KeySet, the member dicts kept). RFC 7517 §5: a key of a type not understood may be
+    ignored (``ignore_unknown``, for fetched sets) instead of failing the whole set."""
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list) or not data["keys"]:
+        raise KeySetError('a JWK set is an object with a non-empty "keys" list')
+    if len(data["keys"]) > MAX_KEYS:
+        raise KeySetError(f"a JWK set holds at most {MAX_KEYS} keys")
+    keys, kept = [], []
+    for item in data["keys"]:
+        if not isinstance(item, dict):
+            raise KeySetError("each key of a JWK set is an object")
+        private = sorted(set(PRIVATE_MEMBERS) & set(item))
+        if private:
+            raise KeySetError(f"the JWK set holds private or symmetric key material ({', '.join(private)}); "
+                              "register the public key only")
+        if item.get("kty") not in KEY_TYPES:
+            if ignore_unknown:
+                continue
+            raise KeySetError(f"key type must be one of {', '.join(KEY_TYPES)}")
+        try:
+            key = JWKRegistry.import_key(item)
+        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            raise KeySetError(f"a {item['kty']} key is malformed") from exc
+        if item["kty"] == "RSA" and key.raw_value.key_size < MIN_RSA_BITS:
+            raise KeySetError(f"RSA keys must have at least {MIN_RSA_BITS} bits")
+        keys.append(key)
+        kept.append(item)
+    if not keys:
+        raise KeySetError(f"the JWK set holds no {', '.join(KEY_TYPES)} key")
+    key_set = KeySet(keys)  # gives each key without a kid its RFC 7638 thumbprint
+    kids = [k.kid for k in key_set]
+    if len(set(kids)) != len(kids):
+        raise KeySetError("two keys of the JWK set share a kid")
+    return key_set, kept
+
+
+def check_jwks_uri(uri) -> str:
+    """https, or http on a loopback host only (the same rule as the issuer's)."""
+    if not isinstance(uri, str) or not uri or len(uri) > MAX_URI_LENGTH:
+        raise KeySetError(f"jwks_uri must be a URL of at most {MAX_URI_LENGTH} characters")
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise KeySetError("jwks_uri is not a valid URL") from None
+    if parts.username is not None or parts.password is not None or parts.fragment or not parts.hostname \
+            or any(c.isspace() or not c.isprintable() for c in uri):
+        raise KeySetError("jwks_uri must be an absolute URL with a host and no credentials or fragment")
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+        raise KeySetError("jwks_uri must use https (http only on a loopback host)")
+    return uri
+
+
+def fetch(url: str) -> KeySet:
+    """GET the set: no redirects, ``TIMEOUT_SECONDS`` in all, at most ``MAX_BYTES``."""
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    body = b""
+    try:
+        with requests.get(url, timeout=TIMEOUT_SECONDS, allow_redirects=False, stream=True,
+                          headers={"Accept": "application/jwk-set+json, application/json"}) as response:
+            if response.status_code != 200:
+                raise RemoteKeyError(f"HTTP status {response.status_code}")
+            for chunk in response.iter_content(8192):
+                body += chunk
+                if len(body) > MAX_BYTES:
+                    raise RemoteKeyError(f"the response is larger than {MAX_BYTES} bytes")
+                if time.monotonic() > deadline:
+                    raise RemoteKeyError(f"the response took longer than {TIMEOUT_SECONDS} s")
+    except (requests.RequestException, ValueError) as exc:  # ValueError: a URL requests cannot use
+        raise RemoteKeyError(type(exc).__name__) from None
+    try:
+        return public_key_set(json.loads(body), ignore_unknown=True)[0]
+    except ValueError as exc:  # JSON errors and KeySetError
+        raise RemoteKeyError("not a public JWK set" if isinstance(exc, KeySetError) else "not JSON") from None
+
+
+@dataclass
+class _Entry:
+    keys: KeySet | None
+    kids: frozenset
+    fetched_at: float | None
+    attempted_at: float
+
+
+class RemoteKeySets:
+    """The per-process cache of jwks_uri sets; ``fetcher`` and ``clock`` are injectable.
+    Requests for one URL wait for a fetch in flight instead of failing or fetching twice."""
+
+    def __init__(self, *, fetcher=fetch, clock=time.monotonic):
+        self._fetch = fetcher
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._url_locks: dict[str, threading.Lock] = {}
+        self._entries: dict[str, _Entry] = {}
+
+    def get(self, url: str, kid: str | None, *, client_id: str = "") -> KeySet:
+        with self._lock:
+            url_lock = self._url_locks.setdefault(url, threading.Lock())
+        with url_lock:
+            now = self._clock()
+            entry = self._entries.get(url)
+            fresh = entry is not None and entry.keys is not None and now - entry.fetched_at < CACHE_SECONDS
+            if fresh and (kid is None or kid in entry.kids):
+                return entry.keys
+            if entry is not None and now - entry.attempted_at < REFETCH_SECONDS:
+                if fresh:
+                    return entry.keys  # the unknown kid finds no key: the assertion fails
+                raise RemoteKeyError("the last fetch failed moments ago")
+            if entry is None:
+                entry = self._entries[url] = _Entry(None, frozenset(), None, now)
+            entry.attempted_at = now
+            try:
+                keys = self._fetch(url)
+            except RemoteKeyError as exc:
+                # The URL without its query (which could carry a token); never the response body.
+                parts = urlsplit(url)
+                log.warning(json.dumps({"event": "oauth:jwks-uri:fetch-failed", "client": client_id,
+                                        "jwks_uri": f"{parts.scheme}://{parts.netloc}{parts.path}"[:300],
+                                        "reason": str(exc)}))
+                raise
+            self._entries[url] = _Entry(keys, frozenset(k.kid for k in keys), self._clock(), now)
+            return keys
