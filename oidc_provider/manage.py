@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from .audit import Event, record
 from .authn import throttle
@@ -14,7 +14,7 @@ from .authn.levels import KNOWN_LEVELS
 from .clock import utcnow
 from .digests import digest, new_client_id, new_secret
 from .extensions import db
-from .models import Account, BrowserSession, Client, Passkey, RecoveryCode
+from .models import AccessToken, Account, BrowserSession, Client, Passkey, RecoveryCode, RefreshToken
 from .oauth.resources import resource_problem
 from .problems import Conflict, NotFound, Problem
 from .settings import SIGNING_ALGS
@@ -125,7 +125,7 @@ def create_client(*, name: str, redirect_uris: list[str], public: bool = False, 
                   id_token_alg: str = "RS256", jwks: dict | None = None,
                   require_pkce: bool | None = None, min_acr: str | None = None,
                   audience: str | None = None, resources: list[str] = (),
-                  require_grant: bool = False) -> tuple[Client, str | None]:
+                  require_grant: bool = False, actor: str | None = None) -> tuple[Client, str | None]:
     if not name.strip():
         raise ManageError("a client needs a --name")
     if not redirect_uris:
@@ -161,17 +161,68 @@ def create_client(*, name: str, redirect_uris: list[str], public: bool = False, 
     set_client_targets(client, audience=audience, resources=list(resources), require_grant=require_grant)
     db.session.add(client)
     db.session.flush()
-    record(Event.CLIENT_CREATED, client=client, detail={"public": public, "trusted": trusted})
+    record(Event.CLIENT_CREATED, client=client, actor=actor, commit=False,
+           detail={"public": public, "trusted": trusted})
     return client, secret
 
 
-def rotate_secret(client: Client) -> str:
+def rotate_secret(client: Client, *, actor: str | None = None) -> str:
+    if client.account_id is not None:
+        # One live credential: `service rotate` also revokes the tokens the old secret obtained.
+        raise ManageError("this client is a system account's: use `service rotate` for its secret")
     if client.public or client.token_endpoint_auth_method == "private_key_jwt":
         raise ManageError("this client does not use a shared secret")
     secret = new_secret()
     client.secret_digest = digest(secret)
-    record(Event.CLIENT_SECRET_ROTATED, client=client)
+    record(Event.CLIENT_SECRET_ROTATED, client=client, actor=actor, commit=False)
     return secret
+
+
+def update_client(client: Client, *, name: str | None = None, redirect_uris: list[str] | None = None,
+                  post_logout_redirect_uris: list[str] | None = None, trusted: bool | None = None,
+                  scope: str | None = None, id_token_alg: str | None = None, require_pkce: bool | None = None,
+                  min_acr: str | None = None, audience: str | None = None, clear_audience: bool = False,
+                  resources: list[str] | None = None, require_grant: bool | None = None,
+                  actor: str | None = None) -> Client:
+    """Change what is given (None: unchanged). ``min_acr="none"`` removes the minimum;
+    ``resources=[]`` removes every resource. Everything is checked before anything changes."""
+    for uri in (*(redirect_uris or ()), *(post_logout_redirect_uris or ())):
+        _check_redirect_uri(uri)
+    if redirect_uris is not None and not redirect_uris:
+        raise ManageError("a client needs at least one redirect URI")
+    if name is not None and not name.strip():
+        raise ManageError("a client's name cannot be empty")
+    if id_token_alg is not None and id_token_alg not in SIGNING_ALGS:
+        raise ManageError(f"ID token algorithm must be one of {', '.join(SIGNING_ALGS)}")
+    if min_acr is not None and min_acr not in (*KNOWN_LEVELS, "none"):
+        raise ManageError(f"min_acr must be one of {', '.join(KNOWN_LEVELS)} or none")
+    if client.public and require_pkce is False:
+        raise ManageError("public clients always use PKCE")
+    set_client_targets(client, audience=audience, clear_audience=clear_audience, resources=resources,
+                       require_grant=require_grant)
+    changes = {"name": name.strip() if name else None, "redirect_uris": redirect_uris,
+               "post_logout_redirect_uris": post_logout_redirect_uris, "trusted": trusted, "scope": scope,
+               "id_token_signed_response_alg": id_token_alg, "require_pkce": require_pkce}
+    for field, value in changes.items():
+        if value is not None:
+            setattr(client, field, list(value) if isinstance(value, list) else value)
+    if min_acr is not None:
+        client.min_acr = None if min_acr == "none" else min_acr
+    changed = sorted(k for k, v in {**changes, "min_acr": min_acr, "audience": audience or clear_audience or None,
+                                    "resources": resources, "require_grant": require_grant}.items() if v is not None)
+    record(Event.CLIENT_UPDATED, client=client, actor=actor, commit=False, detail={"changed": changed})
+    return client
+
+
+def delete_client(client: Client, *, actor: str | None = None) -> None:
+    if client.account_id is not None:
+        raise ManageError("this client is a system account's: disable or revoke the system account instead")
+    record(Event.CLIENT_DELETED, client=client, actor=actor, commit=False)
+    now = utcnow()
+    for model in (AccessToken, RefreshToken):  # tokens name their client by value, not by key
+        db.session.execute(update(model).where(model.client_id == client.client_id, model.revoked_at.is_(None))
+                           .values(revoked_at=now).execution_options(synchronize_session=False))
+    db.session.delete(client)
 
 
 def create_service(*, name: str, scope: str = "", actor: str | None = None) -> tuple[Client, str]:

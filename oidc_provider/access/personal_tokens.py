@@ -134,12 +134,13 @@ def list_for(account: Account | None = None) -> list[PersonalToken]:
 
 def revoke(row: PersonalToken, *, actor: str | None = None, now: datetime | None = None) -> bool:
     """False when it was already revoked."""
-    if row.revoked_at is not None:
-        return False
-    row.revoked_at = now or utcnow()
+    changed = row.revoked_at is None
+    if changed:
+        row.revoked_at = now or utcnow()
+    # Audited even when it was revoked already: every admin action is a row.
     record(Event.PERSONAL_TOKEN_REVOKED, account=row.account, actor=actor, commit=False,
-           detail={"token": row.public_id})
-    return True
+           detail={"token": row.public_id} if changed else {"token": row.public_id, "changed": False})
+    return changed
 
 
 def view(row: PersonalToken, *, now: datetime | None = None) -> dict:

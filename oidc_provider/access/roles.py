@@ -86,12 +86,14 @@ def remove(name: str, *, actor: str | None = None) -> None:
 def grant(account: Account, name: str, *, actor: str | None = None) -> bool:
     """Give the role to the account; False when it already held it (nothing changes)."""
     role = find_role(name)
-    if _grant_row(account, role) is not None:
-        return False
-    db.session.add(RoleGrant(role_id=role.id, account_id=account.id, granted_by=actor))
-    db.session.flush()
-    record(Event.ROLE_GRANTED, account=account, actor=actor, commit=False, detail={"role": name})
-    return True
+    added = _grant_row(account, role) is None
+    if added:
+        db.session.add(RoleGrant(role_id=role.id, account_id=account.id, granted_by=actor))
+        db.session.flush()
+    # Audited even when it changes nothing: every admin action is a row.
+    record(Event.ROLE_GRANTED, account=account, actor=actor, commit=False,
+           detail={"role": name} if added else {"role": name, "changed": False})
+    return added
 
 
 def revoke(account: Account, name: str, *, actor: str | None = None) -> None:

@@ -3,15 +3,11 @@
 import json
 
 import click
-from sqlalchemy import select
 
 from .. import manage
-from ..audit import Event, record
 from ..authn.levels import KNOWN_LEVELS
-from ..extensions import db
-from ..models import Client
 from ..settings import SIGNING_ALGS
-from .common import app_context, emit, json_option
+from .common import emit, execute, json_option
 
 
 def _read_jwks(path):
@@ -59,31 +55,23 @@ def group():
 def create(name, redirect_uris, logout_uris, public, trusted, scope, grants, auth_method, jwks_file,
            id_token_alg, require_pkce, min_acr, audience, resources, require_grant, as_json):
     """Register a client; prints client_id and, for confidential clients, the secret once."""
-    jwks = _read_jwks(jwks_file)
-    with app_context():
-        client, secret = manage.create_client(
-            name=name, redirect_uris=list(redirect_uris), public=public, trusted=trusted,
-            post_logout_redirect_uris=list(logout_uris), scope=scope, grants=list(grants),
-            auth_method=auth_method, id_token_alg=id_token_alg, jwks=jwks, require_pkce=require_pkce,
-            min_acr=min_acr, audience=audience, resources=list(resources), require_grant=require_grant,
-        )
-        data = manage.client_view(client)
-        if secret:
-            data["client_secret"] = secret
-        text = f"client_id: {client.client_id}"
-        if secret:
-            text += f"\nclient_secret: {secret}\n(shown once: store it now)"
-        emit(data, as_json, text)
+    data = execute("clients.create", name=name, redirect_uris=list(redirect_uris), public=public, trusted=trusted,
+                   post_logout_redirect_uris=list(logout_uris), scope=scope, grants=list(grants),
+                   auth_method=auth_method, id_token_alg=id_token_alg, jwks=_read_jwks(jwks_file),
+                   require_pkce=require_pkce, min_acr=min_acr, audience=audience, resources=list(resources),
+                   require_grant=require_grant)
+    text = f"client_id: {data['client_id']}"
+    if data.get("client_secret"):
+        text += f"\nclient_secret: {data['client_secret']}\n(shown once: store it now)"
+    emit(data, as_json, text)
 
 
 @group.command("list")
 @json_option
 def list_(as_json):
     """List clients."""
-    with app_context():
-        rows = db.session.scalars(select(Client).where(Client.account_id.is_(None)).order_by(Client.name))
-        views = [manage.client_view(c) for c in rows]
-        emit(views, as_json, "\n".join(f"{v['client_id']}\t{v['name']}" for v in views) or "(no clients)")
+    views = execute("clients.list")
+    emit(views, as_json, "\n".join(f"{v['client_id']}\t{v['name']}" for v in views) or "(no clients)")
 
 
 @group.command("show")
@@ -91,8 +79,7 @@ def list_(as_json):
 @json_option
 def show(client_id, as_json):
     """Show one client."""
-    with app_context():
-        emit(manage.client_view(manage.find_client(client_id)), as_json)
+    emit(execute("clients.show", client_id=client_id), as_json)
 
 
 @group.command("update")
@@ -116,36 +103,14 @@ def show(client_id, as_json):
 def update(client_id, name, redirect_uris, logout_uris, trusted, scope, id_token_alg, require_pkce, min_acr,
            audience, resources, no_resources, require_grant, as_json):
     """Change a client's settings."""
-    with app_context():
-        client = manage.find_client(client_id)
-        for uri in (*redirect_uris, *logout_uris):
-            manage._check_redirect_uri(uri)
-        if name:
-            client.name = name
-        if redirect_uris:
-            client.redirect_uris = list(redirect_uris)
-        if logout_uris:
-            client.post_logout_redirect_uris = list(logout_uris)
-        if trusted is not None:
-            client.trusted = trusted
-        if scope is not None:
-            client.scope = scope
-        if id_token_alg:
-            client.id_token_signed_response_alg = id_token_alg
-        if min_acr is not None:
-            client.min_acr = None if min_acr == "none" else min_acr
-        if require_pkce is not None:
-            if client.public and not require_pkce:
-                raise click.ClickException("public clients always use PKCE")
-            client.require_pkce = require_pkce
-        if no_resources and resources:
-            raise click.ClickException("--resource and --no-resources together make no sense")
-        manage.set_client_targets(client, audience=None if audience == "none" else audience,
-                                  clear_audience=audience == "none",
-                                  resources=[] if no_resources else list(resources) or None,
-                                  require_grant=require_grant)
-        record(Event.CLIENT_UPDATED, client=client, commit=False)
-        emit(manage.client_view(client), as_json)
+    if no_resources and resources:
+        raise click.UsageError("--resource and --no-resources together make no sense")
+    view = execute("clients.update", client_id=client_id, name=name, redirect_uris=list(redirect_uris) or None,
+                   post_logout_redirect_uris=list(logout_uris) or None, trusted=trusted, scope=scope,
+                   id_token_alg=id_token_alg, require_pkce=require_pkce, min_acr=min_acr,
+                   audience=None if audience == "none" else audience, clear_audience=audience == "none" or None,
+                   resources=[] if no_resources else list(resources) or None, require_grant=require_grant)
+    emit(view, as_json)
 
 
 @group.command("rotate-secret")
@@ -153,21 +118,16 @@ def update(client_id, name, redirect_uris, logout_uris, trusted, scope, id_token
 @json_option
 def rotate_secret(client_id, as_json):
     """Issue a new client secret; the old one stops working at once."""
-    with app_context():
-        secret = manage.rotate_secret(manage.find_client(client_id))
-        emit({"client_id": client_id, "client_secret": secret}, as_json,
-             f"client_secret: {secret}\n(shown once: store it now)")
+    data = execute("clients.rotate-secret", client_id=client_id)
+    emit(data, as_json, f"client_secret: {data['client_secret']}\n(shown once: store it now)")
 
 
 @group.command("delete")
 @click.argument("client_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete(client_id, yes):
-    """Delete a client and its consents."""
+    """Delete a client with its consents; its tokens stop working."""
     if not yes:
         click.confirm(f"Delete client {client_id}?", abort=True)
-    with app_context():
-        client = manage.find_client(client_id)
-        record(Event.CLIENT_DELETED, client=client, commit=False)
-        db.session.delete(client)
-        click.echo(f"deleted {client_id}")
+    execute("clients.delete", client_id=client_id)
+    click.echo(f"deleted {client_id}")

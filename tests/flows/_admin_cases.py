@@ -13,7 +13,7 @@ from sqlalchemy import select
 from oidc_provider import manage
 from oidc_provider.access import roles as role_service
 from oidc_provider.extensions import db
-from oidc_provider.models import Account, PersonalToken, Role
+from oidc_provider.models import Account, Client, PersonalToken, Role
 
 from ..helpers import PASSWORD
 from ..spec._clients import public_jwks, rsa_key
@@ -67,6 +67,20 @@ def _authenticates(app, client_id, secret) -> bool:
     """RFC 6749 §4.4: the secret obtains a client_credentials token."""
     issued = app.test_client().post("/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
     return issued.status_code == 200
+
+
+def _client_authenticates(app, client_id, secret) -> bool:
+    """RFC 7662 §2.1: introspection needs client authentication; a good secret gets 200."""
+    answer = app.test_client().post("/introspect", data={"token": "x"}, auth=(client_id, secret))
+    return answer.status_code == 200
+
+
+def _client(app, client_id):
+    with app.app_context():
+        found = db.session.scalar(select(Client).where(Client.client_id == client_id))
+        view = found and manage.client_view(found)
+        db.session.remove()
+        return view
 
 
 KEY = rsa_key()
@@ -130,4 +144,21 @@ CASES = {
     "services.set-database-credentials": lambda w: Case(
         path={"name": "nightly"}, body={"dsn": "postgresql://nightly@db.example/reports", "password": "pg-secret-42"},
         check=lambda app, a: (a["user"], a["dbname"]) == ("nightly", "reports") and "pg-secret" not in str(a)),
+    "clients.list": lambda w: Case(check=lambda app, a: [c["name"] for c in a] == ["Wiki"]
+                                   and "client_secret" not in a[0]),
+    "clients.show": lambda w: Case(path={"client_id": w["wiki"][0]}, check=lambda app, a: a["name"] == "Wiki"),
+    "clients.create": lambda w: Case(
+        body={"name": "Notes", "redirect_uris": ["https://notes.example/cb"], "grants": ["refresh_token"],
+              "audience": "https://notes.example", "resources": ["https://api.notes.example"], "require_grant": True},
+        check=lambda app, a: _client_authenticates(app, a["client_id"], a["client_secret"])
+        and _client(app, a["client_id"])["resources"] == ["https://api.notes.example"]),
+    "clients.update": lambda w: Case(
+        path={"client_id": w["wiki"][0]}, body={"name": "Wiki 2", "min_acr": "mfa", "scope": "openid roles"},
+        check=lambda app, a: (_client(app, w["wiki"][0])["name"], _client(app, w["wiki"][0])["min_acr"])
+        == ("Wiki 2", "mfa")),
+    "clients.rotate-secret": lambda w: Case(
+        path={"client_id": w["wiki"][0]}, check=lambda app, a: _client_authenticates(
+            app, w["wiki"][0], a["client_secret"]) and not _client_authenticates(app, *w["wiki"])),
+    "clients.delete": lambda w: Case(path={"client_id": w["wiki"][0]}, check=lambda app, a: _client(
+        app, w["wiki"][0]) is None),
 }

@@ -21,7 +21,7 @@ from oidc_provider.extensions import db
 from oidc_provider.models import Client, PersonalToken
 
 from ..conftest import ISSUER
-from ..helpers import make_user
+from ..helpers import make_client, make_user
 from ..spec._clients import set_columns
 from ..spec._tokens import foreign_token, www_authenticate
 from ._admin import (
@@ -63,7 +63,8 @@ def world(app):
         system_accounts.disable("paused")
         db.session.commit()
         nightly_id = nightly.client_id
-    return {"token": token, "bob_pat": bob_pat, "nightly": (nightly_id, secret)}
+    wiki = make_client(app, name="Wiki")
+    return {"token": token, "bob_pat": bob_pat, "nightly": (nightly_id, secret), "wiki": wiki}
 
 
 def call(http, method, path, token=None, *, json=None, **kw):
