@@ -112,13 +112,17 @@ def revoke(name, role, as_json):
     emit(view, as_json, f"{name}: no live credential; `service rotate` or `service set-key` issues a new one")
 
 
+def _switch(name: str, operation: str, word: str, as_json: bool) -> None:
+    view = execute(operation, name=name)
+    emit(view, as_json, f"{name} {word}" + ("" if view.get("changed", True) else " (already was)"))
+
+
 @group.command("disable")
 @click.argument("name")
 @json_option
 def disable(name, as_json):
     """Disable a system account: it cannot authenticate and its tokens are revoked."""
-    view = execute("services.disable", name=name)
-    emit(view, as_json, f"{name} disabled" + ("" if view.get("changed", True) else " (already was)"))
+    _switch(name, "services.disable", "disabled", as_json)
 
 
 @group.command("enable")
@@ -126,8 +130,7 @@ def disable(name, as_json):
 @json_option
 def enable(name, as_json):
     """Enable a disabled system account (revoked tokens stay revoked)."""
-    view = execute("services.enable", name=name)
-    emit(view, as_json, f"{name} enabled" + ("" if view.get("changed", True) else " (already was)"))
+    _switch(name, "services.enable", "enabled", as_json)
 
 
 @group.command("grant")

@@ -64,25 +64,28 @@ def _submitted() -> dict:
             "audience_other": typed, "roles": form.getlist("roles"), "lifetime": form.get("lifetime") or ""}
 
 
-@bp.get("/account/tokens/new")
-def new_token():
+def _freshly_signed_in():
+    """(account, None) for a sign-in fresh enough to create a token, else (None, where to go)."""
     login = current_login(session)
     if login is None:
-        return redirect(url_for("login.login"))
+        return None, redirect(url_for("login.login"))
     account, facts = login
     if _needs(_level(account), facts):
-        return _confirm_first(account)
-    return _form(account)
+        return None, _confirm_first(account)
+    return account, None
+
+
+@bp.get("/account/tokens/new")
+def new_token():
+    account, elsewhere = _freshly_signed_in()
+    return elsewhere or _form(account)
 
 
 @bp.post("/account/tokens")
 def create_token():
-    login = current_login(session)
-    if login is None:
-        return redirect(url_for("login.login"))
-    account, facts = login
-    if _needs(_level(account), facts):
-        return _confirm_first(account)
+    account, elsewhere = _freshly_signed_in()
+    if elsewhere:
+        return elsewhere
     values = _submitted()
     try:
         if values["lifetime"] not in LIFETIMES:
