@@ -106,12 +106,15 @@ def is_loopback(host: str | None) -> bool:
 def resource_of(uri: str) -> str | None:
     """The resource a forwarded request-target names: its path, percent-decoded, without the
     query. None when the path is ambiguous, so that no app could read it as another path than
-    the one checked: dot segments (RFC 3986 §5.2.4 would remove them), an encoded ``/`` or
-    ``\\``, a backslash, control characters, or bytes that are not UTF-8."""
+    the one checked: dot segments (RFC 3986 §5.2.4 would remove them), path parameters (``;``),
+    an encoded ``/`` or ``\\``, a backslash, control characters, or bytes that are not UTF-8."""
     if not isinstance(uri, str) or not uri or len(uri) > MAX_URL:
         return None
     if uri.lower().startswith(("http://", "https://")):
-        uri = urlsplit(uri).path or "/"  # absolute-form (RFC 9112 §3.2.2)
+        try:
+            uri = urlsplit(uri).path or "/"  # absolute-form (RFC 9112 §3.2.2)
+        except ValueError:
+            return None  # e.g. an unclosed IPv6 bracket
     if not uri.startswith("/"):
         return None
     path = uri.split("?", 1)[0].split("#", 1)[0]
@@ -124,6 +127,9 @@ def resource_of(uri: str) -> str | None:
     if any(not c.isprintable() for c in decoded):
         return None
     if any(segment in (".", "..") for segment in decoded.split("/")):
+        return None
+    if ";" in decoded:
+        # Path parameters: Tomcat, Jetty and Spring read "/public/..;/admin" as "/admin".
         return None
     return decoded
 
@@ -141,11 +147,11 @@ def return_url(value, rules: dict[str, Rule]) -> str | None:
         return None  # browsers read "\" as "/" and drop tabs and newlines: "/\evil", "/\t/evil"
     if value.startswith("/"):
         return None if value.startswith("//") else value
-    parts = urlsplit(value)
     try:
+        parts = urlsplit(value)
         parts.port  # noqa: B018 (raises ValueError on a bad port)
     except ValueError:
-        return None
+        return None  # an unclosed IPv6 bracket, a bad port
     if parts.scheme not in DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
         return None
     if parts.scheme == "http" and not is_loopback(parts.hostname):

@@ -51,11 +51,16 @@ def from_account(account: Account, *, via: str = "session") -> Principal:
     return Principal(account=account, via=via, roles=tuple(role_service.roles_of(account.id)))
 
 
-def from_bearer(token: str, *, tokens, audience: str | None) -> Principal:
+def from_bearer(token: str, *, tokens, audience: str | None, apps_tokens: bool = True) -> Principal:
     """Authenticate a bearer token: a personal token or an access token (RFC 9068) issued by
     this provider. With ``audience``, the token must be for it (RFC 9068 §4: the resource server
     "MUST validate that the aud claim contains a resource indicator value corresponding to an
-    identifier the resource server expects for itself"). Raises ``InvalidToken``."""
+    identifier the resource server expects for itself"). Raises ``InvalidToken``.
+
+    ``apps_tokens=False`` refuses access tokens that an app obtained for a person (the code
+    flow): the provider's own administrative APIs take only personal tokens and system
+    accounts' client-credentials tokens, so that signing in to an app never hands that app the
+    person's administrative powers, whatever audience its tokens have."""
     if personal_tokens.looks_like(token):
         row = personal_tokens.verify(token)
         if row is None:
@@ -65,6 +70,8 @@ def from_bearer(token: str, *, tokens, audience: str | None) -> Principal:
         return Principal(account=row.account, via="personal_token", audience=row.audience,
                          roles=tuple(personal_tokens.effective_roles(row)), token_id=row.public_id)
     row, claims = tokens.validate_access_token(token)
+    if row.account_id is not None and not apps_tokens:
+        raise InvalidToken("an app's token for a person is not accepted here; use a personal access token")
     aud = claims.get("aud")
     if audience is not None and audience not in (aud if isinstance(aud, list) else [aud]):
         raise InvalidToken("the access token is for another audience")

@@ -3,15 +3,40 @@
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from .. import manage
 from ..access import roles as role_service
 from ..audit import Event, record
+from ..clock import utcnow
 from ..extensions import db
-from ..models import Account
+from ..models import AccessToken, Account, RefreshToken
 from ..problems import Problem
+from .bounds import check_account, check_within
 from .ops import Caller, Param, Permission, operation
+
+
+def _issuer() -> str:
+    return current_app.extensions["oidc_settings"].issuer
+
+
+def _person(username: str):
+    """A person's account: system accounts are managed with the services operations, which
+    keep their one-live-credential rule."""
+    account = manage.find_account(username)
+    if account.kind != "human":
+        raise Problem(f"{username!r} is a system account: use the service operations")
+    return account
+
+
+def revoke_tokens(account) -> None:
+    """A disabled account's access and refresh tokens are revoked, not merely refused while it
+    is disabled, so that enabling it again does not bring them back."""
+    now = utcnow()
+    for model in (AccessToken, RefreshToken):
+        db.session.execute(update(model).where(model.account_id == account.id, model.revoked_at.is_(None))
+                           .values(revoked_at=now).execution_options(synchronize_session=False))
+
 
 USERNAME = Param("username", where="path", required=True, max_length=150)
 ROLE = Param("role", where="path", required=True, max_length=150)
@@ -50,11 +75,18 @@ def create_account(caller: Caller, username: str, email=None, email_verified=Fal
                    Param("disabled", "boolean", help="A disabled account cannot sign in; its tokens stop "
                          "working.")))
 def update_account(caller: Caller, username: str, **changes):
-    account = manage.find_account(username)
+    account = _person(username)
+    if "email" in changes or changes.get("disabled") is False:
+        check_account(caller, account, f"changing {username!r}'s email or enabling it")
     if "email" in changes and ("@" not in changes["email"]):
         raise Problem("email must be an address like name@example.com")
+    if "email" in changes and changes["email"] != account.email and "email_verified" not in changes:
+        # A new address is not verified until someone says so (federation matches verified emails).
+        changes["email_verified"] = False
     for name, value in changes.items():
         setattr(account, name, value)
+    if changes.get("disabled"):
+        revoke_tokens(account)
     record(Event.ACCOUNT_UPDATED, account=account, actor=caller.name, commit=False,
            detail={"changed": sorted(changes)})
     return manage.account_view(account)
@@ -64,7 +96,8 @@ def update_account(caller: Caller, username: str, **changes):
            permission=Permission.ACCOUNTS_WRITE, resource="account:{username}",
            params=(USERNAME, Param("password", required=True, secret=True, max_length=1024)))
 def set_password(caller: Caller, username: str, password: str):
-    account = manage.find_account(username)
+    account = _person(username)
+    check_account(caller, account, f"setting {username!r}'s password")
     manage.set_password(current_app.extensions["oidc_passwords"], account, password, actor=caller.name)
     return {"username": username, "password": "set"}
 
@@ -74,6 +107,7 @@ def set_password(caller: Caller, username: str, password: str):
            params=(USERNAME,))
 def delete_account(caller: Caller, username: str):
     account = manage.find_account(username)
+    check_account(caller, account, f"deleting {username!r}")
     record(Event.ACCOUNT_DELETED, account=account, actor=caller.name, commit=False)
     db.session.delete(account)
     return {"username": username, "deleted": True}
@@ -91,6 +125,8 @@ def account_roles(caller: Caller, username: str):
            params=(USERNAME, ROLE))
 def grant(caller: Caller, username: str, role: str):
     account = manage.find_account(username)
+    check_within(caller, role_service.statements_for([role_service.find_role(role)], _issuer()),
+                 f"granting role {role!r}")
     added = role_service.grant(account, role, actor=caller.name)
     return {"username": username, "role": role, "granted": True, "changed": added}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..access import roles as role_service
+from .bounds import check_within
 from .ops import Caller, Param, Permission, operation
 
 NAME = Param("name", where="path", required=True, max_length=150)
@@ -27,8 +28,9 @@ def show_role(caller: Caller, name: str):
                                 "prefix patterns."),
                Param("description", max_length=500)))
 def define_role(caller: Caller, name: str, statements: list, description: str | None = None):
-    role, created = role_service.define(name, role_service.parse_statements(statements),
-                                        description=description, actor=caller.name)
+    parsed = role_service.parse_statements(statements)
+    check_within(caller, parsed, f"defining role {name!r}")
+    role, created = role_service.define(name, parsed, description=description, actor=caller.name)
     return {**role_service.role_view(role), "created": created}
 
 

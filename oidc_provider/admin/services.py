@@ -11,6 +11,7 @@ account gives nothing, and such a caller gets the same 403 for a name that does 
 from __future__ import annotations
 
 from ..access import system_accounts
+from .bounds import check_account
 from .ops import Caller, Param, Permission, operation
 
 NAME = Param("name", where="path", required=True, max_length=150)
@@ -50,6 +51,7 @@ def create_service(caller: Caller, name: str, scope: str = ""):
            "obtained; the new secret is in the answer once.", permission=Permission.SERVICE_CREDENTIALS,
            resource="service:{name}", status=201, params=(NAME,), delegate=_delegate, delegation=DELEGATION)
 def rotate(caller: Caller, name: str):
+    check_account(caller, system_accounts.find(name).account, f"a credential for {name!r}")
     secret = system_accounts.rotate(name, actor=caller.name)
     return {**system_accounts.view(name), "client_secret": secret}
 
@@ -63,6 +65,7 @@ def rotate(caller: Caller, name: str):
                Param("jwks_uri", max_length=2000, help="An https URL (http on loopback only) publishing the "
                      "JWK set; fetched when needed, cached 5 minutes.")))
 def set_key(caller: Caller, name: str, jwks: dict | None = None, jwks_uri: str | None = None):
+    check_account(caller, system_accounts.find(name).account, f"a key for {name!r}")
     return system_accounts.view(system_accounts.set_key(name, jwks=jwks, jwks_uri=jwks_uri, actor=caller.name))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import manage
 from ..access import personal_tokens
+from .bounds import check_account
 from .ops import Caller, Param, Permission, operation
 
 
@@ -17,7 +18,10 @@ from .ops import Caller, Param, Permission, operation
                Param("expires", max_length=8, help="Lifetime: 12h, 30d, 2w (default 30d, at most 366d)."),
                Param("name", max_length=100, help="What the token is for.")))
 def create_token(caller: Caller, user: str, audience: str, roles=None, expires=None, name=""):
-    row, token = personal_tokens.create(manage.find_account(user), audience=audience, roles=roles,
+    account = manage.find_account(user)
+    if caller.principal is None or caller.principal.account.id != account.id:
+        check_account(caller, account, f"a personal token for {user!r}")
+    row, token = personal_tokens.create(account, audience=audience, roles=roles,
                                         lifetime=personal_tokens.parse_lifetime(expires), name=name,
                                         actor=caller.name)
     return {**personal_tokens.view(row), "token": token}

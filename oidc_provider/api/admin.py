@@ -1,8 +1,9 @@
 """The admin API: every operation of ``oidc_provider.admin`` as JSON over HTTPS under
 ``/api/admin``, described by the OpenAPI document at ``/api/admin/openapi.json``.
 
-- Bearer tokens only (RFC 6750 §2.1): a personal access token or an access token whose audience
-  is this provider (the issuer). No cookie is read, so CSRF does not apply.
+- Bearer tokens only (RFC 6750 §2.1): a personal access token or a system account's
+  client-credentials token, for this provider's audience (the issuer). An app's token for a
+  person is refused whatever its audience. No cookie is read, so CSRF does not apply.
 - No token: 401 with a bare challenge (RFC 6750 §3.1); a bad one: 401 ``invalid_token``.
 - The caller's roles must hold a statement, at the issuer's audience, allowing the operation's
   permission (``admin:accounts:write``...) on its resource (``account:alice``), or the operation's
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy.exc import IntegrityError
 
 from ..access.principal import Principal, from_bearer
 from ..admin import OPERATIONS, Caller, Operation
@@ -53,7 +55,7 @@ def _authenticate() -> Principal | tuple:
     settings = current_app.extensions["oidc_settings"]
     try:
         return from_bearer(token, tokens=current_app.extensions["oidc_server"].policy.tokens,
-                           audience=settings.issuer)
+                           audience=settings.issuer, apps_tokens=False)
     except InvalidToken as exc:
         record(Event.ADMIN_API_DENIED, outcome="failure", reason="invalid_token",
                detail={"path": request.path[:200], "problem": str(exc)})
@@ -108,6 +110,11 @@ def _view(op: Operation):
         except Problem as exc:
             db.session.rollback()
             return _error(exc.error, str(exc), exc.status)
+        except IntegrityError:
+            # A concurrent request changed the same rows (two grants of one role, a grant racing
+            # the role's removal): nothing of this one was kept.
+            db.session.rollback()
+            return _error("conflict", "Something this request depends on changed meanwhile; try again.", 409)
         response = jsonify(result)
         response.status_code = op.status
         response.headers["Cache-Control"] = "no-store"

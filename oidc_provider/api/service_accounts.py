@@ -2,7 +2,8 @@
 PostgreSQL credentials stored for a system account (DESIGN) to
 
 - the system account itself, with an access token from its own client credentials grant, or
-- an account holding the role named like it, with a personal token or an access token.
+- an account holding the role named like it, with a personal token (or, for a system account
+  holding it, its client-credentials token). An app's token for a person is refused.
 
 Bearer tokens only (RFC 6750 §2.1; no cookie is read, so CSRF does not apply), and the token's
 audience must be this provider, the issuer (RFC 9068 §4). A system account's client-credentials
@@ -54,7 +55,7 @@ def database_credentials(name: str):
         return challenge(REALM)
     try:
         principal = from_bearer(token, tokens=current_app.extensions["oidc_server"].policy.tokens,
-                                audience=current_app.extensions["oidc_settings"].issuer)
+                                audience=current_app.extensions["oidc_settings"].issuer, apps_tokens=False)
     except InvalidToken:
         _refused(name, "invalid_token")
         return challenge(REALM, "invalid_token", "The access token is invalid, expired, revoked or not "

@@ -7,6 +7,7 @@ import json
 import sys
 
 import click
+from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..manage import ManageError
@@ -33,6 +34,10 @@ def app_context(settings: Settings | None = None):
         except ManageError as exc:
             db.session.rollback()
             raise click.ClickException(str(exc)) from None
+        except IntegrityError:
+            db.session.rollback()
+            raise click.ClickException("something this command depends on changed meanwhile; "
+                                       "nothing was changed, try again") from None
 
 
 def execute(operation: str, /, **params):

@@ -5,6 +5,7 @@ SQLAlchemy mixin would keep them in plain text, so this model implements the met
 Authlib's ``ClientMixin`` itself (Authlib calls them by name; only ``oauth/`` imports Authlib).
 """
 
+import json
 from urllib.parse import urlsplit
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String
@@ -16,6 +17,12 @@ from ..extensions import db
 from ..settings import is_loopback_host
 
 MAX_REDIRECT_URI_LENGTH = 2000
+
+
+def credential_fingerprint(secret_digest, jwks, jwks_uri, auth_method) -> str:
+    """What a client authenticates with, as one comparable value (a system account has one
+    live credential: a request must still hold it when its token is stored)."""
+    return json.dumps([secret_digest, jwks, jwks_uri, auth_method], sort_keys=True, default=str)
 
 
 class Client(db.Model):

@@ -71,8 +71,10 @@ class IntrospectionEndpoint(_Introspection):
     def check_permission(self, token, client, request):
         settings = self.server.policy.settings
         if isinstance(token.row, PersonalToken):
-            # RFC 7662 §4: only the resource server the personal token is for learns about it.
-            return resources.default_audience(client, settings) == token.row.audience
+            # RFC 7662 §4: only the resource server the personal token is for learns about it;
+            # a token for the provider itself (its admin API) is nobody else's business.
+            return token.row.audience != settings.issuer \
+                and resources.default_audience(client, settings) == token.row.audience
         # A client may introspect the tokens issued to it.
         return token.row.client_id == client.client_id
 
@@ -98,7 +100,8 @@ class IntrospectionEndpoint(_Introspection):
             # Rows from before RFC 8707 support were all for the default audience.
             out["aud"] = row.audience or self.server.policy.settings.audience
             # The slice as the subject's roles are now: a revoked grant shows at once here.
-            access = resources.slice_now(account or _system_account(row.client_id), out["aud"])
+            access = resources.slice_now(account or _system_account(row.client_id), out["aud"],
+                                         self.server.policy.settings)
             if access is not None:
                 out["resource_access"] = {out["aud"]: access}
         return out
@@ -107,7 +110,8 @@ class IntrospectionEndpoint(_Introspection):
         """RFC 7662 §2.2 members for a personal token; its slice is its narrowing of what its
         owner holds now (access.personal_tokens.effective_roles)."""
         out = {
-            "active": True, "token_type": "personal_token", "iss": self.server.policy.settings.issuer,
+            # RFC 7662 §2.2: token_type as in RFC 6749 §5.1; a personal token is a bearer token.
+            "active": True, "token_type": "Bearer", "iss": self.server.policy.settings.issuer,
             "sub": row.account.subject, "username": row.account.username, "aud": row.audience,
             "exp": epoch(row.expires_at), "iat": epoch(row.created_at),
         }

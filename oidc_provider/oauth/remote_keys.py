@@ -16,6 +16,7 @@ without the response body.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import threading
@@ -75,6 +76,11 @@ def public_key_set(data, *, ignore_unknown: bool = False) -> tuple[KeySet, list[
             key = JWKRegistry.import_key(item)
         except (JoseError, ValueError, TypeError, KeyError) as exc:
             raise KeySetError(f"a {item['kty']} key is malformed") from exc
+        if item["kty"] == "OKP" and item.get("crv") != "Ed25519":
+            # RFC 8037 §3.1: Ed25519 signs (EdDSA); X25519 and X448 only agree keys.
+            if ignore_unknown:
+                continue
+            raise KeySetError("OKP keys must be Ed25519 (signing keys)")
         if item["kty"] == "RSA" and key.raw_value.key_size < MIN_RSA_BITS:
             raise KeySetError(f"RSA keys must have at least {MIN_RSA_BITS} bits")
         keys.append(key)
@@ -102,6 +108,14 @@ def check_jwks_uri(uri) -> str:
         raise KeySetError("jwks_uri must be an absolute URL with a host and no credentials or fragment")
     if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname)):
         raise KeySetError("jwks_uri must use https (http only on a loopback host)")
+    try:
+        address = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        return uri  # a name: see docs/security-model.md on jwks_uri requests
+    if not address.is_loopback and (address.is_link_local or address.is_private or address.is_reserved
+                                    or address.is_multicast or address.is_unspecified):
+        # Cloud metadata services and internal hosts by address (169.254.169.254, 10.0.0.1...).
+        raise KeySetError("jwks_uri must not be a link-local, private or reserved address")
     return uri
 
 

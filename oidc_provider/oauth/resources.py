@@ -118,17 +118,21 @@ def for_token(values: list[str], client, settings, granted: list[str] | None) ->
     return default_audience(client, settings)
 
 
-def target_for(client, account, audience: str) -> Target:
+def target_for(client, account, audience: str, settings) -> Target:
     """The token's target, with ``account``'s slice of ``resource_access`` for ``audience``.
     A client registered with ``require_grant`` gets no token for a subject without one."""
-    access = role_service.access_slice(role_service.roles_of(account.id), audience) if account is not None else None
+    access = slice_now(account, audience, settings)
     if access is None and client.require_grant:
         raise InvalidTargetError("the subject holds no grant on this resource")
     return Target(audience=audience, access=access)
 
 
-def slice_now(account, audience: str) -> dict | None:
-    """``account``'s slice for ``audience`` as its roles are now (userinfo, introspection)."""
-    if account is None or not audience:
+def slice_now(account, audience: str, settings) -> dict | None:
+    """``account``'s slice for ``audience`` as its roles are now (userinfo, introspection).
+
+    Statements at the issuer's own audience (what a person may do *at the provider*: the admin
+    API) are never published: they are read live by the provider, and an app that received a
+    token for the issuer's audience would otherwise learn its user's administrative powers."""
+    if account is None or not audience or audience == settings.issuer:
         return None
     return role_service.access_slice(role_service.roles_of(account.id), audience)

@@ -17,6 +17,7 @@ from ..audit import Event, record
 from ..extensions import db
 from ..keys.store import KeyStore
 from ..models import Client
+from ..models.client import credential_fingerprint
 from .claims import SCOPES_SUPPORTED
 from .client_auth import PrivateKeyJWT, client_secret_basic
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
@@ -84,6 +85,11 @@ def _query_client(client_id):
     )
     if client is not None and client.account is not None and client.account.disabled:
         return None
+    if client is not None and not hasattr(client, "credential_seen"):
+        # The credential this request authenticates with (TokenService.save checks it is still
+        # the live one); a plain attribute, so it survives the instance being expired.
+        client.credential_seen = credential_fingerprint(client.secret_digest, client.jwks, client.jwks_uri,
+                                                        client.token_endpoint_auth_method)
     return client
 
 

@@ -8,6 +8,7 @@ import json
 import time
 from datetime import timedelta
 
+from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oidc.core.util import create_half_hash
 from sqlalchemy import select, update
 
@@ -17,7 +18,8 @@ from ..clock import epoch, from_epoch, utcnow
 from ..digests import digest, new_secret
 from ..extensions import db
 from ..keys.store import InvalidSignature
-from ..models import AccessToken, Account, AuthorizationCode, RefreshToken
+from ..models import AccessToken, Account, AuthorizationCode, Client, RefreshToken
+from ..models.client import credential_fingerprint
 from . import codes
 from .claims import roles_claims, user_claims
 from .resources import Target
@@ -84,6 +86,8 @@ class TokenService:
     def save(self, token: dict, request) -> None:
         claims = _unverified_claims(token["access_token"])
         client = request.client
+        if client.account_id is not None:
+            self._check_live_credential(client)
         subject = request.user
         source = getattr(request, "authorization_code", None) or getattr(request, "refresh_token", None)
         family = source.family if source is not None else new_secret()
@@ -116,6 +120,19 @@ class TokenService:
             # A concurrent replay (of this code, or of this refresh token after its rotation)
             # revoked the family before these rows existed.
             self.revoke_family(family)
+
+    @staticmethod
+    def _check_live_credential(client) -> None:
+        """A system account has one live credential (DESIGN): a token request authenticated with
+        a secret or key that a rotation replaced meanwhile gets nothing. The client row is locked
+        until this transaction commits, so a rotation either happened before (and is seen here)
+        or waits and then revokes what this request stores."""
+        row = db.session.execute(
+            select(Client.secret_digest, Client.jwks, Client.jwks_uri, Client.token_endpoint_auth_method)
+            .where(Client.client_id == client.client_id).with_for_update()).one_or_none()
+        if row is None or credential_fingerprint(*row) != getattr(client, "credential_seen", None):
+            db.session.rollback()
+            raise InvalidClientError(description="The client's credential was replaced; authenticate again.")
 
     # ---- ID tokens (OIDC Core §2, §3.1.3.6) ----
     def id_token(self, *, client, subject: AuthenticatedSubject, scope: str, nonce: str | None,

@@ -38,7 +38,7 @@ def userinfo():
     released = user_claims(account, row.scope, row.claims, "userinfo")
     if ROLES_SCOPE in (row.scope or "").split():
         audience = row.audience or claims.get("aud")
-        released.update(roles_claims(row.scope, audience, slice_now(account, audience)))
+        released.update(roles_claims(row.scope, audience, slice_now(account, audience, tokens.settings)))
     response = jsonify(released)
     response.headers["Cache-Control"] = "no-store"
     return response

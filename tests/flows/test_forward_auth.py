@@ -309,7 +309,8 @@ def test_a_missing_or_repeated_forwarded_host_is_a_400(app, people, headers):
 
 @pytest.mark.parametrize("uri", [None, "", "*", "public", "/public/../admin", "/public/%2e%2e/admin",
                                  "/public/%2E%2E", "/public%2fx", "/public/x%5cy", "/public\\x", "/public/%00",
-                                 "/public/%ff", "/public/./x"])
+                                 "/public/%ff", "/public/./x", "/public/..;/admin", "/public/x%3B/..%3B/admin",
+                                 "http://[::1/x"])
 def test_an_ambiguous_or_missing_path_is_a_400_never_a_guess(app, people, uri):
     """RFC 3986 §5.2.4 would remove dot segments, and apps differ on encoded slashes: a path an
     app could read as another path than the one checked is refused."""
@@ -342,6 +343,7 @@ def test_the_checked_resource_is_the_decoded_path_without_the_query(app, people,
     ("https://app.example.test@evil.example/", "/account"),
     ("https://app.example.test.evil.example/", "/account"),
     ("https://app.example.test:8443/", "/account"),  # another port is another host
+    ("https://[::1/x", "/account"),  # unparsable: ignored, not a 500
     ("https://127.0.0.1:8080/x", "https://127.0.0.1:8080/x"),
     ("ftp://app.example.test/", "/account"),
     ("", "/account"),

@@ -244,7 +244,7 @@ def test_personal_token_introspection_for_its_audience(app, browser, rp):
     assert info.pop("exp") > info.pop("iat")
     with app.app_context():
         sub = manage.find_account("alice").subject
-    assert info == {"active": True, "token_type": "personal_token", "iss": ISSUER, "sub": sub,
+    assert info == {"active": True, "token_type": "Bearer", "iss": ISSUER, "sub": sub,
                     "username": "alice", "aud": GRAFANA, "resource_access": {GRAFANA: GRAFANA_SLICE}}
 
 

@@ -15,7 +15,7 @@ class TargetMixin:
         settings = self.server.policy.settings
         asked = self.request.payload.datalist.get("resource") or []
         audience = resources.for_token(asked, client, settings, granted)
-        self.request.target = resources.target_for(client, account, audience)
+        self.request.target = resources.target_for(client, account, audience, settings)
 
     def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None,
                        include_refresh_token=True):
