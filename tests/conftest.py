@@ -8,10 +8,13 @@ import os
 import tempfile
 
 import pytest
+from sqlalchemy import insert
 
 from oidc_provider import create_app
+from oidc_provider.clock import utcnow
 from oidc_provider.extensions import db
 from oidc_provider.keys.store import generate_private_jwk
+from oidc_provider.models import SigningKey
 from oidc_provider.settings import SIGNING_ALGS, Settings
 
 from .helpers import Browser, make_client, make_user  # noqa: F401
@@ -82,8 +85,22 @@ def _default_app(_schema):
     return app
 
 
+@pytest.fixture(scope="session")
+def _key_rows(_default_app, private_jwks):
+    """The signing-key rows every test starts with (an active and a next key per algorithm),
+    sealed once: deriving them imports RSA private keys, ~70 ms each."""
+    with _default_app.app_context():
+        keys = _default_app.extensions["oidc_server"].policy.keys
+        rows = [keys.add(alg, state, pair[i]) for alg, pair in private_jwks.items()
+                for i, state in enumerate(("active", "next"))]
+        values = [{name: getattr(row, name) for name in ("kid", "alg", "state", "public_jwk", "private_jwk_encrypted")}
+                  for row in rows]
+        db.session.rollback()
+    return values
+
+
 @pytest.fixture
-def app_factory(_schema, _default_app, private_jwks):
+def app_factory(_schema, _default_app, _key_rows):
     made = []
 
     def factory(**overrides):
@@ -96,10 +113,9 @@ def app_factory(_schema, _default_app, private_jwks):
     _reset_caches(first)
     with first.app_context():
         _empty_tables()
-        keys = first.extensions["oidc_server"].policy.keys
-        for alg, pair in private_jwks.items():
-            keys.add(alg, "active", pair[0])
-            keys.add(alg, "next", pair[1])
+        now = utcnow()
+        db.session.execute(insert(SigningKey), [
+            {**row, "activated_at": now if row["state"] == "active" else None} for row in _key_rows])
         db.session.commit()
     yield factory
     with first.app_context():

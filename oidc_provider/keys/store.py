@@ -141,10 +141,15 @@ class KeyStore:
             if time.monotonic() - self._loaded_at < self.CACHE_SECONDS:
                 return
             active, public, published = {}, {}, []
+            # A kid names one key for ever: keys already imported are reused (importing an RSA
+            # private key validates it, ~70 ms, and this runs every CACHE_SECONDS per process).
+            known = {kid: key for kid, key in self._active.values()}
             for row in self.published():
-                public[row.kid] = jwk.import_key(row.public_jwk)
+                public[row.kid] = self._public.get(row.kid) or jwk.import_key(row.public_jwk)
                 published.append((dict(row.public_jwk), row.publish_until if row.state == "retired" else None))
-                if row.state == "active":
+                if row.state == "active" and row.kid in known:
+                    active[row.alg] = (row.kid, known[row.kid])
+                elif row.state == "active":
                     try:
                         sealed = self._sealer.open(row.private_jwk_encrypted, row.kid.encode())
                     except InvalidTag:
