@@ -90,6 +90,7 @@ def disable(caller: Caller, name: str):
            "(its credential, if it still has one, works again).", permission=Permission.SERVICES_WRITE,
            resource="service:{name}", params=(NAME,))
 def enable(caller: Caller, name: str):
+    check_account(caller, system_accounts.find(name).account, f"enabling {name!r}")
     changed = system_accounts.enable(name, actor=caller.name)
     return {**system_accounts.view(name), "changed": changed}
 

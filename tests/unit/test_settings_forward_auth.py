@@ -8,21 +8,11 @@ import json
 import pytest
 
 from oidc_provider.access.forward_auth_rules import Rule, resource_of, return_url, rule_for
-from oidc_provider.settings import Settings, SettingsError
+from oidc_provider.settings import Settings
 
-GOOD = {"OIDC_ISSUER": "https://id.example.com", "OIDC_SECRET_KEY": "k" * 32,
-        "OIDC_DATABASE_URL": "sqlite:///tmp/x.db"}
+from .test_settings import GOOD, _error, _load
+
 APP = {"audience": "https://app.example.com", "action": "app:use"}
-
-
-def _load(**env) -> Settings:
-    return Settings.from_env({**GOOD, **env}).validate()
-
-
-def _error(**env) -> str:
-    with pytest.raises(SettingsError) as caught:
-        _load(**env)
-    return str(caught.value)
 
 
 def test_the_table_is_read_from_json_in_the_variable():
