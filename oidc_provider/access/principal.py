@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from ..extensions import db
-from ..models import Account, Client, Role
+from ..models import Account, Role
 from ..oauth.tokens import InvalidToken
 from . import personal_tokens
 from . import roles as role_service
 from .evaluator import Decision, Statement, allows
+from .system_accounts import account_of_client
 
 
 @dataclass(frozen=True)
@@ -75,14 +74,9 @@ def from_bearer(token: str, *, tokens, audience: str | None, apps_tokens: bool =
     aud = claims.get("aud")
     if audience is not None and audience not in (aud if isinstance(aud, list) else [aud]):
         raise InvalidToken("the access token is for another audience")
-    account = db.session.get(Account, row.account_id) if row.account_id else _system_account(row.client_id)
+    account = db.session.get(Account, row.account_id) if row.account_id else account_of_client(row.client_id)
     if account is None or account.disabled:
         raise InvalidToken("the token's account is disabled or gone")
     return Principal(account=account, via="access_token", audience=aud if isinstance(aud, str) else None,
                      roles=tuple(role_service.roles_of(account.id)), client_id=row.client_id)
 
-
-def _system_account(client_id: str) -> Account | None:
-    """A client_credentials token's subject: the system account the client belongs to."""
-    return db.session.scalar(select(Account).join(Client, Client.account_id == Account.id)
-                             .where(Client.client_id == client_id))

@@ -58,6 +58,12 @@ def find(name: str) -> Service:
     return Service(*row)
 
 
+def account_of_client(client_id: str) -> Account | None:
+    """A client_credentials token's subject: the system account its client belongs to."""
+    return db.session.scalar(select(Account).join(Client, Client.account_id == Account.id)
+                             .where(Client.client_id == client_id))
+
+
 def is_system(name) -> bool:
     try:
         find(name)

@@ -7,14 +7,14 @@ about a token): the resource server the token was made for.
 
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _Revocation
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Introspection
-from sqlalchemy import select
 
 from ..access import personal_tokens
 from ..access import roles as role_service
+from ..access.system_accounts import account_of_client
 from ..audit import Event, record
 from ..clock import epoch, utcnow
 from ..extensions import db
-from ..models import AccessToken, Account, Client, PersonalToken, RefreshToken
+from ..models import AccessToken, Account, PersonalToken, RefreshToken
 from . import resources
 from .grants.authorization_code import AUTH_METHODS
 from .tokens import InvalidToken
@@ -100,7 +100,7 @@ class IntrospectionEndpoint(_Introspection):
             # Rows from before RFC 8707 support were all for the default audience.
             out["aud"] = row.audience or self.server.policy.settings.audience
             # The slice as the subject's roles are now: a revoked grant shows at once here.
-            access = resources.slice_now(account or _system_account(row.client_id), out["aud"],
+            access = resources.slice_now(account or account_of_client(row.client_id), out["aud"],
                                          self.server.policy.settings)
             if access is not None:
                 out["resource_access"] = {out["aud"]: access}
@@ -119,12 +119,6 @@ class IntrospectionEndpoint(_Introspection):
         if access is not None:
             out["resource_access"] = {row.audience: access}
         return out
-
-
-def _system_account(client_id: str) -> Account | None:
-    """A client_credentials token's subject: the system account its client belongs to."""
-    return db.session.scalar(select(Account).join(Client, Client.account_id == Account.id)
-                             .where(Client.client_id == client_id))
 
 
 class _Wrapped:
