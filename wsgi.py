@@ -1,5 +1,4 @@
-"""WSGI entry point for any server: ``gunicorn wsgi:app``. Settings come from OIDC_*."""
+"""WSGI entry point from a source checkout (``gunicorn wsgi:app``); an installed package has
+the same one as ``oidc_provider.wsgi:app``."""
 
-from oidc_provider import create_app
-
-app = create_app()
+from oidc_provider.wsgi import app  # noqa: F401

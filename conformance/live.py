@@ -97,6 +97,8 @@ class LiveServer:
     env_overrides: dict = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     tls: bool = False  # serve https itself with a self-signed certificate made at start
+    command: str | None = None  # the oidc-provider script; default: the one beside this Python
+    cwd: str | None = None  # the working directory of every command (relative SQLite paths)
 
     def __post_init__(self):
         self.issuer = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
@@ -112,6 +114,8 @@ class LiveServer:
         if url and url.startswith("postgresql"):
             self._scratch = ScratchPostgres(url)
             return self._scratch.create()
+        if url:
+            return url
         return f"sqlite:///{self.workdir / 'provider.db'}"
 
     def _env(self) -> dict:
@@ -128,9 +132,9 @@ class LiveServer:
 
     # ---- the operator CLI ----
     def cli(self, *args: str, stdin: str | None = None, as_json: bool = True):
-        command = [_cli_path(), *args, *(["--json"] if as_json else [])]
+        command = [self.command or _cli_path(), *args, *(["--json"] if as_json else [])]
         done = subprocess.run(command, input=stdin, env=self.env, capture_output=True, text=True,
-                              timeout=120, check=False)
+                              timeout=120, check=False, cwd=self.cwd)
         if done.returncode != 0:
             raise LiveServerError(f"`oidc-provider {' '.join(args)}` failed ({done.returncode}): "
                                   f"{done.stderr.strip() or done.stdout.strip()}")
@@ -171,10 +175,10 @@ class LiveServer:
     def start(self) -> LiveServer:
         self._log = open(self.workdir / "serve.log", "wb")
         self.process = subprocess.Popen(
-            [_cli_path(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            [self.command or _cli_path(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
              "--workers", str(self.workers),
              *(["--certfile", str(self.certfile), "--keyfile", str(self.workdir / "key.pem")] if self.tls else [])],
-            env=self.env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=self.env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.cwd,
             start_new_session=True,  # its own process group, so stop() reaches the workers too
         )
         self._wait_until_ready()

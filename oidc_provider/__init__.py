@@ -16,15 +16,15 @@ from .authn.second_factor import SecondFactors
 from .authn.sessions import DatabaseSessionInterface
 from .extensions import csrf, db, migrate
 from .federation.registry import build_connectors
-from .settings import Settings
+from .settings import Settings, absolute_sqlite_url
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent  # templates/, templates/static/ and migrations/ ship inside it
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = (settings or Settings.from_env()).validate()
-    app = Flask(__name__, template_folder=str(ROOT / "templates"),
-                static_folder=str(ROOT / "templates" / "static"), static_url_path="/static")
+    app = Flask(__name__, template_folder=str(PACKAGE / "templates"),
+                static_folder=str(PACKAGE / "templates" / "static"), static_url_path="/static")
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=_database_url(settings.database_url),
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     _configure_logging(settings)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    migrate.init_app(app, db, directory=str(PACKAGE / "migrations"))
     csrf.init_app(app)
     app.session_interface = DatabaseSessionInterface(settings)
     if settings.proxy_hops:
@@ -107,6 +107,7 @@ def _configure_logging(settings) -> None:
 
 
 def _database_url(url: str) -> str:
+    url = absolute_sqlite_url(url)
     if url.startswith("postgresql://"):
         return "postgresql+psycopg://" + url[len("postgresql://"):]
     return url

@@ -56,7 +56,8 @@ class Settings:
 
     database_url: str = field(default="sqlite:///instance/oidc-provider.db", repr=False)
     """OIDC_DATABASE_URL. SQLAlchemy URL: SQLite by default; PostgreSQL as
-    ``postgresql+psycopg://user@host/db``."""
+    ``postgresql+psycopg://user@host/db``. A relative SQLite path is relative to the working
+    directory of the command (``sqlite:///instance/oidc-provider.db`` is ``./instance/...``)."""
 
     access_token_ttl: int = 900
     """OIDC_ACCESS_TOKEN_TTL. Seconds an access token (RFC 9068 JWT) is valid."""
@@ -214,7 +215,7 @@ class Settings:
             if var in environ:
                 values[f.name] = environ[var]
         settings = cls._coerce(values, errors)
-        settings = settings.replace(connector_secrets={
+        settings = settings.replace(database_url=absolute_sqlite_url(settings.database_url), connector_secrets={
             k: v for k, v in environ.items() if k.startswith("OIDC_CONNECTOR_") and k.endswith("_CLIENT_SECRET")})
         if errors:
             # Name every bad setting at once: also those validate() would refuse next.
@@ -351,6 +352,22 @@ class Settings:
                 errors.append(f"OIDC_FORWARD_AUTH: host {key!r} is not within OIDC_SESSION_COOKIE_DOMAIN "
                               f"{domain!r} (browsers would never send the session cookie there)")
         return errors
+
+
+def absolute_sqlite_url(url: str, base=None) -> str:
+    """A relative SQLite path made absolute against ``base`` (the working directory), so that
+    ``dev``, every CLI command and ``serve`` open the same file; Flask-SQLAlchemy would
+    otherwise resolve it inside the package's instance folder."""
+    from pathlib import Path
+
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    path, _, query = url[len(prefix):].partition("?")
+    if not path or path == ":memory:" or path.startswith("/") or path.startswith("file:"):
+        return url
+    absolute = (Path(base) if base is not None else Path.cwd()) / path
+    return prefix + str(absolute) + ("?" + query if query else "")
 
 
 def _within(host: str, domain: str) -> bool:

@@ -35,6 +35,10 @@ def prepare(app) -> list:
     """Apply migrations and make sure signing keys exist. Idempotent."""
     from flask_migrate import upgrade
 
+    url = db.engine.url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        # A new SQLite database: its directory too (private: it holds the sealed keys).
+        Path(url.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     upgrade(directory=app.extensions["migrate"].directory)
     keys = app.extensions["oidc_server"].policy.keys
     created = keys.ensure()

@@ -1,4 +1,4 @@
-"""Passkey endpoints (W3C WebAuthn Level 3): JSON for ``templates/static/passkeys.js``, each
+"""Passkey endpoints (W3C WebAuthn Level 3): JSON for ``oidc_provider/templates/static/passkeys.js``, each
 POST/PATCH/DELETE protected by the CSRF token in the ``X-CSRFToken`` header.
 
 - ``/passkeys/login/*``: username-less sign-in from the login page (discoverable credential, user
