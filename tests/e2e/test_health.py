@@ -98,7 +98,9 @@ def test_readyz_is_503_while_the_migrations_are_not_this_versions(server, stored
 
 def test_readyz_names_a_secret_key_that_cannot_decrypt_the_signing_keys(server, tmp_path):
     """``serve`` refuses to start with an OIDC_SECRET_KEY that does not open the stored keys;
-    another WSGI server on ``oidc_provider.wsgi:app`` does start, and /readyz says why."""
+    another WSGI server on ``oidc_provider.wsgi:app`` does start, /readyz says why, and a token
+    request is a 503, not a 500 with a traceback."""
+    service = server.create_service("readiness-probe")
     wrong = {**server.env, "OIDC_SECRET_KEY": secrets.token_urlsafe(48)}
     refused = subprocess.run([_cli_path(), "serve", "--port", str(free_port())], env=wrong,
                              capture_output=True, text=True, timeout=60, check=False)
@@ -118,12 +120,16 @@ def test_readyz_names_a_secret_key_that_cannot_decrypt_the_signing_keys(server, 
         assert ready.json() == {"status": "unavailable",
                                 "checks": {"database": "ok", "migrations": "ok", "signing_key": "undecryptable"}}
         assert wrong["OIDC_SECRET_KEY"] not in ready.text and server.env["OIDC_SECRET_KEY"] not in ready.text
+        token = requests.post(base + "/token", data={"grant_type": "client_credentials"}, timeout=TIMEOUT,
+                              auth=(service["client_id"], service["client_secret"]))
+        assert _unavailable_json(token), token.text
     finally:
         os.killpg(other.pid, signal.SIGTERM)
         other.wait(timeout=15)
         log.close()
     logged = (tmp_path / "gunicorn.log").read_text()
     assert "not ready: signing key" in logged and "OIDC_SECRET_KEY is not the key it was stored with" in logged
+    assert "signing keys unreadable on POST /token: signing key" in logged
     assert wrong["OIDC_SECRET_KEY"] not in logged and "Traceback" not in logged
 
 
