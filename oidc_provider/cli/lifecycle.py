@@ -10,7 +10,7 @@ import click
 from flask import current_app
 from sqlalchemy import delete, func, select
 
-from .. import manage
+from .. import logs, manage
 from ..audit import Event, record
 from ..authn.throttle import forget_stale
 from ..clock import utcnow
@@ -83,7 +83,8 @@ def serve(host, port, workers, certfile, keyfile):
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
-            self.cfg.set("accesslog", None)
+            for name, value in logs.gunicorn_options(settings).items():  # its lines in our format
+                self.cfg.set(name, value)
             self.cfg.set("forwarded_allow_ips", "*" if settings.proxy_hops else "127.0.0.1")
             if certfile:
                 self.cfg.set("certfile", certfile)
