@@ -148,8 +148,10 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry = _base(record)
-        head = [entry.pop("time"), entry.pop("level"), entry.pop("logger"), _one_line(entry.pop("message"))]
-        pairs = [f"{key}={_text_value(value)}" for key, value in entry.items() if value is not None]
+        message = entry.pop("message")
+        head = [entry.pop("time"), entry.pop("level"), entry.pop("logger"), _one_line(message)]
+        # An audit line's message is its event: not twice on a line read by people.
+        pairs = [f"{key}={_text_value(value)}" for key, value in entry.items() if value not in (None, message)]
         line = " ".join(head + pairs)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
