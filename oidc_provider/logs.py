@@ -21,7 +21,6 @@ import uuid
 from datetime import UTC, datetime
 
 from flask import has_request_context, request
-from werkzeug.wsgi import ClosingIterator
 
 REQUEST_ID_HEADER = "X-Request-Id"
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -52,6 +51,7 @@ def configure(settings) -> None:
     for name in ("oidc_provider", "alembic", "gunicorn.error"):
         logging.getLogger(name).setLevel(level)
     logging.getLogger("oidc_provider").propagate = True
+    logging.captureWarnings(True)  # library warnings too, in the same format
     # The development server's request lines carry query strings; the access line replaces them.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
@@ -78,7 +78,8 @@ def request_id() -> str | None:
 
 
 class AccessLog:
-    """WSGI middleware: a request id for every request, and one access line when it ends."""
+    """WSGI middleware: a request id for every request, and one access line when its response
+    starts (Flask has done all the work by then: the body is already built)."""
 
     def __init__(self, app):
         self.app = app
@@ -87,20 +88,21 @@ class AccessLog:
         started = time.perf_counter()
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
         rid = environ[ENVIRON_KEY] = incoming if SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-        status = []
+        logged = []
 
-        def start(code, headers, exc_info=None):
-            status.append(code.split(" ", 1)[0])
+        def start(status, headers, exc_info=None):
+            if not logged:
+                logged.append(_access_line(environ, status.split(" ", 1)[0], started))
             headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
             headers.append((REQUEST_ID_HEADER, rid))
-            return start_response(code, headers, exc_info)
+            return start_response(status, headers, exc_info)
 
         try:
-            body = self.app(environ, start)
+            return self.app(environ, start)
         except BaseException:
-            _access_line(environ, "500", started)
+            if not logged:
+                _access_line(environ, "500", started)
             raise
-        return ClosingIterator(body, lambda: _access_line(environ, status[-1] if status else "500", started))
 
 
 def _access_line(environ, status: str, started: float) -> None:
