@@ -175,15 +175,8 @@ def _one_line(text: str) -> str:
 
 
 class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time (test runners and gunicorn replace it)."""
+    """Standard error as it was when logging was first configured (a command's own output, as
+    a test runner captures it, stays apart from the log)."""
 
     def __init__(self):
         super().__init__(sys.stderr)
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value):
-        pass
