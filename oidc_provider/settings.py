@@ -243,13 +243,16 @@ class Settings:
                 sources[names[var]] = "environment"
             elif var.startswith("OIDC_") and not _allowed_extra_variable(var):
                 errors.append(f"unknown setting {var}{_did_you_mean(var, [*names, *NOT_SETTINGS])}")
-        settings = cls._coerce(values, errors)
+        unreadable: set = set()
+        settings = cls._coerce(values, errors, unreadable)
+        for name in unreadable:
+            sources.pop(name)  # the value given could not be read: the default applies
         settings = settings.replace(database_url=absolute_sqlite_url(settings.database_url), connector_secrets={
             k: v for k, v in environ.items() if CONNECTOR_SECRET.fullmatch(k)})
         return Loaded(settings, {name: sources.get(name, "default") for name in names.values()}, path, errors)
 
     @classmethod
-    def _coerce(cls, values: dict, errors: list[str]) -> Settings:
+    def _coerce(cls, values: dict, errors: list[str], unreadable: set) -> Settings:
         kwargs = {}
         known = {f.name: f for f in fields(cls) if f.name not in INTERNAL}
         for name, raw in values.items():
@@ -274,6 +277,7 @@ class Settings:
                     kwargs[name] = str(raw)
             except ValueError:
                 errors.append(f"OIDC_{name.upper()}: {raw!r} is not a valid {type(default).__name__}")
+                unreadable.add(name)
         return cls(**kwargs)
 
     def validate(self) -> Settings:

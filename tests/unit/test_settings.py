@@ -240,6 +240,8 @@ def test_load_does_not_raise_and_problems_lists_every_one():
     assert problems[:2] == ["unknown setting OIDC_ISSUR (did you mean OIDC_ISSUER?)",
                             "OIDC_SESSION_TTL: 'soon' is not a valid int"]
     assert "OIDC_ISSUER is required" in problems and "OIDC_SECRET_KEY must be at least 32 bytes" in problems
+    # The unreadable value is not in effect: the default is, and says so.
+    assert (loaded.settings.session_ttl, loaded.sources["session_ttl"]) == (43200, "default")
 
 
 @pytest.mark.parametrize("value", ["xml", "JSON", ""])
