@@ -21,7 +21,6 @@ mode when it is imported, so ``prometheus_client`` is imported only once metrics
 from __future__ import annotations
 
 import hmac
-import os
 import time
 
 from flask import Response, current_app, g, has_app_context, request
@@ -29,6 +28,7 @@ from sqlalchemy import event
 
 from .audit.events import Event
 from .extensions import db
+from .settings import export
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 STEP_UP_METHODS = ("otp", "passkey")  # RFC 8176 amr values, as step_up and passkeys record them
@@ -41,7 +41,7 @@ def use_directory(path: str) -> None:
     time a worker opens its file), so there is no argument to pass it by."""
     if _metrics is not None:
         raise RuntimeError("use_directory() must run before the first app with metrics is built")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path  # noqa: TID251 - written for prometheus_client, not read
+    export("PROMETHEUS_MULTIPROC_DIR", path)
 
 
 def worker_exited(pid: int) -> None:

@@ -365,6 +365,13 @@ class Settings:
         return errors
 
 
+def export(variable: str, value: str) -> None:
+    """Set a variable for a library that reads it from the environment of this process and of
+    the processes it forks (prometheus_client's ``PROMETHEUS_MULTIPROC_DIR``, ``metrics.py``),
+    so that this module stays the only one that touches ``os.environ``."""
+    os.environ[variable] = value
+
+
 def absolute_sqlite_url(url: str, base=None) -> str:
     """A relative SQLite path made absolute against ``base`` (the working directory), so that
     ``dev``, every CLI command and ``serve`` open the same file; Flask-SQLAlchemy would
