@@ -20,6 +20,8 @@ from oidc_provider.models import AuditEvent
 from ..helpers import PASSWORD, Browser, csrf_token, make_client, make_user
 from ..spec._support import redirected_to_client, start
 from .test_federation import connect, link, upstream_login
+from .test_passkeys import ISSUER as PASSKEY_ISSUER
+from .test_passkeys import passkey_login, registered
 from .test_step_up import at, decline, enroll_totp, submit_code
 
 TOKEN = "metrics-bearer-token-" + "m" * 32
@@ -156,6 +158,19 @@ def test_step_ups_by_method_and_outcome(app, browser):
         ("oidc_step_ups_total", labels(method="otp", outcome="success")): 1,
         ("oidc_step_ups_total", labels(method="none", outcome="failure")): 1,
     }
+
+
+def test_a_passkey_sign_in_is_a_passkey_login(app_factory):
+    """WebAuthn §7.2 sign-in from the login page (passkeys need a domain: ``localhost``)."""
+    app = app_factory(metrics=True, issuer=PASSKEY_ISSUER)
+    make_user(app)
+    authenticator = registered(app, Browser(app))
+    person = Browser(app)
+    before = scrape(person.http)
+    assert passkey_login(person, authenticator).status_code == 200
+    delta = moved(before, scrape(person.http))
+    assert {k: v for k, v in delta.items() if k[0] == "oidc_logins_total"} == {
+        ("oidc_logins_total", labels(method="passkey", outcome="success")): 1}
 
 
 def test_upstream_logins_by_connector_and_outcome(app, browser):
