@@ -149,6 +149,15 @@ class Settings:
     log_level: str = "INFO"
     """OIDC_LOG_LEVEL. Level of the JSON log lines (DEBUG, INFO, WARNING, ERROR)."""
 
+    metrics: bool = False
+    """OIDC_METRICS. Serve Prometheus metrics at ``/metrics`` (request counts and latency,
+    tokens, logins, step-ups, upstream logins, database errors); off means ``/metrics`` is 404."""
+
+    metrics_token: str = field(default="", repr=False)
+    """OIDC_METRICS_TOKEN. If set, ``/metrics`` answers only requests with
+    ``Authorization: Bearer <token>`` (at least 32 bytes); empty leaves it open to whoever can
+    reach it, so restrict it at the proxy (docs/operator-guide.md, Metrics)."""
+
     extra: dict = field(default_factory=dict, compare=False, repr=False)
     # Not settings: the OIDC_CONNECTOR_<NAME>_CLIENT_SECRET variables found at load.
     connector_secrets: dict = field(default_factory=dict, compare=False, repr=False)
@@ -298,6 +307,8 @@ class Settings:
         errors.extend(self._webauthn_errors())
         errors.extend(parse_forward_auth(self.forward_auth)[1])
         errors.extend(self._cookie_domain_errors())
+        if self.metrics_token and len(self.metrics_token.encode()) < 32:
+            errors.append("OIDC_METRICS_TOKEN must be at least 32 bytes")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             errors.append("OIDC_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
         if errors:
@@ -352,6 +363,13 @@ class Settings:
                 errors.append(f"OIDC_FORWARD_AUTH: host {key!r} is not within OIDC_SESSION_COOKIE_DOMAIN "
                               f"{domain!r} (browsers would never send the session cookie there)")
         return errors
+
+
+def export(variable: str, value: str) -> None:
+    """Set a variable for a library that reads it from the environment of this process and of
+    the processes it forks (prometheus_client's ``PROMETHEUS_MULTIPROC_DIR``, ``metrics.py``),
+    so that this module stays the only one that touches ``os.environ``."""
+    os.environ[variable] = value
 
 
 def absolute_sqlite_url(url: str, base=None) -> str:

@@ -6,6 +6,7 @@ import logging
 
 from flask import has_request_context, request
 
+from .. import metrics
 from ..clock import utcnow
 from ..extensions import db
 from ..models import AuditEvent
@@ -27,6 +28,7 @@ def record(event: Event, *, outcome: str = "success", reason: str | None = None,
         row.ip = _clip(request.remote_addr, 64)
         row.user_agent = (request.user_agent.string or "")[:300]
     db.session.add(row)
+    metrics.audit_event(event, outcome, reason, detail)
     if commit:
         db.session.commit()
     log.info(json.dumps({
