@@ -9,7 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import logs
+from . import logs, metrics
 from .authn.passkey_service import Passkeys
 from .authn.passwords import Passwords
 from .authn.second_factor import SecondFactors
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PACKAGE / "migrations"))
+    metrics.init_app(app, settings)
     csrf.init_app(app)
     app.session_interface = DatabaseSessionInterface(settings)
     if settings.proxy_hops:

@@ -163,6 +163,15 @@ class Settings:
     """OIDC_LOG_FORMAT. ``text`` (one readable line per event, for a terminal) or ``json`` (one JSON
     object per line, for a log collector), for every log line of the process, gunicorn's too."""
 
+    metrics: bool = False
+    """OIDC_METRICS. Serve Prometheus metrics at ``/metrics`` (request counts and latency,
+    tokens, logins, step-ups, upstream logins, database errors); off means ``/metrics`` is 404."""
+
+    metrics_token: str = field(default="", repr=False)
+    """OIDC_METRICS_TOKEN. If set, ``/metrics`` answers only requests with
+    ``Authorization: Bearer <token>`` (at least 32 bytes); empty leaves it open to whoever can
+    reach it, so restrict it at the proxy (docs/operator-guide.md, Metrics)."""
+
     extra: dict = field(default_factory=dict, compare=False, repr=False)
     # Not settings: the OIDC_CONNECTOR_<NAME>_CLIENT_SECRET variables found at load.
     connector_secrets: dict = field(default_factory=dict, compare=False, repr=False)
@@ -332,6 +341,8 @@ class Settings:
         errors.extend(self._webauthn_errors())
         errors.extend(parse_forward_auth(self.forward_auth)[1])
         errors.extend(self._cookie_domain_errors())
+        if self.metrics_token and len(self.metrics_token.encode()) < 32:
+            errors.append("OIDC_METRICS_TOKEN must be at least 32 bytes")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             errors.append("OIDC_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
         if self.log_format not in LOG_FORMATS:
@@ -417,6 +428,13 @@ def _did_you_mean(name: str, candidates: list[str], *, quote: bool = False) -> s
     if not close:
         return ""
     return f" (did you mean {close[0]!r}?)" if quote else f" (did you mean {close[0]}?)"
+
+
+def export(variable: str, value: str) -> None:
+    """Set a variable for a library that reads it from the environment of this process and of
+    the processes it forks (prometheus_client's ``PROMETHEUS_MULTIPROC_DIR``, ``metrics.py``),
+    so that this module stays the only one that touches ``os.environ``."""
+    os.environ[variable] = value
 
 
 def absolute_sqlite_url(url: str, base=None) -> str:

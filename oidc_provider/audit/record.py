@@ -5,6 +5,7 @@ import logging
 
 from flask import has_request_context, request
 
+from .. import metrics
 from ..extensions import db
 from ..models import AuditEvent
 from .events import Event
@@ -25,6 +26,7 @@ def record(event: Event, *, outcome: str = "success", reason: str | None = None,
         row.ip = _clip(request.remote_addr, 64)
         row.user_agent = (request.user_agent.string or "")[:300]
     db.session.add(row)
+    metrics.audit_event(event, outcome, reason, detail)
     if commit:
         db.session.commit()
     # In the process's log format (oidc_provider/logs.py), with the request's id.

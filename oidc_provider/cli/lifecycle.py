@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
 import shlex
+import shutil
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,7 +15,7 @@ import click
 from flask import current_app
 from sqlalchemy import delete, func, select
 
-from .. import logs, manage
+from .. import logs, manage, metrics
 from ..audit import Event, record
 from ..authn.throttle import forget_stale
 from ..clock import utcnow
@@ -77,6 +81,7 @@ def serve(host, port, workers, certfile, keyfile):
         settings = Settings.from_env().validate()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
+    metrics_dir = _metrics_directory(settings)
     with app_context(settings) as app:
         prepare(app)
     from gunicorn.app.base import BaseApplication
@@ -91,6 +96,8 @@ def serve(host, port, workers, certfile, keyfile):
             if certfile:
                 self.cfg.set("certfile", certfile)
                 self.cfg.set("keyfile", keyfile)
+            if metrics_dir:
+                self.cfg.set("child_exit", lambda _arbiter, worker: metrics.worker_exited(worker.pid))
 
         def load(self):
             from .. import create_app
@@ -98,6 +105,19 @@ def serve(host, port, workers, certfile, keyfile):
             return create_app(settings)
 
     Server().run()
+
+
+def _metrics_directory(settings) -> str | None:
+    """With metrics on, a new private directory where every worker keeps its counts, named
+    before anything is counted and removed when this (the master) process exits. Workers are
+    forked from here and exit through the same handlers, hence the check of the pid."""
+    if not settings.metrics:
+        return None
+    path = tempfile.mkdtemp(prefix="oidc-provider-metrics-")  # mode 0700, empty
+    metrics.use_directory(path)
+    master = os.getpid()
+    atexit.register(lambda: os.getpid() == master and shutil.rmtree(path, ignore_errors=True))
+    return path
 
 
 @click.command("dev")
