@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from ..audit import Event, record
 from ..clock import utcnow
 from ..extensions import db
-from ..keys.encryption import Sealer
+from ..keys.encryption import TOTP_SECRETS, Sealer
 from ..models import Account, Passkey, RecoveryCode
 from . import recovery_codes, throttle, totp
 from .levels import AMR_HARDWARE_KEY, AMR_OTP, AMR_PASSWORD, AMR_USER_PRESENCE_VERIFIED, SECOND_FACTORS
@@ -27,7 +27,7 @@ from .passkey_service import stored_amr
 
 class SecondFactors:
     def __init__(self, settings, passwords):
-        self._sealer = Sealer(settings.secret_key, purpose=b"oidc-provider totp secrets v1")
+        self._sealer = Sealer.for_settings(settings, TOTP_SECRETS)
         self._passwords = passwords
         self._issuer_name = settings.site_name
         self._passkeys = settings.passkeys_available
