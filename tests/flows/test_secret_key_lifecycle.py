@@ -21,14 +21,14 @@ from oidc_provider import create_app
 from oidc_provider.access.system_accounts import associated_data
 from oidc_provider.cli import main
 from oidc_provider.extensions import db
-from oidc_provider.keys.encryption import DATABASE_CREDENTIALS, Sealer
+from oidc_provider.keys.encryption import DATABASE_CREDENTIALS, TOTP_SECRETS, Sealer
 from oidc_provider.keys.store import KeysUnreadable
 from oidc_provider.models import Account, AuditEvent, DatabaseCredential, SigningKey
 
 from ..conftest import DATABASE_URL, ISSUER, settings_for
 from ..helpers import Browser, csrf_token, make_client, make_user
 from ..spec._support import SESSION_COOKIE, at_login, start
-from .test_step_up import at, claims_after, enroll_totp, submit_code
+from .test_step_up import at, claims_after, enroll_totp, read_enrolment, submit_code
 from .test_system_accounts import DB_PASSWORD, DSN, FETCH_PATH, SERVICE, cc_token, create_service, run
 
 OLD = settings_for().secret_key
@@ -276,3 +276,41 @@ def test_an_interrupted_rekey_loses_nothing(app, everything_sealed):
     assert starts(app)
     mfa_login_works(app, everything_sealed)
     assert database_credentials_fetch(app, everything_sealed)["password"] == DB_PASSWORD
+
+
+def test_a_totp_secret_sealed_under_a_key_this_process_lacks_is_refused_without_an_error(
+        app, app_factory, everything_sealed):
+    """While a change rolls out, a TOTP set up on a restarted process is sealed under the new
+    key; a process not yet restarted refuses the code (not the person's fault: not throttled)
+    instead of failing, and the restarted ones accept it."""
+    with app.app_context():
+        alice = db.session.scalar(select(Account).where(Account.username == "alice"))
+        alice.totp_secret_encrypted = Sealer(NEW, TOTP_SECRETS).seal(everything_sealed["totp"].encode(),
+                                                                     alice.subject.encode())
+        db.session.commit()
+    browser = Browser(app)
+    response, _ = start(browser, everything_sealed["client"][0], acr_values="mfa")
+    response = browser.follow(browser.login(response))
+    refused = submit_code(browser, response, pyotp.TOTP(everything_sealed["totp"]).now())
+    assert refused.status_code == 401
+    with app.app_context():
+        reasons = list(db.session.scalars(select(AuditEvent.reason).where(AuditEvent.event == "account:totp:failure")))
+        assert reasons == ["secret_unreadable"]
+    mfa_login_works(app_factory(secret_key=NEW, secret_key_previous=OLD), everything_sealed)
+
+
+def test_a_totp_enrolment_waiting_in_a_session_starts_again_after_a_rekey(app, app_factory):
+    make_user(app)
+    client_id, _ = make_client(app, trusted=True)
+    browser = Browser(app)
+    response, _ = start(browser, client_id, acr_values="mfa")
+    response = browser.follow(browser.login(response))
+    location = response.headers["Location"]
+    first = read_enrolment(browser.get(location).text)
+    done = cli("secret-key", "rotate", "--new-key-stdin", "--json", stdin=NEW + "\n")
+    assert json.loads(done.stdout)["pending_totp_enrolments_dropped"] == 1
+    renewed = app_factory(secret_key=NEW).test_client()
+    renewed.set_cookie(SESSION_COOKIE, browser.http.get_cookie(SESSION_COOKIE).value)
+    page = renewed.get(location)
+    assert page.status_code == 200
+    assert read_enrolment(page.text) != first
