@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from ..audit import Event, record
 from ..extensions import db
+from ..keys.rekey import unreadable
 from ..keys.store import KeysUnreadable
 from ..models import SigningKey
 from .common import app_context, emit, json_option
@@ -62,7 +63,8 @@ def rotate(as_json):
 def revoke(kids, as_json):
     """Withdraw compromised keys at once: no longer published, and tokens they signed are
     refused. A revoked active key is replaced by its algorithm's next key."""
-    with app_context():
+    with app_context() as app:
+        _require_other_values_open(app.extensions["oidc_settings"])
         try:
             promoted = _keys().revoke(list(dict.fromkeys(kids)))
         except (KeysUnreadable, LookupError) as exc:
@@ -71,3 +73,15 @@ def revoke(kids, as_json):
         emit({"revoked": list(kids), "now_active": [_view(r) for r in promoted]}, as_json,
              "\n".join([f"revoked {kid}" for kid in kids]
                        + [f"{r.alg}: now signing with {r.kid}" for r in promoted]))
+
+
+def _require_other_values_open(settings) -> None:
+    """Revoking keys a secret does not open is how a database with keys sealed under two
+    secrets is repaired; TOTP secrets and database credentials tell which secret is the right
+    one, so a wrong OIDC_SECRET_KEY cannot withdraw the good keys."""
+    bad = [value for value in unreadable(settings) if value.kind != "signing key"]
+    if bad:
+        raise click.ClickException(
+            f"OIDC_SECRET_KEY does not open the {bad[0].kind} of {bad[0].name}"
+            + (f" and {len(bad) - 1} more stored value(s)" if len(bad) > 1 else "")
+            + " either: it is not the key this database was sealed with; nothing was changed")

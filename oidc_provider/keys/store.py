@@ -154,9 +154,12 @@ class KeyStore:
         if rows is None:
             rows = db.session.scalars(select(SigningKey)).all()
         some_open = any(row.state != "revoked" and row not in bad for row in rows)
-        fix = ("`oidc-provider keys revoke " + " ".join(row.kid for row in bad) + "` withdraws them "
-               "(the others open)") if some_open else \
-            "set OIDC_SECRET_KEY to the key they were sealed with (OIDC_SECRET_KEY_PREVIOUS during a change)"
+        fix = "set OIDC_SECRET_KEY to the key they were sealed with (OIDC_SECRET_KEY_PREVIOUS during a change)"
+        if some_open:
+            # Keys sealed under two secrets (docs/operator-guide.md, "Recovering ..."): only the
+            # operator knows which secret is the right one.
+            fix += ("; or, if this OIDC_SECRET_KEY is the right one, `oidc-provider keys revoke "
+                    + " ".join(row.kid for row in bad) + "` withdraws them")
         raise KeysUnreadable(
             f"OIDC_SECRET_KEY does not open the signing keys stored in this database (sealed under another "
             f"key): {', '.join(row.kid for row in bad)}; nothing was changed; {fix}")

@@ -145,7 +145,10 @@ def test_revoking_with_a_wrong_key_is_refused(app):
 def test_a_database_left_with_keys_sealed_under_two_keys_is_recovered_by_revoking_the_unreadable_ones(app):
     """A database rotated by an older version with a wrong key, then with the right one: the
     active keys are sealed under the wrong key and the provider does not start. `keys list`
-    names them, `keys revoke` withdraws them with the right key, and the provider starts."""
+    names them, `keys revoke` withdraws them with the right key, and the provider starts. With
+    the wrong key, the TOTP secrets it does not open stop it from withdrawing the good keys."""
+    make_user(app)
+    enroll_totp(app)
     broken = create_app(settings_for(secret_key=WRONG))
     with broken.app_context():
         keys = broken.extensions["oidc_server"].policy.keys
@@ -171,7 +174,13 @@ def test_a_database_left_with_keys_sealed_under_two_keys_is_recovered_by_revokin
     unreadable = [k["kid"] for k in listed if not k["readable"]]
     assert len(unreadable) == 3 and {k["state"] for k in listed if not k["readable"]} == {"active"}
     assert "UNREADABLE" in cli("keys", "list").stdout
-    one_line_error(cli("keys", "rotate"), *unreadable, "keys revoke")
+    one_line_error(cli("keys", "rotate"), *unreadable, "if this OIDC_SECRET_KEY is the right one",
+                   "keys revoke")
+    good = [k["kid"] for k in listed if k["readable"]]
+    before = stored_values(app)
+    one_line_error(cli("keys", "revoke", *good, secret_key=WRONG),
+                   "does not open the TOTP secret of alice", "not the key this database was sealed with")
+    assert stored_values(app) == before
     revoked = cli("keys", "revoke", *unreadable, "--json")
     assert revoked.exit_code == 0, revoked.stderr
     assert len(json.loads(revoked.stdout)["now_active"]) == 3
