@@ -119,12 +119,18 @@ def _target(settings, new_key: str | None) -> str:
 
 
 def _refusal(bad: list[SealedValue]) -> str:
-    shown = ", ".join(f"{v.kind} {v.name}" for v in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-    hint = ("set OIDC_SECRET_KEY to the key they were sealed with (OIDC_SECRET_KEY_PREVIOUS may hold a second one)"
-            if len(bad) > 1 or bad[0].kind != "signing key" else
-            f"`oidc-provider keys revoke {bad[0].name}` withdraws that key if it was sealed by mistake")
-    return (f"OIDC_SECRET_KEY does not open {len(bad)} stored value(s) (sealed under another key): {shown}; "
-            f"nothing was changed; {hint}")
+    keys = [v.name for v in bad if v.kind == "signing key"]
+    others = [f"{v.kind} of {v.name}" for v in bad if v.kind != "signing key"]
+    if keys:
+        # The signing keys are in every database: when they do not open, the key is wrong.
+        more = f" (nor {len(others)} other stored value(s))" if others else ""
+        return (f"OIDC_SECRET_KEY does not open the signing keys stored in this database (sealed under another "
+                f"key): {', '.join(keys[:6])}{' and more' if len(keys) > 6 else ''}{more}; nothing was changed; "
+                "set OIDC_SECRET_KEY to the key they were sealed with (OIDC_SECRET_KEY_PREVIOUS during a change)")
+    shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+    return (f"OIDC_SECRET_KEY does not open {len(others)} stored value(s) (sealed under another key): {shown}; "
+            "nothing was changed; `oidc-provider user reset-mfa USERNAME` removes an unreadable TOTP secret, "
+            "`oidc-provider service db-credentials set NAME` replaces unreadable database credentials")
 
 
 def _drop_pending_enrolments() -> int:

@@ -197,7 +197,8 @@ def test_a_database_left_with_keys_sealed_under_two_keys_is_recovered_by_revokin
 def test_secret_key_rotate_with_a_wrong_current_key_changes_nothing(app, everything_sealed):
     before = stored_values(app)
     line = one_line_error(cli("secret-key", "rotate", "--new-key-stdin", secret_key=WRONG, stdin=NEW + "\n"),
-                          "OIDC_SECRET_KEY does not open", "(sealed under another key)", "nothing was changed")
+                          "OIDC_SECRET_KEY does not open the signing keys stored in this database (sealed under "
+                          "another key)", "nor 3 other stored value(s)", "nothing was changed")
     assert DB_PASSWORD not in line and NEW not in line and WRONG not in line
     assert stored_values(app) == before
 
@@ -278,7 +279,8 @@ def test_an_interrupted_rekey_loses_nothing(app, everything_sealed):
         db.session.commit()
     before = stored_values(app)
     line = one_line_error(cli("secret-key", "rotate", "--new-key-stdin", stdin=NEW + "\n"),
-                          "database credential late-job (password)", "nothing was changed")
+                          "database credential of late-job (password)", "nothing was changed",
+                          "service db-credentials set")
     assert "signing key" not in line
     assert stored_values(app) == before
     app.extensions["oidc_server"].policy.keys.invalidate()
