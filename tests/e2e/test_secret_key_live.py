@@ -17,10 +17,12 @@ from urllib.parse import urlencode
 import psycopg
 import pytest
 import requests
+from live import _cli_path as cli_path  # conformance/live.py, on sys.path through conftest.py
 
 from oidc_provider.keys.store import KeyStore
 
 from ..helpers import pkce_pair, query_of
+from ..spec._clients import header_of
 from .conftest import REDIRECT_URI, Live, LiveBrowser, LiveServer
 
 pytestmark = pytest.mark.e2e
@@ -54,11 +56,7 @@ def sign_in(server: LiveServer) -> dict:
 
 
 def kid_of(token: str) -> str:
-    import json
-
-    from joserfc.util import urlsafe_b64decode
-
-    return json.loads(urlsafe_b64decode(token.split(".")[0].encode()))["kid"]
+    return header_of(token)["kid"]
 
 
 def userinfo(server, token) -> requests.Response:
@@ -104,7 +102,7 @@ def test_a_revoked_key_is_refused_by_every_worker_within_the_cache_interval():
 def test_changing_the_secret_key_across_two_processes_keeps_both_serving():
     """docs/operator-guide.md, several processes: restart each with the new key and the old one
     as OIDC_SECRET_KEY_PREVIOUS, re-key, restart each without OIDC_SECRET_KEY_PREVIOUS."""
-    old_key, new_key = None, secrets.token_urlsafe(48)
+    new_key = secrets.token_urlsafe(48)
     with provider(workers=1) as first:
         old_key = first.env["OIDC_SECRET_KEY"]
         first.start()
@@ -141,7 +139,7 @@ def test_a_rekey_killed_in_the_middle_of_its_transaction_loses_nothing():
         with psycopg.connect(dsn) as holder, psycopg.connect(dsn, autocommit=True) as watcher:
             before = watcher.execute(snapshot).fetchall()
             holder.execute("SELECT * FROM database_credential FOR UPDATE")
-            rekey = subprocess.Popen([_cli(), "secret-key", "rotate", "--new-key-stdin"], env=server.env,
+            rekey = subprocess.Popen([cli_path(), "secret-key", "rotate", "--new-key-stdin"], env=server.env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             rekey.stdin.write(secrets.token_urlsafe(48).encode() + b"\n")
             rekey.stdin.close()
@@ -168,9 +166,3 @@ def stop_process(server: LiveServer) -> None:
     server.process.send_signal(signal.SIGTERM)
     server.process.wait(timeout=30)
     server._log.close()
-
-
-def _cli() -> str:
-    from live import _cli_path
-
-    return _cli_path()
