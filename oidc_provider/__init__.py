@@ -27,6 +27,10 @@ def create_app(settings: Settings | None = None) -> Flask:
                 static_folder=str(PACKAGE / "templates" / "static"), static_url_path="/static")
     app.config.update(
         SECRET_KEY=settings.secret_key,
+        # While OIDC_SECRET_KEY changes, what the previous key signed still verifies (itsdangerous
+        # signs with the last key of the list and accepts any; Flask-WTF has no fallbacks of its own).
+        SECRET_KEY_FALLBACKS=[settings.secret_key_previous] if settings.secret_key_previous else [],
+        WTF_CSRF_SECRET_KEY=[k for k in (settings.secret_key_previous, settings.secret_key) if k],
         SQLALCHEMY_DATABASE_URI=_database_url(settings.database_url),
         SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings.database_url),
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the server-side session

@@ -60,8 +60,13 @@ class Settings:
 
     secret_key: str = field(default="", repr=False)
     """OIDC_SECRET_KEY. At least 32 bytes. Signs nothing public; derives the key that encrypts
-    signing keys at rest and protects CSRF tokens. Changing it makes stored private keys
-    unreadable."""
+    signing keys, TOTP secrets and database credentials at rest, and signs CSRF tokens. Change
+    it with ``oidc-provider secret-key rotate`` (docs/operator-guide.md)."""
+
+    secret_key_previous: str = field(default="", repr=False)
+    """OIDC_SECRET_KEY_PREVIOUS. Only while OIDC_SECRET_KEY is being changed: the old key. Values
+    sealed under it still open (the current key is tried first) and CSRF tokens it signed are
+    still accepted; nothing new is sealed or signed with it. Empty (the default) otherwise."""
 
     database_url: str = field(default="sqlite:///instance/oidc-provider.db", repr=False)
     """OIDC_DATABASE_URL. SQLAlchemy URL: SQLite by default; PostgreSQL as
@@ -317,6 +322,10 @@ class Settings:
             errors.append("OIDC_ISSUER must not have a path (serve the provider at the root of its host)")
         if len(self.secret_key.encode()) < 32:
             errors.append("OIDC_SECRET_KEY must be at least 32 bytes")
+        if self.secret_key_previous and len(self.secret_key_previous.encode()) < 32:
+            errors.append("OIDC_SECRET_KEY_PREVIOUS must be at least 32 bytes (or empty)")
+        elif self.secret_key_previous and self.secret_key_previous == self.secret_key:
+            errors.append("OIDC_SECRET_KEY_PREVIOUS must differ from OIDC_SECRET_KEY")
         if not self.database_url.startswith(("sqlite:", "postgresql")):
             errors.append("OIDC_DATABASE_URL must be a sqlite: or postgresql URL")
         for name in ("access_token_ttl", "id_token_ttl", "authorization_code_ttl",

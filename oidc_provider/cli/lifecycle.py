@@ -47,8 +47,8 @@ def prepare(app) -> list:
         Path(url.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     upgrade(directory=app.extensions["migrate"].directory)
     keys = app.extensions["oidc_server"].policy.keys
-    created = keys.ensure()
     try:
+        created = keys.ensure()
         keys.check()
     except KeysUnreadable as exc:
         raise click.ClickException(str(exc)) from None
