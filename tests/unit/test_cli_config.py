@@ -43,7 +43,8 @@ def test_secrets_are_masked_in_text_and_json():
     connectors = json.dumps({"corp": {"kind": "oidc", "client_id": "c", "issuer": "https://sso.example",
                                       "client_secret": CONNECTOR_SECRET}})
     env = good_env(OIDC_CONNECTORS=connectors, OIDC_CONNECTOR_GH_CLIENT_SECRET=CONNECTOR_SECRET + "2",
-                   OIDC_METRICS_TOKEN=CONNECTOR_SECRET + "-metrics-token")  # a field with repr=False
+                   OIDC_METRICS_TOKEN=CONNECTOR_SECRET + "-metrics-token",  # a field with repr=False
+                   OIDC_SECRET_KEY_PREVIOUS=CONNECTOR_SECRET + "-previous-secret-key")
     for args in ((), ("--json",)):
         _, out = run(env, *args)
         for secret in (SECRET_KEY, DB_PASSWORD, CONNECTOR_SECRET):
