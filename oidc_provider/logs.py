@@ -5,9 +5,9 @@ libraries'. Each request gets one access line and a request id, taken from an in
 the audit lines of the request carry the same id.
 
 The access line names the path without its query string: the query carries authorization
-codes and ``state`` (RFC 6749 §4.1.2), and tokens must never reach a log (RFC 6750 §5.3,
-RFC 9700 §4.2.4). Structured values go in ``extra={"fields": {...}}`` and are rendered as JSON
-members or as ``key=value`` pairs.
+codes and ``state`` (RFC 6749 §4.1.2), and access token credentials "MUST be kept confidential
+in transit and storage" (RFC 6749 §10.3), which a log is. Structured values go in
+``extra={"fields": {...}}`` and are rendered as JSON members or as ``key=value`` pairs.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Logs of a real ``oidc-provider serve`` (issue 11, "Logs"): one format per process chosen by
 ``OIDC_LOG_FORMAT``, one access line per request with the request id sent back as
 ``X-Request-Id``, audit lines in the same stream with the same id, and no secret, token, code
-or password anywhere in the log of a full run (RFC 6750 §5.3, RFC 9700 §4.2.4: credentials
-must not leak through logs)."""
+or password anywhere in the log of a full run (RFC 6749 §10.3: access token credentials "MUST
+be kept confidential in transit and storage")."""
 
 from __future__ import annotations
 
