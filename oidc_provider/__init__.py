@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from flask import Flask
@@ -10,7 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import metrics
+from . import logs, metrics
 from .authn.passkey_service import Passkeys
 from .authn.passwords import Passwords
 from .authn.second_factor import SecondFactors
@@ -39,7 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.extensions["oidc_settings"] = settings
-    _configure_logging(settings)
+    logs.init_app(app, settings)  # before ProxyFix: the access line logs the address it finds
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PACKAGE / "migrations"))
@@ -99,17 +98,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         return response
 
     return app
-
-
-def _configure_logging(settings) -> None:
-    """Audit and error lines go to stderr, one JSON object (audit) or message per line."""
-    logger = logging.getLogger("oidc_provider")
-    logger.setLevel(settings.log_level.upper())
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
 
 
 def _database_url(url: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shlex
 import shutil
 import tempfile
 from datetime import timedelta
@@ -14,7 +15,7 @@ import click
 from flask import current_app
 from sqlalchemy import delete, func, select
 
-from .. import manage, metrics
+from .. import logs, manage, metrics
 from ..audit import Event, record
 from ..authn.throttle import forget_stale
 from ..clock import utcnow
@@ -31,8 +32,9 @@ from ..models import (
     UsedAssertion,
     WebAuthnChallenge,
 )
-from ..settings import Settings, SettingsError, dev_settings
+from ..settings import Settings, SettingsError, dev_environment
 from .common import app_context, emit, json_option
+from .config import write_dev_env
 
 
 def prepare(app) -> list:
@@ -88,7 +90,8 @@ def serve(host, port, workers, certfile, keyfile):
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
-            self.cfg.set("accesslog", None)
+            for name, value in logs.gunicorn_options(settings).items():  # its lines in our format
+                self.cfg.set(name, value)
             self.cfg.set("forwarded_allow_ips", "*" if settings.proxy_hops else "127.0.0.1")
             if certfile:
                 self.cfg.set("certfile", certfile)
@@ -122,10 +125,11 @@ def _metrics_directory(settings) -> str | None:
 @click.option("--port", default=5000, show_default=True, type=int)
 def dev(instance, port):
     """Development server on 127.0.0.1 with SQLite under ./instance and a demo user and client."""
+    environ = dev_environment(instance)
+    if port != 5000 and environ["OIDC_ISSUER"] == "http://127.0.0.1:5000":
+        environ["OIDC_ISSUER"] = f"http://127.0.0.1:{port}"
     try:
-        settings = dev_settings(instance)
-        if port != 5000 and settings.issuer == "http://127.0.0.1:5000":
-            settings = settings.replace(issuer=f"http://127.0.0.1:{port}")
+        settings = Settings.from_env(environ)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     demo_file = Path(instance).resolve() / "demo-credentials.json"
@@ -137,7 +141,10 @@ def dev(instance, port):
             db.session.commit()
     if demo_file.exists():
         demo = json.loads(demo_file.read_text())
-        click.echo(_demo_text(settings, demo))
+        click.echo(_demo_text(settings, demo, demo_file))
+    env_file = write_dev_env(Path(instance).resolve(), environ, settings)
+    click.echo(f"Other commands act on this instance in a shell that ran:\n"
+               f"  set -a; . {shlex.quote(str(env_file))}; set +a\n")
     from .. import create_app
 
     create_app(settings).run(host="127.0.0.1", port=port, debug=False, use_reloader=False)
@@ -158,7 +165,7 @@ def _create_demo(settings) -> dict:
             "client_secret": secret, "redirect_uri": "http://127.0.0.1:8080/callback"}
 
 
-def _demo_text(settings, demo) -> str:
+def _demo_text(settings, demo, demo_file) -> str:
     return f"""
 Development provider at {settings.issuer}
   discovery:     {settings.issuer}/.well-known/openid-configuration
@@ -167,7 +174,7 @@ Development provider at {settings.issuer}
                  client_secret={demo['client_secret']}
                  redirect_uri={demo['redirect_uri']} (PKCE S256 required)
 Try it: open {settings.issuer}/account and sign in, or point any OIDC library at the issuer.
-(Demo credentials are kept in instance/demo-credentials.json.)
+(Demo credentials are kept in {demo_file}.)
 """
 
 
