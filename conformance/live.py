@@ -203,11 +203,13 @@ class LiveServer:
             time.sleep(0.2)
         raise LiveServerError(f"{url} did not answer within {START_TIMEOUT:.0f} s:\n" + self.log_tail())
 
-    def log_tail(self, lines: int = 40) -> str:
+    def log_text(self) -> str:
+        """Everything ``serve`` has written so far (standard output and error)."""
         path = self.workdir / "serve.log"
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

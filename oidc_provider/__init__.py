@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from flask import Flask
@@ -10,6 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import logs, metrics
 from .authn.passkey_service import Passkeys
 from .authn.passwords import Passwords
 from .authn.second_factor import SecondFactors
@@ -27,6 +27,10 @@ def create_app(settings: Settings | None = None) -> Flask:
                 static_folder=str(PACKAGE / "templates" / "static"), static_url_path="/static")
     app.config.update(
         SECRET_KEY=settings.secret_key,
+        # While OIDC_SECRET_KEY changes, what the previous key signed still verifies (itsdangerous
+        # signs with the last key of the list and accepts any; Flask-WTF has no fallbacks of its own).
+        SECRET_KEY_FALLBACKS=[settings.secret_key_previous] if settings.secret_key_previous else [],
+        WTF_CSRF_SECRET_KEY=[k for k in (settings.secret_key_previous, settings.secret_key) if k],
         SQLALCHEMY_DATABASE_URI=_database_url(settings.database_url),
         SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings.database_url),
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the server-side session
@@ -34,10 +38,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.extensions["oidc_settings"] = settings
-    _configure_logging(settings)
+    logs.init_app(app, settings)  # before ProxyFix: the access line logs the address it finds
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PACKAGE / "migrations"))
+    metrics.init_app(app, settings)
     csrf.init_app(app)
     app.session_interface = DatabaseSessionInterface(settings)
     if settings.proxy_hops:
@@ -96,17 +101,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         return response
 
     return app
-
-
-def _configure_logging(settings) -> None:
-    """Audit and error lines go to stderr, one JSON object (audit) or message per line."""
-    logger = logging.getLogger("oidc_provider")
-    logger.setLevel(settings.log_level.upper())
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
 
 
 def _database_url(url: str) -> str:

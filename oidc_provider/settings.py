@@ -1,15 +1,19 @@
 """Settings: the only reader of ``os.environ`` and of the optional TOML file.
 
 Every field below is documented in ``docs/configuration.md`` (a test keeps the two in step).
-``Settings.from_env()`` reads ``OIDC_*`` variables (and ``OIDC_CONFIG_FILE``, a TOML file whose
-keys are the field names); ``validate()`` reports *every* bad setting in one message.
+``Settings.load()`` reads ``OIDC_*`` variables (and ``OIDC_CONFIG_FILE``, a TOML file whose
+keys are the field names) and notes where each value came from; an ``OIDC_*`` variable or a
+TOML key that names no setting is refused with the closest valid name. ``from_env()`` raises
+on anything unreadable; ``validate()`` reports *every* bad setting in one message.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
@@ -26,6 +30,11 @@ from .federation.config import text_of as connectors_text
 SIGNING_ALGS = ("RS256", "ES256", "EdDSA")
 INTERNAL = ("extra", "connector_secrets")  # fields that are not settings
 INVALID = "invalid configuration: "
+# OIDC_* variables that are not fields but are allowed in the environment (docs/configuration.md).
+NOT_SETTINGS = ("OIDC_CONFIG_FILE",)
+RESERVED_PREFIXES = ("OIDC_TEST_",)  # the test suite's own variables (bin/test: OIDC_TEST_DATABASE_URL)
+CONNECTOR_SECRET = re.compile(r"OIDC_CONNECTOR_[A-Z0-9_]+_CLIENT_SECRET")
+LOG_FORMATS = ("text", "json")
 
 
 class SettingsError(ValueError):
@@ -51,8 +60,13 @@ class Settings:
 
     secret_key: str = field(default="", repr=False)
     """OIDC_SECRET_KEY. At least 32 bytes. Signs nothing public; derives the key that encrypts
-    signing keys at rest and protects CSRF tokens. Changing it makes stored private keys
-    unreadable."""
+    signing keys, TOTP secrets and database credentials at rest, and signs CSRF tokens. Change
+    it with ``oidc-provider secret-key rotate`` (docs/operator-guide.md)."""
+
+    secret_key_previous: str = field(default="", repr=False)
+    """OIDC_SECRET_KEY_PREVIOUS. Only while OIDC_SECRET_KEY is being changed: the old key. Values
+    sealed under it still open (the current key is tried first) and CSRF tokens it signed are
+    still accepted; nothing new is sealed or signed with it. Empty (the default) otherwise."""
 
     database_url: str = field(default="sqlite:///instance/oidc-provider.db", repr=False)
     """OIDC_DATABASE_URL. SQLAlchemy URL: SQLite by default; PostgreSQL as
@@ -147,7 +161,21 @@ class Settings:
     """OIDC_SITE_NAME. Name shown on the login, consent and logout pages."""
 
     log_level: str = "INFO"
-    """OIDC_LOG_LEVEL. Level of the JSON log lines (DEBUG, INFO, WARNING, ERROR)."""
+    """OIDC_LOG_LEVEL. Level of the provider's log lines (DEBUG, INFO, WARNING, ERROR); access and
+    audit lines are INFO."""
+
+    log_format: str = "text"
+    """OIDC_LOG_FORMAT. ``text`` (one readable line per event, for a terminal) or ``json`` (one JSON
+    object per line, for a log collector), for every log line of the process, gunicorn's too."""
+
+    metrics: bool = False
+    """OIDC_METRICS. Serve Prometheus metrics at ``/metrics`` (request counts and latency,
+    tokens, logins, step-ups, upstream logins, database errors); off means ``/metrics`` is 404."""
+
+    metrics_token: str = field(default="", repr=False)
+    """OIDC_METRICS_TOKEN. If set, ``/metrics`` answers only requests with
+    ``Authorization: Bearer <token>`` (at least 32 bytes); empty leaves it open to whoever can
+    reach it, so restrict it at the proxy (docs/operator-guide.md, Metrics)."""
 
     extra: dict = field(default_factory=dict, compare=False, repr=False)
     # Not settings: the OIDC_CONNECTOR_<NAME>_CLIENT_SECRET variables found at load.
@@ -198,42 +226,54 @@ class Settings:
     # ---- loading ----
     @classmethod
     def from_env(cls, environ=None) -> Settings:
+        """The settings from ``environ`` (default ``os.environ``); SettingsError names every
+        value that cannot be read, and every rule ``validate()`` would refuse next."""
+        loaded = cls.load(environ)
+        if loaded.errors:
+            raise SettingsError(INVALID + "; ".join(loaded.problems()))
+        return loaded.settings
+
+    @classmethod
+    def load(cls, environ=None) -> Loaded:
+        """Read the environment and the TOML file without raising: the settings made of every
+        readable value, where each came from, and what could not be read."""
         environ = os.environ if environ is None else environ
         values: dict = {}
+        sources: dict[str, str] = {}
         errors: list[str] = []
         path = environ.get("OIDC_CONFIG_FILE")
         if path:
+            path = os.path.abspath(path)
             try:
                 with open(path, "rb") as fh:
                     values.update(tomllib.load(fh))
+                sources.update(dict.fromkeys(values, "file"))
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 errors.append(f"OIDC_CONFIG_FILE: cannot read {path!r}: {exc}")
-        for f in fields(cls):
-            if f.name in INTERNAL:
-                continue
-            var = "OIDC_" + f.name.upper()
-            if var in environ:
-                values[f.name] = environ[var]
-        settings = cls._coerce(values, errors)
+        names = setting_names()
+        for var in sorted(environ):
+            if var in names:
+                values[names[var]] = environ[var]
+                sources[names[var]] = "environment"
+            elif var.startswith("OIDC_") and not _allowed_extra_variable(var):
+                errors.append(f"unknown setting {var}{_did_you_mean(var, [*names, *NOT_SETTINGS])}")
+        unreadable: set = set()
+        settings = cls._coerce(values, errors, unreadable)
+        for name in unreadable:
+            sources.pop(name)  # the value given could not be read: the default applies
         settings = settings.replace(database_url=absolute_sqlite_url(settings.database_url), connector_secrets={
-            k: v for k, v in environ.items() if k.startswith("OIDC_CONNECTOR_") and k.endswith("_CLIENT_SECRET")})
-        if errors:
-            # Name every bad setting at once: also those validate() would refuse next.
-            try:
-                settings.validate()
-            except SettingsError as exc:
-                errors.append(str(exc).removeprefix(INVALID))
-            raise SettingsError(INVALID + "; ".join(errors))
-        return settings
+            k: v for k, v in environ.items() if CONNECTOR_SECRET.fullmatch(k)})
+        return Loaded(settings, {name: sources.get(name, "default") for name in names.values()}, path, errors)
 
     @classmethod
-    def _coerce(cls, values: dict, errors: list[str]) -> Settings:
+    def _coerce(cls, values: dict, errors: list[str], unreadable: set) -> Settings:
         kwargs = {}
         known = {f.name: f for f in fields(cls) if f.name not in INTERNAL}
         for name, raw in values.items():
             f = known.get(name)
             if f is None:
-                errors.append(f"unknown setting {name!r}")
+                suggestion = _did_you_mean(name, list(known), quote=True)
+                errors.append(f"unknown setting {name!r} in OIDC_CONFIG_FILE{suggestion}")
                 continue
             default = f.default
             try:
@@ -251,10 +291,18 @@ class Settings:
                     kwargs[name] = str(raw)
             except ValueError:
                 errors.append(f"OIDC_{name.upper()}: {raw!r} is not a valid {type(default).__name__}")
+                unreadable.add(name)
         return cls(**kwargs)
 
     def validate(self) -> Settings:
         """Check every setting; raise SettingsError naming all that are wrong."""
+        errors = self.problems()
+        if errors:
+            raise SettingsError(INVALID + "; ".join(errors))
+        return self
+
+    def problems(self) -> list[str]:
+        """Every broken rule, one message each (``validate()`` raises them together)."""
         errors = []
         parts = urlsplit(self.issuer)
         if not self.issuer:
@@ -274,6 +322,10 @@ class Settings:
             errors.append("OIDC_ISSUER must not have a path (serve the provider at the root of its host)")
         if len(self.secret_key.encode()) < 32:
             errors.append("OIDC_SECRET_KEY must be at least 32 bytes")
+        if self.secret_key_previous and len(self.secret_key_previous.encode()) < 32:
+            errors.append("OIDC_SECRET_KEY_PREVIOUS must be at least 32 bytes (or empty)")
+        elif self.secret_key_previous and self.secret_key_previous == self.secret_key:
+            errors.append("OIDC_SECRET_KEY_PREVIOUS must differ from OIDC_SECRET_KEY")
         if not self.database_url.startswith(("sqlite:", "postgresql")):
             errors.append("OIDC_DATABASE_URL must be a sqlite: or postgresql URL")
         for name in ("access_token_ttl", "id_token_ttl", "authorization_code_ttl",
@@ -298,11 +350,13 @@ class Settings:
         errors.extend(self._webauthn_errors())
         errors.extend(parse_forward_auth(self.forward_auth)[1])
         errors.extend(self._cookie_domain_errors())
+        if self.metrics_token and len(self.metrics_token.encode()) < 32:
+            errors.append("OIDC_METRICS_TOKEN must be at least 32 bytes")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             errors.append("OIDC_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
-        if errors:
-            raise SettingsError(INVALID + "; ".join(errors))
-        return self
+        if self.log_format not in LOG_FORMATS:
+            errors.append("OIDC_LOG_FORMAT must be text or json")
+        return errors
 
 
     def _webauthn_errors(self) -> list[str]:
@@ -352,6 +406,44 @@ class Settings:
                 errors.append(f"OIDC_FORWARD_AUTH: host {key!r} is not within OIDC_SESSION_COOKIE_DOMAIN "
                               f"{domain!r} (browsers would never send the session cookie there)")
         return errors
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What ``Settings.load`` read: ``sources`` maps each field to ``default``, ``environment``
+    or ``file``; ``errors`` are the values that could not be read (unknown names, bad types)."""
+
+    settings: Settings
+    sources: dict
+    config_file: str | None
+    errors: list
+
+    def problems(self) -> list[str]:
+        """Every problem at once: what could not be read, then every rule ``validate()`` refuses."""
+        return [*self.errors, *self.settings.problems()]
+
+
+def setting_names() -> dict[str, str]:
+    """Each setting's variable (``OIDC_ISSUER``) -> its field (``issuer``)."""
+    return {"OIDC_" + f.name.upper(): f.name for f in fields(Settings) if f.name not in INTERNAL}
+
+
+def _allowed_extra_variable(var: str) -> bool:
+    return var in NOT_SETTINGS or var.startswith(RESERVED_PREFIXES) or bool(CONNECTOR_SECRET.fullmatch(var))
+
+
+def _did_you_mean(name: str, candidates: list[str], *, quote: bool = False) -> str:
+    close = difflib.get_close_matches(name, candidates, n=1)
+    if not close:
+        return ""
+    return f" (did you mean {close[0]!r}?)" if quote else f" (did you mean {close[0]}?)"
+
+
+def export(variable: str, value: str) -> None:
+    """Set a variable for a library that reads it from the environment of this process and of
+    the processes it forks (prometheus_client's ``PROMETHEUS_MULTIPROC_DIR``, ``metrics.py``),
+    so that this module stays the only one that touches ``os.environ``."""
+    os.environ[variable] = value
 
 
 def absolute_sqlite_url(url: str, base=None) -> str:
@@ -415,6 +507,12 @@ def _to_bool(raw) -> bool:
 def dev_settings(instance_dir, environ=None) -> Settings:
     """Settings for ``oidc-provider dev``: the environment wins; otherwise a loopback issuer,
     SQLite under ``instance_dir`` and a secret key generated once into it (mode 0600)."""
+    return Settings.from_env(dev_environment(instance_dir, environ))
+
+
+def dev_environment(instance_dir, environ=None) -> dict:
+    """The environment ``oidc-provider dev`` runs with: ``environ`` (default ``os.environ``)
+    with the development defaults filled in where it leaves them unset."""
     import secrets as _secrets
     from pathlib import Path
 
@@ -429,4 +527,4 @@ def dev_settings(instance_dir, environ=None) -> Settings:
     environ.setdefault("OIDC_ISSUER", "http://127.0.0.1:5000")
     environ.setdefault("OIDC_DATABASE_URL", f"sqlite:///{instance / 'oidc-provider.db'}")
     environ.setdefault("OIDC_SITE_NAME", "OIDC provider (development)")
-    return Settings.from_env(environ)
+    return environ

@@ -27,7 +27,8 @@ from ..audit import Event, record
 from ..clock import utcnow
 from ..digests import digest, new_client_id, new_secret
 from ..extensions import db
-from ..keys.encryption import Sealer
+from ..keys.encryption import DATABASE_CREDENTIALS, Sealer
+from ..keys.store import KeysUnreadable
 from ..models import AccessToken, Account, Client, DatabaseCredential, RefreshToken
 from ..oauth.remote_keys import KeySetError, check_jwks_uri, public_key_set
 from ..problems import Conflict, Forbidden, NotFound, Problem
@@ -37,7 +38,6 @@ from . import roles as role_service
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,149}$")
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), separated by spaces.
 SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$")
-SEAL_PURPOSE = b"oidc-provider database credentials v1"
 
 
 @dataclass(frozen=True)
@@ -219,10 +219,10 @@ def view(service: Service | str) -> dict:
 # ---- PostgreSQL credentials, sealed at rest ----
 
 def _sealer() -> Sealer:
-    return Sealer(current_app.extensions["oidc_settings"].secret_key, purpose=SEAL_PURPOSE)
+    return Sealer.for_settings(current_app.extensions["oidc_settings"], DATABASE_CREDENTIALS)
 
 
-def _associated(account: Account, field: str) -> bytes:
+def associated_data(account: Account, field: str) -> bytes:
     # Bound to the row's account and the column: a ciphertext copied to another account's row,
     # or the DSN and password swapped, does not open.
     return f"database-credential:{account.id}:{field}".encode()
@@ -236,6 +236,11 @@ def set_database_credentials(name: str, *, dsn: str, password: str, actor: str |
     except dsn_rules.DSNError as exc:
         raise Problem(str(exc)) from None
     service = find(name)
+    try:
+        # Seal nothing under an OIDC_SECRET_KEY that does not open what is already stored.
+        current_app.extensions["oidc_server"].policy.keys.require_readable()
+    except KeysUnreadable as exc:
+        raise Conflict(str(exc)) from None
     account = service.account
     row = db.session.scalar(select(DatabaseCredential).where(DatabaseCredential.account_id == account.id))
     replaced = row is not None
@@ -243,8 +248,8 @@ def set_database_credentials(name: str, *, dsn: str, password: str, actor: str |
         row = DatabaseCredential(account_id=account.id)
         db.session.add(row)
     sealer = _sealer()
-    row.dsn_sealed = sealer.seal(dsn.encode(), _associated(account, "dsn"))
-    row.password_sealed = sealer.seal(password.encode(), _associated(account, "password"))
+    row.dsn_sealed = sealer.seal(dsn.encode(), associated_data(account, "dsn"))
+    row.password_sealed = sealer.seal(password.encode(), associated_data(account, "password"))
     row.updated_at = utcnow()
     row.updated_by = actor[:150] if actor else None
     db.session.flush()
@@ -283,8 +288,8 @@ def fetch_database_credentials(name: str, principal) -> dict:
         raise NotFound(f"no database credentials are stored for {name!r}")
     sealer = _sealer()
     try:
-        dsn = sealer.open(row.dsn_sealed, _associated(account, "dsn")).decode()
-        password = sealer.open(row.password_sealed, _associated(account, "password")).decode()
+        dsn = sealer.open(row.dsn_sealed, associated_data(account, "dsn")).decode()
+        password = sealer.open(row.password_sealed, associated_data(account, "password")).decode()
     except (InvalidTag, ValueError):
         # Another OIDC_SECRET_KEY, or a ciphertext that does not belong to this row.
         audit("failure", "unreadable")

@@ -37,6 +37,8 @@ class Event(StrEnum):
     CLIENT_SECRET_ROTATED = "admin:client:secret-rotated"
     SERVICE_CREATED = "admin:service:created"
     KEYS_ROTATED = "admin:keys:rotated"
+    KEYS_REVOKED = "admin:keys:revoked"
+    SECRET_KEY_ROTATED = "admin:secret-key:rotated"
     CLEANUP = "admin:cleanup:run"
     PASSKEY_REGISTERED = "account:passkey:registered"
     PASSKEY_REMOVED = "account:passkey:removed"

@@ -1,12 +1,11 @@
-"""``record()`` writes an audit row and the matching JSON log line. Secrets, codes and tokens
+"""``record()`` writes an audit row and the matching log line. Secrets, codes and tokens
 never go into ``detail``: callers pass identifiers only."""
 
-import json
 import logging
 
 from flask import has_request_context, request
 
-from ..clock import utcnow
+from .. import metrics
 from ..extensions import db
 from ..models import AuditEvent
 from .events import Event
@@ -27,13 +26,14 @@ def record(event: Event, *, outcome: str = "success", reason: str | None = None,
         row.ip = _clip(request.remote_addr, 64)
         row.user_agent = (request.user_agent.string or "")[:300]
     db.session.add(row)
+    metrics.audit_event(event, outcome, reason, detail)
     if commit:
         db.session.commit()
-    log.info(json.dumps({
-        "at": utcnow().isoformat() + "Z", "event": row.event, "outcome": outcome, "reason": reason,
-        "account": row.account,
+    # In the process's log format (oidc_provider/logs.py), with the request's id.
+    log.info(row.event, extra={"fields": {
+        "event": row.event, "outcome": outcome, "reason": reason, "account": row.account,
         "client": row.client, "actor": row.actor, "ip": row.ip, "detail": row.detail,
-    }, default=str))
+    }})
 
 
 def _clip(value, length: int):

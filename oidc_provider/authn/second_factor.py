@@ -13,12 +13,13 @@ from __future__ import annotations
 import base64
 import time
 
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import func, select, update
 
 from ..audit import Event, record
 from ..clock import utcnow
 from ..extensions import db
-from ..keys.encryption import Sealer
+from ..keys.encryption import TOTP_SECRETS, Sealer
 from ..models import Account, Passkey, RecoveryCode
 from . import recovery_codes, throttle, totp
 from .levels import AMR_HARDWARE_KEY, AMR_OTP, AMR_PASSWORD, AMR_USER_PRESENCE_VERIFIED, SECOND_FACTORS
@@ -27,7 +28,7 @@ from .passkey_service import stored_amr
 
 class SecondFactors:
     def __init__(self, settings, passwords):
-        self._sealer = Sealer(settings.secret_key, purpose=b"oidc-provider totp secrets v1")
+        self._sealer = Sealer.for_settings(settings, TOTP_SECRETS)
         self._passwords = passwords
         self._issuer_name = settings.site_name
         self._passkeys = settings.passkeys_available
@@ -67,6 +68,17 @@ class SecondFactors:
         sealed = base64.b64encode(self._sealer.seal(secret.encode(), account.subject.encode())).decode()
         return sealed, {"secret": secret, "uri": uri, "qr_svg": totp.qr_svg(uri)}
 
+    def pending(self, account: Account, sealed: str | None) -> str | None:
+        """The enrolment waiting in the session if it still opens (a process with another
+        OIDC_SECRET_KEY may have sealed it during a change of key), else None: start again."""
+        if not isinstance(sealed, str) or not sealed:
+            return None
+        try:
+            self._open(account, base64.b64decode(sealed))
+        except (InvalidTag, ValueError):
+            return None
+        return sealed
+
     def shown_for(self, account: Account, sealed: str) -> dict:
         secret = self._open(account, base64.b64decode(sealed))
         uri = totp.provisioning_uri(secret, account_name=account.username, issuer_name=self._issuer_name)
@@ -101,7 +113,13 @@ class SecondFactors:
         now = time.time() if now is None else now
         if account.totp_secret_encrypted is None or self._blocked(account):
             return False
-        secret = self._open(account, account.totp_secret_encrypted)
+        try:
+            secret = self._open(account, account.totp_secret_encrypted)
+        except (InvalidTag, ValueError):
+            # Sealed under a key this process does not have (a change of OIDC_SECRET_KEY still
+            # rolling out): refused, but not the person's fault, so not counted against them.
+            record(Event.TOTP_FAILURE, outcome="failure", reason="secret_unreadable", account=account)
+            return False
         counter = totp.verify(secret, code, now=now, last_counter=account.totp_last_counter)
         claimed = counter is not None and db.session.execute(
             update(Account).where(Account.id == account.id)

@@ -3,7 +3,7 @@ and a non-zero exit; commands that create or show something take ``--json``."""
 
 import click
 
-from . import audit, client, connector, keys, lifecycle, role, service, token, user
+from . import audit, client, config, connector, keys, lifecycle, role, secret_key, service, token, user
 from .remote import target_from
 
 
@@ -21,7 +21,7 @@ def main(ctx, server, token_file, token):
 
 
 for command in (*lifecycle.COMMANDS, user.group, client.group, service.group, keys.group, connector.group,
-                role.group, token.group, audit.group):
+                role.group, token.group, audit.group, config.group, secret_key.group):
     main.add_command(command)
 
 # Linked upstream identities are part of a person's account.

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shlex
+import shutil
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,7 +15,7 @@ import click
 from flask import current_app
 from sqlalchemy import delete, func, select
 
-from .. import manage
+from .. import logs, manage, metrics
 from ..audit import Event, record
 from ..authn.throttle import forget_stale
 from ..clock import utcnow
@@ -27,8 +32,9 @@ from ..models import (
     UsedAssertion,
     WebAuthnChallenge,
 )
-from ..settings import Settings, SettingsError, dev_settings
+from ..settings import Settings, SettingsError, dev_environment
 from .common import app_context, emit, json_option
+from .config import write_dev_env
 
 
 def prepare(app, *, upgrade: bool = True) -> list:
@@ -38,8 +44,8 @@ def prepare(app, *, upgrade: bool = True) -> list:
     if upgrade:
         apply_migrations(directory=app.extensions["migrate"].directory)
     keys = app.extensions["oidc_server"].policy.keys
-    created = keys.ensure()
     try:
+        created = keys.ensure()
         keys.check()
     except KeysUnreadable as exc:
         raise click.ClickException(str(exc)) from None
@@ -74,6 +80,7 @@ def serve(host, port, workers, certfile, keyfile, migrate):
         settings = Settings.from_env().validate()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
+    metrics_dir = _metrics_directory(settings)
     with app_context(settings, upgrading=migrate) as app:
         prepare(app, upgrade=migrate)
     from gunicorn.app.base import BaseApplication
@@ -82,11 +89,14 @@ def serve(host, port, workers, certfile, keyfile, migrate):
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
-            self.cfg.set("accesslog", None)
+            for name, value in logs.gunicorn_options(settings).items():  # its lines in our format
+                self.cfg.set(name, value)
             self.cfg.set("forwarded_allow_ips", "*" if settings.proxy_hops else "127.0.0.1")
             if certfile:
                 self.cfg.set("certfile", certfile)
                 self.cfg.set("keyfile", keyfile)
+            if metrics_dir:
+                self.cfg.set("child_exit", lambda _arbiter, worker: metrics.worker_exited(worker.pid))
 
         def load(self):
             from .. import create_app
@@ -96,15 +106,29 @@ def serve(host, port, workers, certfile, keyfile, migrate):
     Server().run()
 
 
+def _metrics_directory(settings) -> str | None:
+    """With metrics on, a new private directory where every worker keeps its counts, named
+    before anything is counted and removed when this (the master) process exits. Workers are
+    forked from here and exit through the same handlers, hence the check of the pid."""
+    if not settings.metrics:
+        return None
+    path = tempfile.mkdtemp(prefix="oidc-provider-metrics-")  # mode 0700, empty
+    metrics.use_directory(path)
+    master = os.getpid()
+    atexit.register(lambda: os.getpid() == master and shutil.rmtree(path, ignore_errors=True))
+    return path
+
+
 @click.command("dev")
 @click.option("--instance", default="instance", show_default=True, type=click.Path(file_okay=False))
 @click.option("--port", default=5000, show_default=True, type=int)
 def dev(instance, port):
     """Development server on 127.0.0.1 with SQLite under ./instance and a demo user and client."""
+    environ = dev_environment(instance)
+    if port != 5000 and environ["OIDC_ISSUER"] == "http://127.0.0.1:5000":
+        environ["OIDC_ISSUER"] = f"http://127.0.0.1:{port}"
     try:
-        settings = dev_settings(instance)
-        if port != 5000 and settings.issuer == "http://127.0.0.1:5000":
-            settings = settings.replace(issuer=f"http://127.0.0.1:{port}")
+        settings = Settings.from_env(environ)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     demo_file = Path(instance).resolve() / "demo-credentials.json"
@@ -116,7 +140,10 @@ def dev(instance, port):
             db.session.commit()
     if demo_file.exists():
         demo = json.loads(demo_file.read_text())
-        click.echo(_demo_text(settings, demo))
+        click.echo(_demo_text(settings, demo, demo_file))
+    env_file = write_dev_env(Path(instance).resolve(), environ, settings)
+    click.echo(f"Other commands act on this instance in a shell that ran:\n"
+               f"  set -a; . {shlex.quote(str(env_file))}; set +a\n")
     from .. import create_app
 
     create_app(settings).run(host="127.0.0.1", port=port, debug=False, use_reloader=False)
@@ -137,7 +164,7 @@ def _create_demo(settings) -> dict:
             "client_secret": secret, "redirect_uri": "http://127.0.0.1:8080/callback"}
 
 
-def _demo_text(settings, demo) -> str:
+def _demo_text(settings, demo, demo_file) -> str:
     return f"""
 Development provider at {settings.issuer}
   discovery:     {settings.issuer}/.well-known/openid-configuration
@@ -146,7 +173,7 @@ Development provider at {settings.issuer}
                  client_secret={demo['client_secret']}
                  redirect_uri={demo['redirect_uri']} (PKCE S256 required)
 Try it: open {settings.issuer}/account and sign in, or point any OIDC library at the issuer.
-(Demo credentials are kept in instance/demo-credentials.json.)
+(Demo credentials are kept in {demo_file}.)
 """
 
 

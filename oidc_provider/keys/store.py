@@ -2,6 +2,8 @@
 
 States: ``next`` (published, not yet signing) -> ``active`` (signs; one per algorithm) ->
 ``retired`` (published until every token it signed has expired, then dropped from the JWKS).
+Any key may instead become ``revoked`` (withdrawn at once: unpublished, nothing it signed
+verifies any more; its private part is never opened again).
 Tokens always carry their key's ``kid`` and are signed with the one active key for the
 algorithm, never a key picked from a set.
 """
@@ -22,7 +24,7 @@ from ..clock import utcnow
 from ..extensions import db
 from ..models import SigningKey
 from ..settings import SIGNING_ALGS
-from .encryption import Sealer
+from .encryption import SIGNING_KEYS, Sealer
 
 _GENERATORS = {
     "RS256": lambda: jwk.RSAKey.generate_key(2048, private=True),
@@ -42,10 +44,12 @@ class KeyStore:
     """Per-app access to signing keys, caching decrypted keys and the published set for a few
     seconds so that a rotation made by another process is picked up quickly."""
 
+    # How long a process may go on publishing, trusting or signing with a key another process
+    # retired or revoked (docs/operator-guide.md states this bound).
     CACHE_SECONDS = 5.0
 
     def __init__(self, settings):
-        self._sealer = Sealer(settings.secret_key)
+        self._sealer = Sealer.for_settings(settings, SIGNING_KEYS)
         self._retire_after = timedelta(seconds=max(settings.access_token_ttl, settings.id_token_ttl) + 60)
         self._lock = threading.Lock()
         self._active: dict[str, tuple[str, jwk.Key]] = {}
@@ -69,6 +73,7 @@ class KeyStore:
 
     def ensure(self) -> list[SigningKey]:
         """Create an active and a next key for every algorithm that lacks one (idempotent)."""
+        self.require_readable()
         created = []
         for alg in SIGNING_ALGS:
             states = set(db.session.scalars(
@@ -84,6 +89,7 @@ class KeyStore:
     def rotate(self, algs=SIGNING_ALGS) -> list[SigningKey]:
         """Promote each algorithm's ``next`` key to active, retire the old active key (kept
         published until tokens it signed expire) and make a fresh ``next`` key."""
+        self.require_readable()
         now = utcnow()
         promoted = []
         for alg in algs:
@@ -99,6 +105,64 @@ class KeyStore:
         db.session.commit()
         self.invalidate()
         return promoted
+
+    def revoke(self, kids: list[str]) -> list[SigningKey]:
+        """Withdraw keys at once (a compromised key): unpublished, and tokens they signed no
+        longer verify (in every process within CACHE_SECONDS). An algorithm whose active key
+        is revoked goes on signing with its ``next`` key (already published, so relying
+        parties know it) or, if that is revoked too, a new key; a fresh ``next`` key follows.
+        Every key left must open with OIDC_SECRET_KEY (else KeysUnreadable, nothing changed).
+        Returns the keys that became active."""
+        rows = db.session.scalars(select(SigningKey).order_by(SigningKey.id)).all()
+        by_kid = {row.kid: row for row in rows}
+        unknown = [kid for kid in kids if kid not in by_kid]
+        if unknown:
+            raise LookupError(f"no signing key with kid {unknown[0]!r}; `oidc-provider keys list` shows them")
+        self.require_readable([row for row in rows if row.kid not in kids])
+        now = utcnow()
+        for kid in kids:
+            row = by_kid[kid]
+            row.state, row.retired_at, row.publish_until = "revoked", row.retired_at or now, None
+        promoted = []
+        for alg in SIGNING_ALGS:
+            states = {row.state: row for row in rows if row.alg == alg}
+            if "active" not in states:
+                upcoming = states.get("next") or self.add(alg, "next")
+                upcoming.state, upcoming.activated_at = "active", now
+                promoted.append(upcoming)
+            if "next" not in states or "active" not in states:
+                self.add(alg, "next")
+        db.session.commit()
+        self.invalidate()
+        return promoted
+
+    def unreadable(self, rows=None) -> list[SigningKey]:
+        """The keys (not revoked) whose private part OIDC_SECRET_KEY does not open."""
+        if rows is None:
+            rows = db.session.scalars(select(SigningKey).order_by(SigningKey.id)).all()
+        return [row for row in rows if row.state != "revoked" and not self.readable(row)]
+
+    def readable(self, row: SigningKey) -> bool:
+        return self._sealer.opens(row.private_jwk_encrypted, row.kid.encode())
+
+    def require_readable(self, rows=None) -> None:
+        """Prove OIDC_SECRET_KEY opens every stored key before anything new is sealed: a wrong
+        key would otherwise seal new keys the right key cannot open."""
+        bad = self.unreadable(rows)
+        if not bad:
+            return
+        if rows is None:
+            rows = db.session.scalars(select(SigningKey)).all()
+        some_open = any(row.state != "revoked" and row not in bad for row in rows)
+        fix = "set OIDC_SECRET_KEY to the key they were sealed with (OIDC_SECRET_KEY_PREVIOUS during a change)"
+        if some_open:
+            # Keys sealed under two secrets (docs/operator-guide.md, "Recovering ..."): only the
+            # operator knows which secret is the right one.
+            fix += ("; or, if this OIDC_SECRET_KEY is the right one, `oidc-provider keys revoke "
+                    + " ".join(row.kid for row in bad) + "` withdraws them")
+        raise KeysUnreadable(
+            f"OIDC_SECRET_KEY does not open the signing keys stored in this database (sealed under another "
+            f"key): {', '.join(row.kid for row in bad)}; nothing was changed; {fix}")
 
     def prune(self) -> int:
         """Delete retired keys whose tokens have all expired."""
@@ -152,10 +216,11 @@ class KeyStore:
                 elif row.state == "active":
                     try:
                         sealed = self._sealer.open(row.private_jwk_encrypted, row.kid.encode())
-                    except InvalidTag:
+                    except (InvalidTag, ValueError):
                         raise KeysUnreadable(
-                            f"signing key {row.kid} cannot be decrypted: OIDC_SECRET_KEY is not the "
-                            "key it was stored with"
+                            f"OIDC_SECRET_KEY does not open the signing keys stored in this database (sealed "
+                            f"under another key): active key {row.kid}; set the OIDC_SECRET_KEY it was "
+                            "sealed with, or `oidc-provider keys revoke` it with the right key"
                         ) from None
                     active[row.alg] = (row.kid, jwk.import_key(json.loads(sealed)))
             self._active, self._public, self._jwks = active, public, published

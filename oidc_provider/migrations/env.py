@@ -10,8 +10,11 @@ config = context.config
 
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
-# Keep the application's loggers (audit lines) alive when migrations run in-process.
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# Keep the application's loggers (audit lines) alive when migrations run in-process, and its
+# format: the provider configures logging itself (oidc_provider/logs.py); alembic.ini's applies
+# only when nothing else has.
+if not logging.getLogger().handlers:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 
 

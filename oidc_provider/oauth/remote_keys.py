@@ -182,9 +182,9 @@ class RemoteKeySets:
             except RemoteKeyError as exc:
                 # The URL without its query (which could carry a token); never the response body.
                 parts = urlsplit(url)
-                log.warning(json.dumps({"event": "oauth:jwks-uri:fetch-failed", "client": client_id,
-                                        "jwks_uri": f"{parts.scheme}://{parts.netloc}{parts.path}"[:300],
-                                        "reason": str(exc)}))
+                log.warning("oauth:jwks-uri:fetch-failed", extra={"fields": {
+                    "event": "oauth:jwks-uri:fetch-failed", "client": client_id,
+                    "jwks_uri": f"{parts.scheme}://{parts.netloc}{parts.path}"[:300], "reason": str(exc)}})
                 raise
             self._entries[url] = _Entry(keys, frozenset(k.kid for k in keys), self._clock(), now)
             return keys

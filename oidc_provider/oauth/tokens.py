@@ -12,6 +12,7 @@ from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oidc.core.util import create_half_hash
 from sqlalchemy import select, update
 
+from .. import metrics
 from ..audit import Event, record
 from ..authn.subject import AuthenticatedSubject
 from ..clock import epoch, from_epoch, utcnow
@@ -115,6 +116,7 @@ class TokenService:
                 family_expires_at=family_expires_at,
             ))
         db.session.commit()
+        metrics.token_issued(request.payload.grant_type)
         if isinstance(source, AuthorizationCode) and codes.was_replayed(source) \
                 or isinstance(source, RefreshToken) and self._was_revoked(source):
             # A concurrent replay (of this code, or of this refresh token after its rotation)

@@ -175,7 +175,7 @@ def totp():
         return redirect(url_for("account.home"))
     if (level := _factors().level_to_add_a_factor(account, facts["acr"])) is not None:
         return _confirm_first(level, "add-factor")
-    sealed = session.get(ENROLLING)
+    sealed = _factors().pending(account, session.get(ENROLLING))
     if request.method == "GET" or not sealed:
         if not sealed:
             sealed, shown = _factors().begin_totp(account)

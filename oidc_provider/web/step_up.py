@@ -114,7 +114,7 @@ def enroll(pid):
         if request.method == "POST":
             return render_template("step_up/enroll.html", **page, error="Add a passkey to continue."), 400
         return render_template("step_up/enroll.html", **page, error=None)
-    sealed = session.get("totp_enrollment")
+    sealed = _factors().pending(account, session.get("totp_enrollment"))
     if request.method == "GET" or not sealed:
         if not sealed:
             sealed, shown = _factors().begin_totp(account)

@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 from oidc_provider.audit import Event
 from oidc_provider.extensions import db
 from oidc_provider.federation.config import DEFAULTS
+from oidc_provider.logs import JsonFormatter
 from oidc_provider.models import Account, AuditEvent, FederatedIdentity, UpstreamState
 
 from ..e2e.conftest import Live, LiveBrowser, _form_action, _hidden_fields
@@ -291,7 +292,7 @@ def nothing_leaked(setup: Setup, caplog) -> None:
     assert setup.pages and secrets_
     with setup.app.app_context():
         audit = [json.dumps([e.event, e.reason, e.account, e.detail]) for e in db.session.scalars(select(AuditEvent))]
-    logged = [r.getMessage() for r in caplog.records if r.name.startswith("oidc_provider")]
+    logged = [JsonFormatter().format(r) for r in caplog.records if r.name.startswith("oidc_provider")]
     for place, texts in (("page", setup.pages), ("audit row", audit), ("log line", logged)):
         for text in texts:
             for secret in secrets_:

@@ -95,12 +95,14 @@ def all_audit_text(app) -> str:
 
 @pytest.fixture
 def logged():
-    """Every line the provider logs (its logger does not propagate to pytest's caplog)."""
+    """Every line the provider logs, as the JSON log format writes it (fields included)."""
+    from oidc_provider.logs import JsonFormatter
+
     lines: list[str] = []
 
     class Collect(logging.Handler):
         def emit(self, record):
-            lines.append(record.getMessage())
+            lines.append(JsonFormatter().format(record))
 
     handler = Collect(level=logging.DEBUG)
     logger = logging.getLogger("oidc_provider")

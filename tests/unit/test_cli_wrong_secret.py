@@ -21,5 +21,6 @@ def test_init_with_a_changed_secret_key_names_the_problem(tmp_path):
                             catch_exceptions=False)
     assert changed.exit_code == 1
     last = changed.stderr.strip().splitlines()[-1]
-    assert last.startswith("Error: signing key ")
-    assert "OIDC_SECRET_KEY is not the key it was stored with" in last
+    assert last.startswith("Error: OIDC_SECRET_KEY does not open the signing keys stored in this database "
+                           "(sealed under another key)")
+    assert "nothing was changed" in last

@@ -185,3 +185,67 @@ def test_acr_ladder_is_validated_and_named():
     assert _load(OIDC_ACR_LEVELS="pwd mfa").ladder.levels == ("pwd", "mfa")
     assert "OIDC_ACR_LEVELS: levels must be distinct and in the order pwd < mfa < phr" in \
         _error(OIDC_ACR_LEVELS="pwd phr mfa")
+
+
+def test_unknown_oidc_variable_is_refused_with_the_closest_name():
+    """Issue 11: "unknown OIDC_* names ... are refused at start with the closest valid name"."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({**GOOD, "OIDC_ISSUR": "https://id.example.com", "OIDC_ACCESS_TOKEN_TL": "60"})
+    message = str(caught.value)
+    assert "unknown setting OIDC_ISSUR (did you mean OIDC_ISSUER?)" in message
+    assert "unknown setting OIDC_ACCESS_TOKEN_TL (did you mean OIDC_ACCESS_TOKEN_TTL?)" in message
+
+
+def test_unknown_variable_far_from_every_name_gets_no_suggestion_and_bad_values_are_named_with_it():
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({**GOOD, "OIDC_ZZZZZZZZZZZZ": "1", "OIDC_SECRET_KEY": "short"})
+    message = str(caught.value)
+    assert "unknown setting OIDC_ZZZZZZZZZZZZ;" in message + ";"
+    assert "OIDC_SECRET_KEY must be at least 32 bytes" in message  # validate()'s too, in one message
+
+
+@pytest.mark.parametrize("name", ["OIDC_CONFIG_FILE", "OIDC_TEST_DATABASE_URL", "OIDC_TEST_ANYTHING",
+                                  "OIDC_CONNECTOR_GITHUB_CLIENT_SECRET", "OIDC_CONNECTOR_MY_CORP_CLIENT_SECRET"])
+def test_variables_that_are_not_settings_but_are_documented_are_allowed(name):
+    env = {**GOOD, name: "" if name == "OIDC_CONFIG_FILE" else "x"}
+    assert Settings.from_env(env).issuer == GOOD["OIDC_ISSUER"]
+
+
+def test_variables_of_other_programs_are_not_ours():
+    assert Settings.from_env({**GOOD, "OIDCX": "1", "MY_OIDC_ISSUER": "1", "oidc_issuer": "1"}).issuer
+
+
+def test_unknown_toml_key_names_the_closest_key(tmp_path):
+    config = tmp_path / "oidc.toml"
+    config.write_text('issuer = "https://id.example.com"\nsesion_ttl = 60\n')
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"OIDC_CONFIG_FILE": str(config), "OIDC_SECRET_KEY": "k" * 32})
+    assert "unknown setting 'sesion_ttl' in OIDC_CONFIG_FILE (did you mean 'session_ttl'?)" in str(caught.value)
+
+
+def test_load_notes_where_each_value_came_from(tmp_path):
+    config = tmp_path / "oidc.toml"
+    config.write_text('issuer = "https://from-file.example"\nsite_name = "File"\n')
+    loaded = Settings.load({"OIDC_CONFIG_FILE": str(config), "OIDC_SITE_NAME": "Env", "OIDC_SECRET_KEY": "k" * 32})
+    assert loaded.errors == [] and loaded.problems() == []
+    assert loaded.config_file == str(config)
+    assert (loaded.sources["issuer"], loaded.sources["site_name"], loaded.sources["secret_key"],
+            loaded.sources["session_ttl"]) == ("file", "environment", "environment", "default")
+    assert loaded.settings.site_name == "Env"
+
+
+def test_load_does_not_raise_and_problems_lists_every_one():
+    loaded = Settings.load({"OIDC_ISSUR": "x", "OIDC_SESSION_TTL": "soon"})
+    problems = loaded.problems()
+    assert problems[:2] == ["unknown setting OIDC_ISSUR (did you mean OIDC_ISSUER?)",
+                            "OIDC_SESSION_TTL: 'soon' is not a valid int"]
+    assert "OIDC_ISSUER is required" in problems and "OIDC_SECRET_KEY must be at least 32 bytes" in problems
+    # The unreadable value is not in effect: the default is, and says so.
+    assert (loaded.settings.session_ttl, loaded.sources["session_ttl"]) == (43200, "default")
+
+
+@pytest.mark.parametrize("value", ["xml", "JSON", ""])
+def test_log_format_is_text_or_json(value):
+    assert _load().log_format == "text"
+    assert _load(OIDC_LOG_FORMAT="json").log_format == "json"
+    assert "OIDC_LOG_FORMAT must be text or json" in _error(OIDC_LOG_FORMAT=value)

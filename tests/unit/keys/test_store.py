@@ -70,7 +70,7 @@ def test_another_secret_key_cannot_decrypt(ctx):
     with pytest.raises(InvalidTag):
         Sealer("another-secret-key-" + "y" * 32).open(row.private_jwk_encrypted, row.kid.encode())
     other = KeyStore(ctx.extensions["oidc_settings"].replace(secret_key="another-secret-key-" + "y" * 32))
-    with pytest.raises(KeysUnreadable, match="OIDC_SECRET_KEY is not the key it was stored with"):
+    with pytest.raises(KeysUnreadable, match="OIDC_SECRET_KEY does not open the signing keys stored in this database"):
         other.sign({"sub": "x"}, "RS256")
 
 
@@ -234,7 +234,8 @@ def test_cli_keys_list_json(app):
         expected = {(row.kid, row.alg, row.state) for row in _rows()}
         db.session.remove()
     assert {(v["kid"], v["alg"], v["state"]) for v in listed} == expected
-    assert all(set(v) == {"kid", "alg", "state", "created_at", "publish_until"} for v in listed)
+    assert all(set(v) == {"kid", "alg", "state", "created_at", "publish_until", "readable"} for v in listed)
+    assert all(v["readable"] is True for v in listed)
 
 
 def test_cli_keys_rotate_json(app):
