@@ -105,7 +105,7 @@ def test_readyz_names_a_secret_key_that_cannot_decrypt_the_signing_keys(server, 
     refused = subprocess.run([_cli_path(), "serve", "--port", str(free_port())], env=wrong,
                              capture_output=True, text=True, timeout=60, check=False)
     lines = refused.stderr.strip().splitlines()
-    assert refused.returncode != 0 and len(lines) == 1 and "OIDC_SECRET_KEY is not the key" in lines[0], lines
+    assert refused.returncode != 0 and len(lines) == 1 and "OIDC_SECRET_KEY does not open" in lines[0], lines
 
     port = free_port()
     log = open(tmp_path / "gunicorn.log", "wb")
@@ -128,8 +128,8 @@ def test_readyz_names_a_secret_key_that_cannot_decrypt_the_signing_keys(server, 
         other.wait(timeout=15)
         log.close()
     logged = (tmp_path / "gunicorn.log").read_text()
-    assert "not ready: signing key" in logged and "OIDC_SECRET_KEY is not the key it was stored with" in logged
-    assert "signing keys unreadable on POST /token: signing key" in logged
+    assert "not ready: OIDC_SECRET_KEY does not open the signing keys stored in this database" in logged
+    assert "signing keys unreadable on POST /token: OIDC_SECRET_KEY does not open" in logged
     assert wrong["OIDC_SECRET_KEY"] not in logged and "Traceback" not in logged
 
 
