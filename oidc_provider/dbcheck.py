@@ -20,14 +20,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 INIT = "run `oidc-provider init`"
+VERSION_TABLE = "alembic_version"  # Alembic's default; migrations/env.py keeps it
 
 
 class DatabaseProblem(Exception):
@@ -75,7 +76,11 @@ def _scripts(directory: str) -> tuple[frozenset[str], frozenset[str]]:
 
 def revisions(connection, directory) -> Revisions:
     heads, known = _scripts(str(directory))
-    stored = frozenset(MigrationContext.configure(connection).get_current_heads())
+    # Alembic's version table read directly: MigrationContext would log two INFO lines for
+    # every command and every readiness probe.
+    stored = frozenset()
+    if inspect(connection).has_table(VERSION_TABLE):
+        stored = frozenset(connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
     return Revisions(stored=stored, heads=heads, known=known)
 
 
