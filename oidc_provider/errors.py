@@ -129,5 +129,6 @@ def _outage(exc: Exception):
 
 
 def _session_unavailable():
-    if getattr(session, "unavailable", None) is not None:
+    # /healthz and /readyz read no session: a probe that carries a cookie is answered anyway.
+    if getattr(session, "unavailable", None) is not None and request.blueprint != "health":
         raise session.unavailable

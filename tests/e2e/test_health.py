@@ -231,6 +231,7 @@ if TEST_URL.startswith("postgresql"):
             ready = get(server, "/readyz")
             assert (ready.status_code, ready.json()["checks"]["database"]) == (503, "unavailable")
             assert get(server, "/healthz").status_code == 200
+            assert browser.http.get(server.issuer + "/healthz", timeout=TIMEOUT).status_code == 200  # a cookie too
             assert get(server, "/.well-known/openid-configuration").status_code == 200  # static metadata
 
             outage.end()
