@@ -155,10 +155,12 @@ def test_containerfile_builds_in_one_stage_and_runs_from_a_slim_python():
 
 
 def test_containerfile_runs_as_a_fixed_non_root_uid():
-    useradd = next(i.args for i in containerfile()[-1] if i.keyword == "RUN" and i.args.startswith("useradd"))
-    uid = re.search(r"--uid (\d+)", useradd).group(1)
-    assert int(uid) >= 1000
-    assert final_stage("USER").args == f"{uid}:{uid}"
+    account = next(i.args for i in containerfile()[-1] if i.keyword == "RUN" and "useradd" in i.args)
+    uid = re.search(r"useradd .*--uid (\d+)", account).group(1)
+    gid = re.search(r"groupadd .*--gid (\d+)", account).group(1)
+    assert re.search(rf"useradd .*--gid {gid}\b", account)
+    assert int(uid) >= 1000 and int(gid) >= 1000
+    assert final_stage("USER").args == f"{uid}:{gid}"
 
 
 def test_containerfile_serves_on_the_exposed_port_with_a_health_check():
