@@ -121,6 +121,13 @@ def test_the_cleanup_timer_runs_the_cleanup_service_daily():
     assert one(timer, "Install", "WantedBy") == "timers.target"
 
 
+def test_the_environment_file_example_holds_real_settings_and_no_secret():
+    env = read_env_file(DEPLOY / "oidc-provider.env.example")
+    assert set(env) <= SETTING_VARIABLES, set(env) - SETTING_VARIABLES
+    assert env["OIDC_SECRET_KEY"] == ""
+    Settings.from_env({**env, "OIDC_SECRET_KEY": "s" * 48}).validate()
+
+
 def test_the_units_use_the_install_path_of_the_operator_guide():
     guide = (ROOT / "docs" / "operator-guide.md").read_text()
     assert f"python3 -m venv {VENV_BIN.removesuffix('/bin/')}" in guide
