@@ -64,24 +64,6 @@ class Stage:
         return {name: self.map_text(value) for name, value in env.items()}
 
 
-def python_for(uid: int | None, gid: int | None, candidates: list[str]) -> str:
-    """The first of ``candidates`` that ``uid`` can run with ``venv`` (the image's python)."""
-    for candidate in candidates:
-        done = subprocess.run([*as_user(uid, gid), candidate, "-c", "import ensurepip, venv"],
-                              capture_output=True, timeout=60, check=False)
-        if done.returncode == 0:
-            return candidate
-    raise BuildError(f"no Python 3 here that uid {uid} can run with venv and ensurepip: {candidates}")
-
-
-def as_user(uid: int | None, gid: int | None) -> list[str]:
-    """The prefix that runs a command as ``uid:gid`` (with no supplementary groups and no way
-    to gain privileges) when we are root; nothing when we are not root already."""
-    if os.geteuid() != 0 or uid is None:
-        return []
-    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--no-new-privs"]
-
-
 def build(containerfile_instructions: list[Instruction], *, context: Path, workdir: Path, python: str,
           build_args: dict[str, str] | None = None) -> Stage:
     """Run every stage; return the last one (the image)."""

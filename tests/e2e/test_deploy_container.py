@@ -21,21 +21,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 import requests
-from authlib.common.security import generate_token
-from authlib.integrations.requests_client import OAuth2Session
-from live import START_TIMEOUT, ScratchPostgres, free_port  # conformance/live.py
+from live import ScratchPostgres, free_port  # conformance/live.py
 from sqlalchemy.engine import make_url
 
 from ..deploy_files import DEPLOY, ROOT, environment, read_compose, read_containerfile
-from ._containerfile import as_user, build, python_for
-from .conftest import REDIRECT_URI, TIMEOUT, Live, LiveBrowser
+from ._containerfile import build
+from ._deployed import as_user, children, public_directory, python_for, sign_in, uids, wait_for
+from .conftest import REDIRECT_URI, TIMEOUT
 
 pytestmark = pytest.mark.e2e
 
@@ -71,37 +67,6 @@ class Container:
                                     stdin=subprocess.DEVNULL, start_new_session=True)
 
 
-def uids(pid: int) -> set[int]:
-    """The real, effective, saved and filesystem uids of a process."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    return {int(n) for n in next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]}
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
-def wait_for(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"serve exited with {process.returncode}:\n{log.read_text()[-3000:]}"
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer within {START_TIMEOUT} s:\n{log.read_text()[-3000:]}")
-
-
 def check_exit(container: Container, command: list[str], port: int) -> int:
     """A health check's exit status, run inside the "container" like the engine runs it."""
     command = [part.replace(":8000/", f":{port}/") for part in command]
@@ -114,9 +79,7 @@ def answers_200(url: str) -> bool:
 
 @pytest.fixture
 def image():
-    # Not pytest's tmp_path: its parent is private to root, and the image's uid must reach in.
-    workdir = Path(tempfile.mkdtemp(prefix="oidc-containerfile-"))
-    workdir.chmod(0o755)
+    workdir = public_directory("oidc-containerfile-")  # the image's uid must reach in
     try:
         instructions = read_containerfile(DEPLOY / "Containerfile")
         account = next(i.args for i in instructions if i.keyword == "RUN" and "useradd" in i.args)
@@ -170,17 +133,7 @@ def test_image_builds_inits_serves_a_sign_in_and_stops_as_its_non_root_user(imag
                        "--password-stdin", stdin=password + "\n")
         client = json.loads(container.exec("client", "create", "--name", "Container", "--redirect-uri",
                                            REDIRECT_URI, "--json"))
-        live = Live(issuer=variables["OIDC_ISSUER"], user="alice", password=password)
-        metadata = live.metadata()
-        rp = OAuth2Session(client["client_id"], client["client_secret"], scope="openid profile",
-                           redirect_uri=REDIRECT_URI, code_challenge_method="S256")
-        verifier = generate_token(48)
-        url, _ = rp.create_authorization_url(metadata["authorization_endpoint"], code_verifier=verifier,
-                                             nonce=generate_token(20))
-        callback = LiveBrowser(live).authorize(url)
-        token = rp.fetch_token(metadata["token_endpoint"], authorization_response=callback, code_verifier=verifier)
-        claims = requests.get(metadata["userinfo_endpoint"], timeout=TIMEOUT,
-                              headers={"Authorization": f"Bearer {token['access_token']}"}).json()
+        claims = sign_in(variables["OIDC_ISSUER"], client, "alice", password)
         assert claims["preferred_username"] == "alice"
 
         # Each health check exits 0 exactly when its endpoint answers 200.
