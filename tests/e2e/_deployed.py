@@ -78,6 +78,15 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def workers(pid: int, count: int) -> list[int]:
+    """gunicorn's ``count`` workers, children of ``pid``, once all are forked (bounded wait)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while len(found := children(pid)) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(found) == count, found
+    return found
+
+
 def wait_for(url: str, process: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:

@@ -28,9 +28,9 @@ import requests
 from live import ScratchPostgres, free_port  # conformance/live.py
 from sqlalchemy.engine import make_url
 
-from ..deploy_files import DEPLOY, ROOT, environment, read_compose, read_containerfile
+from ..deploy_files import DEPLOY, ROOT, environment, parse_command_line, read_compose, read_containerfile
 from ._containerfile import build
-from ._deployed import as_user, children, public_directory, python_for, sign_in, uids, wait_for
+from ._deployed import as_user, public_directory, python_for, sign_in, uids, wait_for, workers
 from .conftest import REDIRECT_URI, TIMEOUT
 
 pytestmark = pytest.mark.e2e
@@ -122,9 +122,8 @@ def test_image_builds_inits_serves_a_sign_in_and_stops_as_its_non_root_user(imag
         wait_for(variables["OIDC_ISSUER"] + "/.well-known/openid-configuration", process, log)
 
         # The server and each gunicorn worker run as the image's uid, never root.
-        workers = children(process.pid)
-        assert len(workers) >= 2, workers
-        for pid in [process.pid, *workers]:
+        serve = parse_command_line(services["provider"]["command"])
+        for pid in [process.pid, *workers(process.pid, serve.params["workers"])]:
             assert uids(pid) == {image.uid}, pid
 
         # The operator's commands, as `docker compose exec provider oidc-provider ...` runs them.

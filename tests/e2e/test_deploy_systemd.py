@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from live import free_port  # conformance/live.py
 
-from ..deploy_files import DEPLOY, UNITS, read_env_file, read_unit
-from ._deployed import as_user, children, clean_checkout, public_directory, python_for, sign_in, uids, wait_for
+from ..deploy_files import DEPLOY, UNITS, parse_command_line, read_env_file, read_unit
+from ._deployed import as_user, clean_checkout, public_directory, python_for, sign_in, uids, wait_for, workers
 from .conftest import REDIRECT_URI
 
 pytestmark = pytest.mark.e2e
@@ -147,7 +147,8 @@ def test_the_units_commands_init_serve_clean_up_and_stop_as_their_user(installed
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_for(issuer + "/.well-known/openid-configuration", process, log)
-        for pid in [process.pid, *children(process.pid)]:
+        serve = parse_command_line(command_line(server["Service"]["ExecStart"][0], root, port)[1:])
+        for pid in [process.pid, *workers(process.pid, serve.params["workers"])]:
             assert uids(pid) == {SERVICE_UID}, pid
 
         # The operator guide's `oidc` helper runs commands with the unit's user, environment
