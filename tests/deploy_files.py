@@ -125,7 +125,17 @@ def interpolate(text: str, variables: dict[str, str]) -> str:
 
 
 def read_compose(path: Path, variables: dict[str, str]) -> dict:
-    return yaml.safe_load(interpolate(path.read_text(), variables))
+    """The document, then interpolated: compose parses the YAML first and interpolates the
+    string values, so the file must be valid YAML as written."""
+
+    def walk(node):
+        if isinstance(node, dict):
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(value) for value in node]
+        return interpolate(node, variables) if isinstance(node, str) else node
+
+    return walk(yaml.safe_load(path.read_text()))
 
 
 def compose_variables(path: Path) -> set[str]:

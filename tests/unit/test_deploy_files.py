@@ -23,6 +23,7 @@ from ..deploy_files import (
     compose_variables,
     environment,
     healthcheck_command,
+    interpolate,
     parse_command_line,
     read_compose,
     read_containerfile,
@@ -189,6 +190,27 @@ SAMPLE = {"OIDC_ISSUER": "https://id.example.com", "OIDC_SECRET_KEY": "s" * 48, 
 
 def compose():
     return read_compose(DEPLOY / "compose.yaml", SAMPLE)
+
+
+@pytest.mark.parametrize("text,variables,expected", [
+    ("${A}", {"A": "x"}, "x"),
+    ("${A:-d}", {"A": ""}, "d"),
+    ("${A-d}", {"A": ""}, ""),
+    ("${A-d}", {}, "d"),
+    ("$${A}", {}, "${A}"),
+    ("u:${A:?need A}@h", {"A": "p"}, "u:p@h"),
+])
+def test_interpolation_follows_the_compose_specification(text, variables, expected):
+    """The reader the compose tests use: Compose Specification, "Interpolation"."""
+    assert interpolate(text, variables) == expected
+
+
+@pytest.mark.parametrize("text,variables", [("${A:?need A}", {"A": ""}), ("${A?need A}", {}), ("${A}", {})])
+def test_interpolation_refuses_a_missing_variable(text, variables):
+    """Required ones as compose does; an unset one without a default too (compose would warn
+    and use ""), so that a test cannot miss a variable compose.yaml uses."""
+    with pytest.raises(ValueError):
+        interpolate(text, variables)
 
 
 def test_env_example_names_every_variable_compose_needs():
