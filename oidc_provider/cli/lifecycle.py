@@ -93,6 +93,9 @@ def serve(host, port, workers, certfile, keyfile):
             for name, value in logs.gunicorn_options(settings).items():  # its lines in our format
                 self.cfg.set(name, value)
             self.cfg.set("forwarded_allow_ips", "*" if settings.proxy_hops else "127.0.0.1")
+            # gunicorn >= 25 opens a control socket under $HOME by default; nothing here uses it,
+            # and several providers on one machine (or one account) would share its path.
+            self.cfg.set("control_socket_disable", True)
             if certfile:
                 self.cfg.set("certfile", certfile)
                 self.cfg.set("keyfile", keyfile)
