@@ -56,7 +56,7 @@ class PasswordPolicy:
         words = [w for w in (username, email, local_part, *(name or "").split()) if w]
         estimate = zxcvbn(password[:ANALYSED], user_inputs=words, max_length=ANALYSED)
         if estimate["score"] < self.min_score:
-            warning = estimate["feedback"].get("warning") or "it is a common word or pattern"
+            warning = estimate["feedback"].get("warning") or "it would be guessed too quickly"
             return f"is too easy to guess ({warning.rstrip('.').lower()}): a few random words make a good one"
         return None
 

@@ -41,10 +41,8 @@ def upgrade():
     groups = [group for group in by_key.values() if len(group) > 1]
     if groups:
         raise UsernameClash(clash_message(groups))
-    with op.batch_alter_table('account', schema=None) as batch_op:
-        batch_op.create_index('uq_account_username_lower', [sa.text('lower(username)')], unique=True)
+    op.create_index('uq_account_username_lower', 'account', [sa.text('lower(username)')], unique=True)
 
 
 def downgrade():
-    with op.batch_alter_table('account', schema=None) as batch_op:
-        batch_op.drop_index('uq_account_username_lower')
+    op.drop_index('uq_account_username_lower', table_name='account')
