@@ -11,8 +11,9 @@ from sqlalchemy import select
 from oidc_provider.extensions import db
 from oidc_provider.models import Account
 
+from ..conftest import ISSUER
 from ..helpers import PASSWORD, csrf_token, make_client, make_user
-from ._admin import API, admin_token, bearer, snapshot
+from ._admin import API, admin_token, bearer, define_role, grant, personal_token, snapshot
 
 
 def _sub_after_sign_in(browser, client, username):
@@ -121,3 +122,26 @@ def test_the_account_page_shows_why_a_new_password_is_refused(app, browser, pass
     assert 'role="alert"' in answer.text and reason in answer.text.replace("&#39;", "'").replace("&#34;", '"')
     assert '<form method="post"' in answer.text, "the form is shown again"
     assert _password_hash(app, "alice") == stored
+
+
+def test_audit_by_user_finds_sign_ins_typed_in_any_case(app, client, browser):
+    token = admin_token(app, "ops")
+    make_user(app, "alice")
+    page = browser.http.get("/login")
+    browser.http.post("/login", data={"csrf_token": csrf_token(page.text), "username": "ALICE", "password": "nope"})
+    events = client.get(API + "/audit", headers=bearer(token), query_string={"user": "alice"}).json
+    assert ("account:login:failure", "ALICE") in [(e["event"], e["account"]) for e in events]
+
+
+def test_admin_permissions_are_checked_on_the_path_as_written(app, client):
+    """Checked before the lookup, so a statement on ``account:alice`` does not reach
+    ``/accounts/ALICE`` (refused, never more than granted)."""
+    define_role(app, "alice-reader", {"audience": ISSUER, "actions": ["admin:accounts:read"],
+                                      "resources": ["account:alice"]})
+    make_user(app, "alice")
+    make_user(app, "helen")
+    grant(app, "helen", "alice-reader")
+    _, token = personal_token(app, "helen")
+    assert client.get(API + "/accounts/alice", headers=bearer(token)).status_code == 200
+    refused = client.get(API + "/accounts/ALICE", headers=bearer(token))
+    assert (refused.status_code, refused.json["error"]) == (403, "forbidden")
