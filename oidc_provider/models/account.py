@@ -2,7 +2,7 @@
 
 Usernames are unique regardless of case and matched the same way (``username_is``): "Alice"
 and "alice" are one account, shown as it was typed. Usernames are ASCII (``manage.USERNAME``),
-for which RFC 8265 §3.3's case mapping (UsernameCaseMapped) is plain lowercasing, the same in
+for which RFC 8265 §3.2's case mapping (UsernameCaseMapped) is plain lowercasing, the same in
 Python and in SQLite's and PostgreSQL's ``lower()``; the unique index on ``lower(username)``
 enforces it in the database."""
 
