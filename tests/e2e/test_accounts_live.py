@@ -15,7 +15,9 @@ import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from live import LiveServer, _cli_path
+from playwright.sync_api import expect, sync_playwright
 
+from ._browser import launch_chromium
 from .conftest import REDIRECT_URI, TIMEOUT, Live, LiveBrowser, _hidden_fields
 
 pytestmark = pytest.mark.e2e
@@ -84,3 +86,39 @@ def test_the_account_page_refuses_a_weak_new_password_with_the_reason(provider):
         "confirm_password": "Alice in Wonderland"})
     assert answer.status_code == 400
     assert re.search(r'role="alert"[^>]*>The new password must not contain your username\.<', answer.text)
+
+
+def test_in_chromium_the_password_form_says_why_and_a_good_one_is_taken(provider):
+    """A person in a real browser, signed in as "ALICE": the form refuses a common password
+    with the reason (announced: role=alert, tied to the field), then takes a good one."""
+    server, live, _ = provider
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = browser.new_page()
+            page.goto(live.issuer + "/account")
+            page.get_by_label("Username").fill("ALICE")
+            page.get_by_label("Password").fill(live.password)
+            page.get_by_role("button", name="Sign in", exact=True).click()
+            page.goto(live.issuer + "/account/password")
+            expect(page.get_by_text("New password (at least 15 characters)")).to_be_visible()
+
+            def change(new):
+                page.get_by_label("Current password").fill(live.password)
+                page.get_by_label("New password (at least 15 characters)").fill(new)
+                page.get_by_label("New password again").fill(new)
+                page.get_by_role("button", name="Change password").click()
+
+            change("password12345678")
+            alert = page.get_by_role("alert")
+            expect(alert).to_have_text("The new password is too easy to guess (this is similar to a commonly used "
+                                       "password): a few random words make a good one.")
+            described = page.get_by_label("New password (at least 15 characters)").get_attribute("aria-describedby")
+            assert "password-error" in described.split()
+
+            change("quiet harbour lanterns")
+            page.wait_for_url(re.compile(r"/account\?done=password$"))
+        finally:
+            browser.close()
+            # The other tests sign in with the first password: the operator sets it back.
+            cli(server, "user", "set-password", "alice", "--password-stdin", stdin=live.password + "\n")
