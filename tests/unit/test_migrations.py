@@ -128,7 +128,7 @@ def test_0007_stops_on_usernames_that_differ_only_in_case_and_changes_nothing(ba
                 assert message.startswith("cannot make usernames unique regardless of case (migration 0007)")
                 assert "'Alice' and 'alice'" in message and "'CAROL' and 'Carol' and 'carol'" in message
                 assert "'bob'" not in message
-                assert "Nothing was changed" in message and "UPDATE account SET username" in message
+                assert "This step changed nothing" in message and "UPDATE account SET username" in message
                 assert "\n" not in message
                 assert _revision(app) == "0006"
                 assert not _has_case_index(app)

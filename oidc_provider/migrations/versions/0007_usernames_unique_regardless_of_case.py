@@ -29,7 +29,7 @@ def clash_message(groups: list[list[str]]) -> str:
     shown = "; ".join(" and ".join(repr(name) for name in group) for group in groups)
     last = groups[0][-1]
     return (f"cannot make usernames unique regardless of case (migration 0007): these accounts' usernames differ "
-            f"only in case: {shown}. Nothing was changed. Rename all but one of each group in the database, "
+            f"only in case: {shown}. This step changed nothing. Rename all but one of each group in the database, "
             f"e.g. UPDATE account SET username = '{last}-2' WHERE username = '{last}'; then run the upgrade again")
 
 
