@@ -66,11 +66,13 @@ def account_of_client(client_id: str) -> Account | None:
 
 
 def is_system(name) -> bool:
+    """Whether a system account is named exactly ``name``, case included. The delegation rule
+    pairs it with a role of the same name, and role names are exact: a role "BACKUP" must not
+    reach the system account "backup", which ``find`` would match regardless of case."""
     try:
-        find(name)
+        return find(name).account.username == name
     except NotFound:
         return False
-    return True
 
 
 def create(name: str, *, scope: str = "", actor: str | None = None) -> tuple[Client, str]:

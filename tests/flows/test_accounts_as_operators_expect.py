@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from oidc_provider.access import system_accounts
 from oidc_provider.extensions import db
 from oidc_provider.models import Account
 
@@ -145,3 +146,19 @@ def test_admin_permissions_are_checked_on_the_path_as_written(app, client):
     assert client.get(API + "/accounts/alice", headers=bearer(token)).status_code == 200
     refused = client.get(API + "/accounts/ALICE", headers=bearer(token))
     assert (refused.status_code, refused.json["error"]) == (403, "forbidden")
+
+
+def test_a_role_named_like_a_system_account_in_other_case_delegates_nothing(app, client):
+    """DESIGN: users holding "a role named after the system account" may issue its credential.
+    Role names are exact, so a role "BACKUP" is not backup's, although the system account is
+    found as "BACKUP" by its name regardless of case."""
+    with app.app_context():
+        system_accounts.create("backup")
+        db.session.commit()
+    make_user(app, "mallory")
+    define_role(app, "BACKUP", {"audience": "https://app.example", "actions": ["read"], "resources": ["*"]})
+    grant(app, "mallory", "BACKUP")
+    _, token = personal_token(app, "mallory")
+    for path in ("/services/BACKUP/credential", "/services/backup/credential"):
+        refused = client.post(API + path, headers=bearer(token))
+        assert (refused.status_code, refused.json["error"]) == (403, "forbidden"), path
