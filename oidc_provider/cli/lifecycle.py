@@ -156,8 +156,11 @@ def dev(instance, port):
 def _create_demo(settings) -> dict:
     import secrets
 
-    password = secrets.token_urlsafe(12)
-    manage.create_user(current_app.extensions["oidc_passwords"], username="demo",
+    passwords = current_app.extensions["oidc_passwords"]
+    password = secrets.token_urlsafe(18)
+    while passwords.policy.problem(password, username="demo", email="demo@example.com", name="Demo User"):
+        password = secrets.token_urlsafe(18)  # a random password that happens to contain "demo"
+    manage.create_user(passwords, username="demo",
                        email="demo@example.com", name="Demo User", password=password,
                        email_verified=True)
     client, secret = manage.create_client(
