@@ -15,6 +15,7 @@ from .clock import utcnow
 from .digests import digest, new_client_id, new_secret
 from .extensions import db
 from .models import AccessToken, Account, BrowserSession, Client, Passkey, RecoveryCode, RefreshToken
+from .models.account import username_is
 from .oauth.resources import resource_problem
 from .problems import Conflict, NotFound, Problem
 from .settings import SIGNING_ALGS
@@ -29,7 +30,8 @@ ManageError = Problem
 
 
 def find_account(username: str) -> Account:
-    account = db.session.scalar(select(Account).where(Account.username == username))
+    """The account named ``username``, ignoring case (``models.account.username_is``)."""
+    account = db.session.scalar(select(Account).where(username_is(username)))
     if account is None:
         raise NotFound(f"no account named {username!r}")
     return account
@@ -44,15 +46,15 @@ def find_client(client_id: str) -> Client:
 
 def create_user(passwords, *, username: str, email: str | None, name: str | None,
                 password: str | None, email_verified: bool = False, actor: str | None = None) -> Account:
-    from .authn.passwords import check_new_password
-
     if not USERNAME.match(username):
         raise ManageError("username must be 1-150 letters, digits or . _ @ - and start with a letter or digit")
-    if db.session.scalar(select(Account).where(Account.username == username)):
-        raise Conflict(f"an account named {username!r} already exists")
+    if existing := db.session.scalar(select(Account).where(username_is(username))):
+        raise Conflict(f"an account named {existing.username!r} already exists (usernames are unique "
+                       "regardless of case)")
     if email is not None and ("@" not in email or len(email) > 320):
         raise ManageError("email must be an address like name@example.com")
-    if password is not None and (problem := check_new_password(password)):
+    if password is not None and (problem := passwords.policy.problem(password, username=username, email=email,
+                                                                     name=name)):
         raise ManageError(f"password {problem}")
     account = Account(username=username, email=email, name=name, email_verified=email_verified,
                       password_hash=passwords.hash(password) if password else None)
@@ -63,9 +65,9 @@ def create_user(passwords, *, username: str, email: str | None, name: str | None
 
 
 def set_password(passwords, account: Account, password: str, *, actor: str | None = None) -> None:
-    from .authn.passwords import check_new_password
-
-    if problem := check_new_password(password):
+    """The one place an operator sets a password; ``passwords.policy`` decides if it may be."""
+    if problem := passwords.policy.problem(password, username=account.username, email=account.email,
+                                           name=account.name):
         raise ManageError(f"password {problem}")
     account.password_hash = passwords.hash(password)
     record(Event.ACCOUNT_UPDATED, account=account, actor=actor, detail={"changed": "password"}, commit=False)

@@ -24,6 +24,7 @@ from .access.forward_auth_rules import text_of as forward_auth_text
 from .authn.attribute_policy import configuration_errors as attribute_levels_errors
 from .authn.attribute_policy import overrides_text
 from .authn.levels import Ladder, LadderError
+from .authn.password_policy import setting_errors as password_setting_errors
 from .federation.config import parse as parse_connectors
 from .federation.config import text_of as connectors_text
 
@@ -109,6 +110,15 @@ class Settings:
 
     argon2_parallelism: int = 4
     """OIDC_ARGON2_PARALLELISM. Argon2id lanes."""
+
+    password_min_length: int = 15
+    """OIDC_PASSWORD_MIN_LENGTH. Fewest characters a new password may have, 8 to 64. NIST SP
+    800-63B rev 4 §3.1.1.2: 15 for a password that signs in alone (the default), at least 8 when
+    every account also has a second factor (docs/security-model.md)."""
+
+    password_min_score: int = 3
+    """OIDC_PASSWORD_MIN_SCORE. Lowest zxcvbn guessability score (1-4) a new password may have;
+    below it, a password is refused as common or easy to guess."""
 
     proxy_hops: int = 0
     """OIDC_PROXY_HOPS. How many reverse proxies in front set X-Forwarded-For/-Proto/-Host;
@@ -346,6 +356,7 @@ class Settings:
         except LadderError as exc:
             errors.append(f"OIDC_ACR_LEVELS: {exc}")
         errors.extend(attribute_levels_errors(self.acr_levels, self.attribute_levels))
+        errors.extend(password_setting_errors(self.password_min_length, self.password_min_score))
         errors.extend(parse_connectors(self.connectors, self.connector_secrets)[1])
         errors.extend(self._webauthn_errors())
         errors.extend(parse_forward_auth(self.forward_auth)[1])

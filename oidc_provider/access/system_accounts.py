@@ -30,6 +30,7 @@ from ..extensions import db
 from ..keys.encryption import DATABASE_CREDENTIALS, Sealer
 from ..keys.store import KeysUnreadable
 from ..models import AccessToken, Account, Client, DatabaseCredential, RefreshToken
+from ..models.account import username_is
 from ..oauth.remote_keys import KeySetError, check_jwks_uri, public_key_set
 from ..problems import Conflict, Forbidden, NotFound, Problem
 from . import dsn as dsn_rules
@@ -52,7 +53,7 @@ def find(name: str) -> Service:
         raise NotFound(f"no system account named {str(name)[:150]!r}")
     row = db.session.execute(
         select(Account, Client).join(Client, Client.account_id == Account.id)
-        .where(Account.username == name, Account.kind == "system")).first()
+        .where(username_is(name), Account.kind == "system")).first()
     if row is None:
         raise NotFound(f"no system account named {name!r}")
     return Service(*row)
@@ -65,11 +66,13 @@ def account_of_client(client_id: str) -> Account | None:
 
 
 def is_system(name) -> bool:
+    """Whether a system account is named exactly ``name``, case included. The delegation rule
+    pairs it with a role of the same name, and role names are exact: a role "BACKUP" must not
+    reach the system account "backup", which ``find`` would match regardless of case."""
     try:
-        find(name)
+        return find(name).account.username == name
     except NotFound:
         return False
-    return True
 
 
 def create(name: str, *, scope: str = "", actor: str | None = None) -> tuple[Client, str]:
@@ -80,8 +83,8 @@ def create(name: str, *, scope: str = "", actor: str | None = None) -> tuple[Cli
     scope = scope or ""
     if scope and (len(scope) > 1000 or not SCOPE.match(scope)):
         raise Problem("scope must be space-separated scope tokens (RFC 6749 §3.3), at most 1000 characters")
-    if db.session.scalar(select(Account).where(Account.username == name)):
-        raise Conflict(f"an account named {name!r} already exists")
+    if existing := db.session.scalar(select(Account).where(username_is(name))):
+        raise Conflict(f"an account named {existing.username!r} already exists (names are unique regardless of case)")
     account = Account(username=name, kind="system")
     db.session.add(account)
     db.session.flush()

@@ -40,6 +40,8 @@ def revoke_tokens(account) -> None:
 
 USERNAME = Param("username", where="path", required=True, max_length=150)
 ROLE = Param("role", where="path", required=True, max_length=150)
+PASSWORD_POLICY = ("the password policy (at least OIDC_PASSWORD_MIN_LENGTH characters, not common or easy to "
+                   "guess, not containing the username or the email's local part); a 400 names the rule it breaks.")
 
 
 @operation("accounts.list", "GET", "/accounts", summary="List accounts.", permission=Permission.ACCOUNTS_READ,
@@ -62,7 +64,7 @@ def show_account(caller: Caller, username: str):
                Param("username", required=True, max_length=150), Param("email", max_length=320),
                Param("email_verified", "boolean"), Param("name"),
                Param("password", secret=True, max_length=1024, help="Optional; without one the person "
-                     "signs in upstream or gets one set later.")))
+                     "signs in upstream or gets one set later. Must pass " + PASSWORD_POLICY)))
 def create_account(caller: Caller, username: str, email=None, email_verified=False, name=None, password=None):
     account = manage.create_user(current_app.extensions["oidc_passwords"], username=username, email=email,
                                  name=name, password=password, email_verified=email_verified, actor=caller.name)
@@ -71,7 +73,9 @@ def create_account(caller: Caller, username: str, email=None, email_verified=Fal
 
 @operation("accounts.update", "PATCH", "/accounts/{username}", summary="Change an account's email, name, "
            "verified flag or disabled state.", permission=Permission.ACCOUNTS_WRITE, resource="account:{username}",
-           params=(USERNAME, Param("email", max_length=320), Param("email_verified", "boolean"), Param("name"),
+           params=(USERNAME, Param("email", max_length=320, help="A new address is unverified unless email_verified "
+                                           "says otherwise."),
+                   Param("email_verified", "boolean"), Param("name", help="An empty name removes the display name."),
                    Param("disabled", "boolean", help="A disabled account cannot sign in; its tokens stop "
                          "working.")))
 def update_account(caller: Caller, username: str, **changes):
@@ -80,6 +84,8 @@ def update_account(caller: Caller, username: str, **changes):
         check_account(caller, account, f"changing {username!r}'s email or enabling it")
     if "email" in changes and ("@" not in changes["email"]):
         raise Problem("email must be an address like name@example.com")
+    if changes.get("name") == "":
+        changes["name"] = None  # an empty display name removes it
     if "email" in changes and changes["email"] != account.email and "email_verified" not in changes:
         # A new address is not verified until someone says so (federation matches verified emails).
         changes["email_verified"] = False
@@ -94,7 +100,8 @@ def update_account(caller: Caller, username: str, **changes):
 
 @operation("accounts.set-password", "PUT", "/accounts/{username}/password", summary="Set an account's password.",
            permission=Permission.ACCOUNTS_WRITE, resource="account:{username}",
-           params=(USERNAME, Param("password", required=True, secret=True, max_length=1024)))
+           params=(USERNAME, Param("password", required=True, secret=True, max_length=1024,
+                                   help="Must pass " + PASSWORD_POLICY)))
 def set_password(caller: Caller, username: str, password: str):
     account = _person(username)
     check_account(caller, account, f"setting {username!r}'s password")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..clock import utcnow
 from ..extensions import db
@@ -42,7 +42,8 @@ def event_view(row: AuditEvent) -> dict:
 
 @operation("audit.list", "GET", "/audit", summary="Audit events, newest first.", permission=Permission.AUDIT_READ,
            resource="audit:*", params=(
-               Param("user", where="query", max_length=150, help="Only events about this account."),
+               Param("user", where="query", max_length=150, help="Only events about this account (any case: "
+                     "a failed sign-in is recorded under the name as typed)."),
                Param("event", where="query", max_length=64, help="An event name, or a prefix ending in '*' "
                      "(account:login:*)."),
                Param("since", where="query", max_length=40, help="30m, 12h, 7d, 2w or an ISO 8601 time."),
@@ -51,7 +52,8 @@ def event_view(row: AuditEvent) -> dict:
 def list_events(caller: Caller, user=None, event=None, since=None, limit=100):
     query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
     if user:
-        query = query.where(AuditEvent.account == user)
+        # Usernames are one regardless of case, and a failed sign-in names the account as typed.
+        query = query.where(func.lower(AuditEvent.account) == user.lower())
     if event:
         if event.endswith("*"):
             prefix = event[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -40,7 +40,8 @@ def _errors(op: Operation) -> dict:
         return {"description": text, "content": {JSON: {"schema": ERROR}}}
 
     return {
-        "400": response("Bad input: the `error_description` names the parameter."),
+        "400": response("Bad input: the `error_description` names the parameter (and, for a password the "
+                        "password policy refuses, the rule it breaks)."),
         "401": {"description": "No bearer token (the body is an empty object, RFC 6750 §3.1), or an invalid, "
                                "expired or revoked one (`invalid_token`).",
                 "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}},

@@ -12,6 +12,7 @@ from ..audit import Event, record
 from ..clock import utcnow
 from ..extensions import db
 from ..models import Account
+from ..models.account import username_is
 from . import throttle
 
 
@@ -32,7 +33,7 @@ def check_password(passwords, username: str, password: str, address: str | None)
         record(Event.LOGIN_THROTTLED, outcome="failure", reason=blocked.key.split(":", 1)[0],
                account=username or None, detail={"until": blocked.until.isoformat() + "Z"})
         return Checked(None, "throttled")
-    account = db.session.scalar(select(Account).where(Account.username == username, Account.kind == "human"))
+    account = db.session.scalar(select(Account).where(username_is(username), Account.kind == "human"))
     ok = passwords.verify(account.password_hash if account else None, password[:1024])
     if not ok or account is None or account.disabled:
         if not ok:

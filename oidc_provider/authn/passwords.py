@@ -1,8 +1,11 @@
 """Password hashing with argon2id (RFC 9106). "Unknown user" costs the same as "wrong
-password": a dummy hash is verified so timing does not reveal which accounts exist."""
+password": a dummy hash is verified so timing does not reveal which accounts exist. ``policy``
+(``password_policy``) decides what a new password may be, wherever one is set."""
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from .password_policy import PasswordPolicy
 
 
 class Passwords:
@@ -13,6 +16,8 @@ class Passwords:
             parallelism=settings.argon2_parallelism,
         )
         self._dummy = self._hasher.hash("dummy password to equalise timing")
+        self.policy = PasswordPolicy(min_length=settings.password_min_length,
+                                     min_score=settings.password_min_score)
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
@@ -26,11 +31,3 @@ class Passwords:
     def needs_rehash(self, stored_hash: str) -> bool:
         return self._hasher.check_needs_rehash(stored_hash)
 
-
-def check_new_password(password: str) -> str | None:
-    """Return why a new password is refused, or None."""
-    if len(password) < 8:
-        return "must be at least 8 characters"
-    if len(password) > 1024:
-        return "must be at most 1024 characters"
-    return None

@@ -92,6 +92,9 @@ def serve(host, port, workers, certfile, keyfile, migrate):
             for name, value in logs.gunicorn_options(settings).items():  # its lines in our format
                 self.cfg.set(name, value)
             self.cfg.set("forwarded_allow_ips", "*" if settings.proxy_hops else "127.0.0.1")
+            # gunicorn >= 25 opens a control socket under $HOME by default; nothing here uses it,
+            # and several providers on one machine (or one account) would share its path.
+            self.cfg.set("control_socket_disable", True)
             if certfile:
                 self.cfg.set("certfile", certfile)
                 self.cfg.set("keyfile", keyfile)
@@ -152,8 +155,11 @@ def dev(instance, port):
 def _create_demo(settings) -> dict:
     import secrets
 
-    password = secrets.token_urlsafe(12)
-    manage.create_user(current_app.extensions["oidc_passwords"], username="demo",
+    passwords = current_app.extensions["oidc_passwords"]
+    password = secrets.token_urlsafe(18)
+    while passwords.policy.problem(password, username="demo", email="demo@example.com", name="Demo User"):
+        password = secrets.token_urlsafe(18)  # a random password that happens to contain "demo"
+    manage.create_user(passwords, username="demo",
                        email="demo@example.com", name="Demo User", password=password,
                        email_verified=True)
     client, secret = manage.create_client(

@@ -64,6 +64,22 @@ def _show_text(view: dict) -> str:
     return "\n".join(lines)
 
 
+@group.command("update")
+@click.argument("username")
+@click.option("--email", help="New email address; it is unverified unless --email-verified is given.")
+@click.option("--name", help="New display name (an empty one removes it).")
+@click.option("--email-verified/--no-email-verified", default=None,
+              help="Mark the email address as verified, or not (federation matches verified addresses only).")
+@json_option
+def update(username, email, name, email_verified, as_json):
+    """Change a person's email address, its verified flag or the display name. Audited."""
+    if email is None and name is None and email_verified is None:
+        raise click.UsageError("give --email, --name or --email-verified/--no-email-verified")
+    view = execute("accounts.update", username=username, email=email, name=name, email_verified=email_verified)
+    emit(view, as_json, f"updated {view['username']}: email {view['email'] or '-'} "
+                        f"({'verified' if view['email_verified'] else 'unverified'}), name {view['name'] or '-'}")
+
+
 def _set_disabled(username, disabled):
     execute("accounts.update", username=username, disabled=disabled)
     click.echo(f"{username} {'disabled' if disabled else 'enabled'}")

@@ -18,6 +18,7 @@ from ..clock import utcnow
 from ..extensions import db
 from ..manage import USERNAME
 from ..models import Account, FederatedIdentity, Passkey
+from ..models.account import username_is
 from . import linking
 from .connector import Connector, Identity
 
@@ -233,7 +234,7 @@ def _free_username(identity: Identity) -> str:
     base = re.sub(r"[^A-Za-z0-9._@-]+", "-", raw)
     base = re.sub(r"^[^A-Za-z0-9]+", "", base)[:140] or "user"
     candidate, n = base, 1
-    while db.session.scalar(select(Account.id).where(func.lower(Account.username) == candidate.lower())) is not None:
+    while db.session.scalar(select(Account.id).where(username_is(candidate))) is not None:
         n += 1
         candidate = f"{base}-{n}"
     assert USERNAME.match(candidate)

@@ -1,8 +1,14 @@
-"""Accounts: people (``kind='human'``) and system accounts (``kind='system'``)."""
+"""Accounts: people (``kind='human'``) and system accounts (``kind='system'``).
+
+Usernames are unique regardless of case and matched the same way (``username_is``): "Alice"
+and "alice" are one account, shown as it was typed. Usernames are ASCII (``manage.USERNAME``),
+for which RFC 8265 §3.2's case mapping (UsernameCaseMapped) is plain lowercasing, the same in
+Python and in SQLite's and PostgreSQL's ``lower()``; the unique index on ``lower(username)``
+enforces it in the database."""
 
 import uuid
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import Boolean, ColumnElement, DateTime, ForeignKey, Index, Integer, LargeBinary, String, false, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
@@ -37,6 +43,19 @@ class Account(db.Model):
     @property
     def active(self) -> bool:
         return not self.disabled
+
+
+# Unique regardless of case (migration 0007); ``username_is`` is the lookup that uses it.
+Index("uq_account_username_lower", func.lower(Account.username), unique=True)
+
+
+def username_is(username: str) -> ColumnElement[bool]:
+    """The condition "this account's username is ``username``, ignoring case". A name that is
+    not ASCII matches nothing: no username is, and lowercasing one could reach ASCII (the
+    Kelvin sign "\u212a" lowercases to "k")."""
+    if not username.isascii():
+        return false()
+    return func.lower(Account.username) == username.lower()
 
 
 class RecoveryCode(db.Model):

@@ -16,7 +16,6 @@ from ..audit import Event, record
 from ..authn import levels
 from ..authn.levels import AMR_OTP, AMR_PASSWORD
 from ..authn.password_check import check_password
-from ..authn.passwords import check_new_password
 from ..authn.sessions import current_login, elevate, log_out, reauthenticate
 from ..errors import error_page
 from ..extensions import db
@@ -94,22 +93,24 @@ def home():
 @bp.route("/account/password", methods=["GET", "POST"])
 def change_password():
     """The current password proves it is the person (throttled like the login form); the new
-    one must pass ``check_new_password``. Every other session of the account ends."""
+    one must pass the password policy (``authn.password_policy``), whose reason the form shows.
+    Every other session of the account ends."""
     account, facts = _signed_in()
     if account is None:
         return redirect(url_for("login.login"))
-    if request.method == "GET":
-        return render_template("account/password.html", error=None)
     passwords = current_app.extensions["oidc_passwords"]
+    if request.method == "GET":
+        return _password_page(passwords, None)
     new = request.form.get("new_password") or ""
     if new != (request.form.get("confirm_password") or ""):
-        return render_template("account/password.html", error="The new passwords do not match."), 400
-    if problem := check_new_password(new):
-        return render_template("account/password.html", error=f"The new password {problem}."), 400
+        return _password_page(passwords, "The new passwords do not match."), 400
+    if problem := passwords.policy.problem(new, username=account.username, email=account.email,
+                                           name=account.name):
+        return _password_page(passwords, f"The new password {problem}."), 400
     checked = check_password(passwords, account.username, request.form.get("current_password") or "",
                              request.remote_addr)
     if checked.account is None or checked.account.id != account.id:
-        return render_template("account/password.html", error="Your current password is not right."), 401
+        return _password_page(passwords, "Your current password is not right."), 401
     account.password_hash = passwords.hash(new)
     db.session.execute(delete(BrowserSession).where(BrowserSession.account_id == account.id,
                                                     BrowserSession.id != facts["sid"]))
@@ -117,6 +118,10 @@ def change_password():
     db.session.commit()
     session.rotate = True  # a new session id for the one session that remains
     return redirect(url_for("account.home", done="password"))
+
+
+def _password_page(passwords, error):
+    return render_template("account/password.html", error=error, min_length=passwords.policy.min_length)
 
 
 # ---- confirm it's you ----

@@ -92,7 +92,7 @@ def test_change_password_needs_the_current_one_and_ends_other_sessions(app, brow
     assert mismatch.status_code == 400
     short = post(browser, "/account/password", "/account/password", current_password=PASSWORD,
                  new_password="short", confirm_password="short")
-    assert short.status_code == 400 and "at least 8" in short.text
+    assert short.status_code == 400 and "at least 15" in short.text
     assert account_row(app).password_hash == stored, "nothing changed"
 
     done = post(browser, "/account/password", "/account/password", current_password=PASSWORD,

@@ -88,7 +88,7 @@ def test_user_errors_are_one_line(run):
     _one_line_error(run("user", "create", "dave", "--password-stdin", input="a long password\n", ok=False),
                     "already exists")
     _one_line_error(run("user", "create", "erin", "--password-stdin", input="short\n", ok=False),
-                    "at least 8 characters")
+                    "at least 15 characters")
     _one_line_error(run("user", "create", "bad name", "--password-stdin", input="a long password\n", ok=False),
                     "username")
     _one_line_error(run("user", "create", "frank", "--email", "not-an-email", "--password-stdin",

@@ -13,17 +13,24 @@ import secrets
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from flask_migrate import upgrade
+from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from oidc_provider import create_app
 from oidc_provider.extensions import db
+from oidc_provider.problems import Problem
 
 from ..conftest import settings_for
 
 TEST_URL = os.environ.get("OIDC_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if TEST_URL.startswith("postgresql") else [])
+# SQLite's expression index (usernames regardless of case) cannot be reflected, so alembic skips
+# it in the comparison with a warning; _has_case_index checks it instead.
+EXPRESSION_INDEX_WARNINGS = pytest.mark.filterwarnings(
+    "ignore:autogenerate skipping metadata-specified expression-based index",
+    "ignore:Skipped unsupported reflection of expression-based index")
 
 
 @contextlib.contextmanager
@@ -56,6 +63,7 @@ def _revision(app) -> str | None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@EXPRESSION_INDEX_WARNINGS
 def test_upgrade_builds_the_models_schema_and_is_idempotent(backend, tmp_path):
     with fresh_database(backend, tmp_path) as url:
         app = create_app(settings_for(database_url=url))
@@ -69,11 +77,76 @@ def test_upgrade_builds_the_models_schema_and_is_idempotent(backend, tmp_path):
                 head = _revision(app)
                 assert head is not None
                 assert _differences(app) == []
+                assert _has_case_index(app)
                 tables = set(inspect(db.engine).get_table_names())
                 assert {t.name for t in db.metadata.sorted_tables} <= tables
                 upgrade(directory=directory)
                 assert _revision(app) == head
                 assert _differences(app) == []
+        finally:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+
+
+def _usernames(app) -> list[str]:
+    with db.engine.connect() as conn:
+        return list(conn.execute(text("SELECT username FROM account ORDER BY id")).scalars())
+
+
+def _has_case_index(app) -> bool:
+    """SQLAlchemy does not reflect SQLite's expression indexes, so ask each catalogue."""
+    query = ("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'uq_account_username_lower'"
+             if db.engine.dialect.name == "sqlite" else
+             "SELECT count(*) FROM pg_indexes WHERE indexname = 'uq_account_username_lower'")
+    with db.engine.connect() as conn:
+        return conn.execute(text(query)).scalar() == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@EXPRESSION_INDEX_WARNINGS
+def test_0007_stops_on_usernames_that_differ_only_in_case_and_changes_nothing(backend, tmp_path):
+    """Migration 0007 (usernames unique regardless of case) names the accounts that clash and
+    how to fix them, and leaves the database at 0006; once they are renamed it goes through,
+    and the database itself then refuses a second "Alice"."""
+    with fresh_database(backend, tmp_path) as url:
+        app = create_app(settings_for(database_url=url))
+        try:
+            with app.app_context():
+                directory = app.extensions["migrate"].directory
+                upgrade(directory=directory, revision="0006")
+                with db.engine.begin() as conn:
+                    for username in ("alice", "Alice", "bob", "carol", "CAROL", "Carol"):
+                        conn.execute(text("INSERT INTO account (subject, kind, username, email_verified, disabled) "
+                                          "VALUES (:subject, 'human', :username, false, false)"),
+                                     {"subject": secrets.token_hex(8), "username": username})
+                before = _usernames(app)
+
+                with pytest.raises(Problem) as refused:
+                    upgrade(directory=directory)
+                message = str(refused.value)
+                assert message.startswith("cannot make usernames unique regardless of case (migration 0007)")
+                assert "'Alice' and 'alice'" in message and "'CAROL' and 'Carol' and 'carol'" in message
+                assert "'bob'" not in message
+                assert "This step changed nothing" in message and "UPDATE account SET username" in message
+                assert "\n" not in message
+                assert _revision(app) == "0006"
+                assert not _has_case_index(app)
+                assert _usernames(app) == before
+
+                with db.engine.begin() as conn:  # what the message says to do
+                    for old, new in (("Alice", "alice-2"), ("CAROL", "carol-2"), ("Carol", "carol-3")):
+                        conn.execute(text("UPDATE account SET username = :new WHERE username = :old"),
+                                     {"old": old, "new": new})
+                upgrade(directory=directory)
+                assert _revision(app) == "0007"
+                assert _has_case_index(app)
+                with pytest.raises(IntegrityError), db.engine.begin() as conn:
+                    conn.execute(text("INSERT INTO account (subject, kind, username, email_verified, disabled) "
+                                      "VALUES ('s-x', 'human', 'BOB', false, false)"))
+
+                downgrade(directory=directory, revision="0006")
+                assert not _has_case_index(app)
         finally:
             with app.app_context():
                 db.session.remove()
