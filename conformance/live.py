@@ -99,6 +99,7 @@ class LiveServer:
     tls: bool = False  # serve https itself with a self-signed certificate made at start
     command: str | None = None  # the oidc-provider script; default: the one beside this Python
     cwd: str | None = None  # the working directory of every command (relative SQLite paths)
+    serve_options: tuple[str, ...] = ()  # more options for ``serve``, e.g. ("--migrate",)
 
     def __post_init__(self):
         self.issuer = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
@@ -177,7 +178,8 @@ class LiveServer:
         self.process = subprocess.Popen(
             [self.command or _cli_path(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
              "--workers", str(self.workers),
-             *(["--certfile", str(self.certfile), "--keyfile", str(self.workdir / "key.pem")] if self.tls else [])],
+             *(["--certfile", str(self.certfile), "--keyfile", str(self.workdir / "key.pem")] if self.tls else []),
+             *self.serve_options],
             env=self.env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.cwd,
             start_new_session=True,  # its own process group, so stop() reaches the workers too
         )

@@ -74,6 +74,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(attributes_api.bp)
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(service_accounts_api.bp)
+    from .web import health
+
+    app.register_blueprint(health.bp)
     errors.register(app)
 
     @app.context_processor
@@ -110,7 +113,8 @@ def _database_url(url: str) -> str:
 def _engine_options(url: str) -> dict:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True}
+    # A database host that drops packets must not hang a command or a worker for minutes.
+    return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
 
 
 @event.listens_for(Engine, "connect")

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import jsonify, render_template, request
+from flask import jsonify, render_template, request, session
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException, InternalServerError
 
+from . import dbcheck
+from .extensions import db
+from .keys.store import KeysUnreadable
 from .web.responses import authorization_response
 
 log = logging.getLogger("oidc_provider.errors")
@@ -41,7 +45,57 @@ def redirect_error(*, redirect_uri: str, error: str, description: str | None, st
     return authorization_response(redirect_uri, params, response_mode, issuer)
 
 
+RETRY_AFTER = "5"  # seconds; the pool reconnects on the first request after the database is back
+
+
+def unavailable(exc: Exception, what: str, cause: str):
+    """The database (or the signing keys) cannot be used right now: 503 (RFC 9110 §15.6.4)
+    with ``Retry-After``, one log line naming the cause, no traceback; the provider recovers by
+    itself once the database is back (a fresh connection per request, checked before use).
+    Protocol endpoints answer ``temporarily_unavailable``, the OAuth error code for this
+    condition (RFC 6749 §4.1.2.1: "currently unable to handle the request due to a temporary
+    overloading or maintenance of the server"), in the RFC 6749 §5.2 JSON shape; pages get a
+    short HTML page."""
+    log.warning("%s on %s %s: %s", what, request.method, request.path, cause)
+    session.unavailable = exc  # nothing of this request's session is saved
+    headers = {"Retry-After": RETRY_AFTER}
+    if request.path.startswith(JSON_PATHS):
+        return oauth_error("temporarily_unavailable", "The service is temporarily unavailable; try again shortly.",
+                           503, headers)
+    body, status = error_page("Temporarily unavailable", "The service is temporarily unavailable. "
+                              "Try again in a few moments.", 503)
+    return body, status, headers
+
+
 def register(app) -> None:
+    # An error while loading the session (before any view) is raised again here, first of all
+    # before_request functions (CSRF reads the session), so that it meets the handlers below.
+    app.before_request_funcs.setdefault(None, []).insert(0, _session_unavailable)
+    default_log_exception = app.log_exception
+
+    def log_exception(exc_info):
+        if not dbcheck.is_outage(exc_info[1]):  # an outage is one line (unavailable()), no traceback
+            default_log_exception(exc_info)
+
+    app.log_exception = log_exception
+
+    @app.errorhandler(SQLAlchemyError)
+    def database_error(exc: SQLAlchemyError):
+        return _outage(exc) if dbcheck.is_outage(exc) else unexpected(exc)
+
+    @app.errorhandler(KeysUnreadable)
+    def keys_unreadable(exc: KeysUnreadable):
+        # OIDC_SECRET_KEY does not open the active keys (`serve` refuses to start so, but another
+        # WSGI server starts, or keys were sealed elsewhere): not ready, /readyz says why.
+        return unavailable(exc, "signing keys unreadable", str(exc))
+
+    @app.errorhandler(InternalServerError)
+    def internal_error(exc: InternalServerError):
+        # Errors outside a view (saving the session) arrive here, wrapped.
+        if exc.original_exception is not None and dbcheck.is_outage(exc.original_exception):
+            return _outage(exc.original_exception)
+        return http_error(exc)
+
     @app.errorhandler(CSRFError)
     def csrf_failed(exc):
         return error_page("Form expired", "This form has expired or was not sent by this site. "
@@ -68,3 +122,13 @@ def register(app) -> None:
         if request.path.startswith(JSON_PATHS):
             return oauth_error("server_error", "The server could not handle this request.", 500)
         return error_page("Something went wrong", "The server could not handle this request.", 500)
+
+
+def _outage(exc: Exception):
+    return unavailable(exc, "database unavailable", str(dbcheck.explain(exc, db.engine.url)))
+
+
+def _session_unavailable():
+    # /healthz and /readyz read no session: a probe that carries a cookie is answered anyway.
+    if getattr(session, "unavailable", None) is not None and request.blueprint != "health":
+        raise session.unavailable

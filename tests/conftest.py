@@ -8,6 +8,8 @@ import os
 import tempfile
 
 import pytest
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import insert
 
 from oidc_provider import create_app
@@ -72,6 +74,10 @@ def _schema():
     with app.app_context():
         db.drop_all()
         db.create_all()
+        # The models' schema is the migrations' head (tests/unit/test_migrations.py): say so,
+        # as `oidc-provider init` would, so that CLI commands run against this database.
+        with db.engine.begin() as connection:
+            MigrationContext.configure(connection).stamp(ScriptDirectory(app.extensions["migrate"].directory), "heads")
     return True
 
 

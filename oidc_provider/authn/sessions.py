@@ -8,15 +8,18 @@ usable cookie. Cookies are HttpOnly, SameSite=Lax and, under an https issuer, Se
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import timedelta
 
 from flask import request
 from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.attributes import flag_modified
 from werkzeug.datastructures import CallbackDict
 
 from ..clock import epoch, utcnow
+from ..dbcheck import is_outage
 from ..digests import digest, new_secret
 from ..extensions import db
 from ..models import Account, BrowserSession
@@ -26,12 +29,15 @@ ANONYMOUS_TTL = timedelta(hours=1)
 
 
 class ServerSession(CallbackDict, SessionMixin):
-    def __init__(self, initial=None, row: BrowserSession | None = None):
+    def __init__(self, initial=None, row: BrowserSession | None = None, unavailable: Exception | None = None):
         def on_update(_):
             self.modified = True
 
         super().__init__(initial or {}, on_update)
         self.row = row
+        # The database error that kept this session from loading or saving: the request
+        # answers 503 (errors.py) and nothing is written.
+        self.unavailable = unavailable
         self.modified = False
         self.rotate = False
         self.ended = False
@@ -51,14 +57,25 @@ class DatabaseSessionInterface(SessionInterface):
     def open_session(self, app, request):
         raw = request.cookies.get(self.cookie_name)
         if raw and len(raw) < 128:
-            row = db.session.scalar(
-                select(BrowserSession).where(BrowserSession.id_digest == digest(raw))
-            )
+            try:
+                row = db.session.scalar(
+                    select(BrowserSession).where(BrowserSession.id_digest == digest(raw))
+                )
+            except SQLAlchemyError as exc:
+                # Raised here, it would escape Flask's error handlers (the request context is
+                # not pushed yet); errors.py raises it again before any view.
+                if not is_outage(exc):
+                    raise
+                with suppress(SQLAlchemyError):
+                    db.session.rollback()
+                return ServerSession(unavailable=exc)
             if row is not None and row.expires_at > utcnow():
                 return ServerSession(dict(row.data or {}), row)
         return ServerSession()
 
     def save_session(self, app, session: ServerSession, response):
+        if session.unavailable is not None:
+            return
         if session.ended:
             if session.row is not None:
                 db.session.execute(delete(BrowserSession).where(BrowserSession.id == session.row.id))

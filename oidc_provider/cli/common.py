@@ -7,8 +7,9 @@ import json
 import sys
 
 import click
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from ..dbcheck import DatabaseProblem, check, explain
 from ..extensions import db
 from ..manage import ManageError
 from ..settings import Settings, SettingsError
@@ -17,7 +18,10 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 
 @contextlib.contextmanager
-def app_context(settings: Settings | None = None):
+def app_context(settings: Settings | None = None, *, upgrading: bool = False):
+    """The app for one command, its database checked first (reachable, schema current; with
+    ``upgrading``, anything ``init`` can migrate). A database problem is one line naming the
+    cause and the fix (``dbcheck``), never a traceback."""
     from .. import create_app
 
     ctx = click.get_current_context(silent=True)
@@ -29,8 +33,11 @@ def app_context(settings: Settings | None = None):
         raise click.ClickException(str(exc)) from None
     with app.app_context():
         try:
+            check(db.engine, app.extensions["migrate"].directory, upgrading=upgrading)
             yield app
             db.session.commit()
+        except DatabaseProblem as exc:
+            raise click.ClickException(str(exc)) from None
         except ManageError as exc:
             db.session.rollback()
             raise click.ClickException(str(exc)) from None
@@ -38,6 +45,10 @@ def app_context(settings: Settings | None = None):
             db.session.rollback()
             raise click.ClickException("something this command depends on changed meanwhile; "
                                        "nothing was changed, try again") from None
+        except SQLAlchemyError as exc:
+            with contextlib.suppress(SQLAlchemyError):
+                db.session.rollback()
+            raise click.ClickException(str(explain(exc, db.engine.url))) from None
 
 
 def execute(operation: str, /, **params):

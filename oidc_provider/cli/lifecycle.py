@@ -37,15 +37,12 @@ from .common import app_context, emit, json_option
 from .config import write_dev_env
 
 
-def prepare(app) -> list:
-    """Apply migrations and make sure signing keys exist. Idempotent."""
-    from flask_migrate import upgrade
+def prepare(app, *, upgrade: bool = True) -> list:
+    """Apply migrations (``upgrade``) and make sure signing keys exist. Idempotent."""
+    from flask_migrate import upgrade as apply_migrations
 
-    url = db.engine.url
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        # A new SQLite database: its directory too (private: it holds the sealed keys).
-        Path(url.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    upgrade(directory=app.extensions["migrate"].directory)
+    if upgrade:
+        apply_migrations(directory=app.extensions["migrate"].directory)
     keys = app.extensions["oidc_server"].policy.keys
     try:
         created = keys.ensure()
@@ -59,7 +56,7 @@ def prepare(app) -> list:
 @json_option
 def init(as_json):
     """Create or migrate the database and create signing keys if there are none."""
-    with app_context() as app:
+    with app_context(upgrading=True) as app:
         created = prepare(app)
         emit({"keys_created": [k.kid for k in created]}, as_json,
              f"database ready; {len(created)} signing key(s) created")
@@ -73,8 +70,10 @@ def init(as_json):
               help="Serve https with this certificate chain (PEM).")
 @click.option("--keyfile", type=click.Path(exists=True, dir_okay=False),
               help="The certificate's private key (PEM).")
-def serve(host, port, workers, certfile, keyfile):
-    """Run the production server (gunicorn); migrations are applied at start."""
+@click.option("--migrate", is_flag=True,
+              help="Apply pending database migrations first (without it, serve refuses a database that is behind).")
+def serve(host, port, workers, certfile, keyfile, migrate):
+    """Run the production server (gunicorn) on a database whose migrations are current."""
     if bool(certfile) != bool(keyfile):
         raise click.ClickException("--certfile and --keyfile go together")
     try:
@@ -82,8 +81,8 @@ def serve(host, port, workers, certfile, keyfile):
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     metrics_dir = _metrics_directory(settings)
-    with app_context(settings) as app:
-        prepare(app)
+    with app_context(settings, upgrading=migrate) as app:
+        prepare(app, upgrade=migrate)
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):
@@ -136,7 +135,7 @@ def dev(instance, port):
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     demo_file = Path(instance).resolve() / "demo-credentials.json"
-    with app_context(settings) as app:
+    with app_context(settings, upgrading=True) as app:
         prepare(app)
         if not demo_file.exists() and db.session.scalar(select(func.count(Account.id))) == 0:
             demo_file.write_text(json.dumps(_create_demo(settings), indent=2))
