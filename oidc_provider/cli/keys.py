@@ -57,7 +57,9 @@ def rotate(as_json):
              "\n".join(f"{r.alg}: now signing with {r.kid}" for r in promoted))
 
 
-@group.command("revoke")
+# A kid is an RFC 7638 thumbprint (base64url), so it may begin with "-": such words are kids,
+# not unknown options.
+@group.command("revoke", context_settings={"ignore_unknown_options": True})
 @click.argument("kids", metavar="KID...", nargs=-1, required=True)
 @json_option
 def revoke(kids, as_json):

@@ -4,7 +4,7 @@ and introspection (RFC 7662 §2.2 ``active: false``), an ID token it signed is n
 ``id_token_hint`` any more, and its algorithm goes on signing with another key.
 
 The command runs as the operator runs it; this test app's key cache is then reloaded, as every
-provider process does by itself within ``KeyStore.CACHE_SECONDS`` (tests/e2e/test_key_revocation_live.py
+provider process does by itself within ``KeyStore.CACHE_SECONDS`` (tests/e2e/test_secret_key_live.py
 checks that bound against a running server).
 """
 
@@ -108,3 +108,8 @@ def test_revoking_both_keys_of_an_algorithm_creates_a_new_active_key(app, browse
 def test_revoking_an_unknown_kid_is_one_line_and_changes_nothing(app):
     one_line_error(cli("keys", "revoke", "no-such-kid"), "no signing key with kid 'no-such-kid'")
 
+
+
+def test_a_kid_that_begins_with_a_dash_is_a_kid_not_an_option(app):
+    """RFC 7638 thumbprints are base64url and begin with "-" one time in 64."""
+    one_line_error(cli("keys", "revoke", "-7Qx_no-such-kid"), "no signing key with kid '-7Qx_no-such-kid'")

@@ -129,8 +129,9 @@ def test_the_minimum_length_is_a_setting(run):
                     "OIDC_PASSWORD_MIN_LENGTH must be between 8 and 64")
 
 
-def test_dev_demo_password_passes_the_policy(env):
+def test_dev_demo_password_passes_the_policy(run, env):
     """``oidc-provider dev`` makes its demo user through the same policy."""
+    run("init")  # the module's database, whichever test of it runs first
     app = create_app(Settings.from_env(env))
     with app.app_context():
         demo = _create_demo(app.extensions["oidc_settings"])
