@@ -515,12 +515,6 @@ def _to_bool(raw) -> bool:
     raise ValueError(raw)
 
 
-def dev_settings(instance_dir, environ=None) -> Settings:
-    """Settings for ``oidc-provider dev``: the environment wins; otherwise a loopback issuer,
-    SQLite under ``instance_dir`` and a secret key generated once into it (mode 0600)."""
-    return Settings.from_env(dev_environment(instance_dir, environ))
-
-
 def dev_environment(instance_dir, environ=None) -> dict:
     """The environment ``oidc-provider dev`` runs with: ``environ`` (default ``os.environ``)
     with the development defaults filled in where it leaves them unset."""
