@@ -118,12 +118,16 @@ def records(conn: Connection, metadata, head: str, secret_key: str) -> Iterator[
     check_sealed_keys(conn, metadata, secret_key)
     yield {"format": FORMAT, "version": VERSION, "revision": head, "dialect": conn.dialect.name,
            "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    counts = {}
     for table in metadata.sorted_tables:
         encode = _encoder(table)
         yield {"table": table.name, "columns": [c.name for c in table.columns]}
+        counts[table.name] = 0
         query = select(table).order_by(*table.primary_key.columns)
         for row in conn.execution_options(yield_per=BATCH).execute(query):
+            counts[table.name] += 1
             yield encode(row)
+    yield {"end": {"tables": counts}}
 
 
 def check_sealed_keys(conn: Connection, metadata, secret_key: str) -> None:
@@ -245,20 +249,18 @@ def write_file(path: Path, items: Iterable) -> dict[str, int]:
     if path.exists():
         raise TransferError(f"{path} exists: choose another name or remove it first")
     partial = path.with_name(path.name + ".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    digest, counts, table = hashlib.sha256(), {}, None
+    partial.unlink(missing_ok=True)  # left by an interrupted export
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    digest, counts = hashlib.sha256(), {}
     try:
         with os.fdopen(fd, "wb") as raw, (gzip.open(raw, "wb") if path.suffix == ".gz" else raw) as out:
             for item in items:
-                if isinstance(item, dict) and "table" in item:
-                    table = item["table"]
-                    counts[table] = 0
-                elif isinstance(item, list):
-                    counts[table] += 1
+                if isinstance(item, dict) and "end" in item:
+                    counts = item["end"]["tables"]
+                    item = {"end": {**item["end"], "sha256": digest.hexdigest()}}
                 line = json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
                 digest.update(line)
                 out.write(line)
-            out.write(json.dumps({"end": {"tables": counts, "sha256": digest.hexdigest()}}).encode() + b"\n")
         os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
