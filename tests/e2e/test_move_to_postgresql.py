@@ -44,16 +44,17 @@ def claims_of(jwt: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
-def sign_in(issuer: str, client: dict, user: str, password: str) -> dict:
+def sign_in(issuer: str, client: dict, user: str, password: str, browser: LiveBrowser | None = None) -> dict:
     """Authorization code flow with PKCE through the provider's pages; the token response."""
     live = Live(issuer=issuer, user=user, password=password)
+    browser = browser or LiveBrowser(live)
     metadata = live.metadata()
     rp = OAuth2Session(client["client_id"], client["client_secret"], scope=SCOPE, redirect_uri=REDIRECT_URI,
                        code_challenge_method="S256")
     verifier = generate_token(48)
     url, _ = rp.create_authorization_url(metadata["authorization_endpoint"], code_verifier=verifier,
                                          nonce=generate_token(20))
-    callback = LiveBrowser(live).authorize(url)
+    callback = browser.authorize(url)
     return rp.fetch_token(metadata["token_endpoint"], authorization_response=callback, code_verifier=verifier)
 
 
@@ -106,7 +107,9 @@ def source(tmp_path_factory):
         server.cli("user", "grant", "alice", "reader", as_json=False)
         server.cli("service", "grant", "mover-job", "reader", as_json=False)
         server.start()
-        tokens = sign_in(server.issuer, client, "alice", password)
+        browser = LiveBrowser(Live(issuer=server.issuer, user="alice", password=password))
+        tokens = sign_in(server.issuer, client, "alice", password, browser)
+        assert browser.pages_seen == ["login", "consent"]
         assert token_request(server.issuer, service, grant_type="client_credentials").status_code == 200
         halt(server)
 
@@ -114,7 +117,8 @@ def source(tmp_path_factory):
         done = server.cli("export", str(export))
         assert done["revision"] and done["tables"]["account"] == 2 and done["tables"]["refresh_token"] == 1
         yield {"server": server, "export": export, "password": password, "client": client, "service": service,
-               "tokens": tokens, "views": views(server.env), "secret_key": server.env["OIDC_SECRET_KEY"]}
+               "tokens": tokens, "browser": browser, "views": views(server.env),
+               "secret_key": server.env["OIDC_SECRET_KEY"]}
     finally:
         server.stop()
 
@@ -159,6 +163,13 @@ def test_moved_to_postgresql_people_apps_tokens_and_roles_work_unchanged(source,
                                   refresh_token=source["tokens"]["refresh_token"])
         assert refreshed.status_code == 200, refreshed.text
         assert claims_of(refreshed.json()["access_token"])["resource_access"][AUDIENCE]["roles"] == ["reader"]
+
+        # The browser session and the consent moved too: alice is still signed in.
+        browser = source["browser"]
+        browser.pages_seen.clear()
+        again = sign_in(issuer, client, "alice", source["password"], browser)
+        assert browser.pages_seen == [] and claims_of(again["id_token"])["sub"] == claims_of(
+            source["tokens"]["id_token"])["sub"]
 
         # The same password and client secret; OIDC Core §2: the same sub.
         tokens = sign_in(issuer, client, "alice", source["password"])
