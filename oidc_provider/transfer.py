@@ -40,6 +40,7 @@ from alembic.script import ScriptDirectory
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import bindparam, delete, func, insert, select, text, types
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DataError, IntegrityError
 
 from .keys.encryption import Sealer
 
@@ -78,7 +79,7 @@ def _codec(column):
     kind = column.type
     same = (lambda v: v, lambda v: v)
     if isinstance(kind, types.LargeBinary):
-        return (lambda v: base64.b64encode(v).decode("ascii"), base64.b64decode)
+        return (lambda v: base64.b64encode(v).decode("ascii"), lambda v: base64.b64decode(v, validate=True))
     if isinstance(kind, types.DateTime):
         return (datetime.datetime.isoformat, datetime.datetime.fromisoformat)
     if isinstance(kind, types.Date):
@@ -107,7 +108,11 @@ def _decoder(table, columns: list[str]):
     def decode(values):
         if not isinstance(values, list) or len(values) != len(columns):
             raise TransferError(f"a row of table {table.name} does not have {len(columns)} values: the file is damaged")
-        return {name: None if v is None else dec(v) for name, dec, v in zip(columns, codecs, values, strict=True)}
+        try:
+            return {name: None if v is None else dec(v) for name, dec, v in zip(columns, codecs, values, strict=True)}
+        except (ValueError, TypeError):
+            raise TransferError(f"a row of table {table.name} holds a value of the wrong type: the file is damaged") \
+                from None
     return decode
 
 
@@ -206,8 +211,15 @@ def _insert(conn: Connection, table, batch: list[dict]) -> int:
         statement = insert(table).values({
             name: bindparam("json_" + name, type_=types.JSON(none_as_null=True)) for name in nullable_json
         }) if nullable_json else insert(table)
-        conn.execute(statement, [{("json_" + k if k in nullable_json else k): v for k, v in row.items()}
-                                 for row in batch])
+        try:
+            conn.execute(statement, [{("json_" + k if k in nullable_json else k): v for k, v in row.items()}
+                                     for row in batch])
+        except (DataError, IntegrityError) as exc:
+            # SQLite keeps what PostgreSQL refuses (a string longer than its column, say). Only
+            # the first line of the database's message: the lines after it may quote values.
+            reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+            raise TransferError(f"table {table.name}: the target database refuses a row ({reason}); "
+                                "nothing was imported") from None
     count = len(batch)
     batch.clear()
     return count

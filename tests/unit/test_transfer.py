@@ -164,3 +164,25 @@ def test_an_uninitialised_target_is_refused(tmp_path):
     blank = create_engine("sqlite://")
     with pytest.raises(TransferError, match="not initialised: run `oidc-provider init`"):
         _import(path, metadata, blank)
+
+
+def test_a_row_the_target_refuses_or_cannot_decode_is_one_line_and_nothing_stays(tmp_path):
+    metadata = _metadata()
+    lines = _export(tmp_path, metadata).read_text().splitlines()
+    tables = json.loads(lines[-1])["end"]["tables"]
+    row = next(i for i, line in enumerate(lines) if line.startswith("[1,1,"))
+    duplicate = tmp_path / "duplicate.jsonl"
+    twice = [*lines[: row + 1], lines[row], *lines[row + 1: -1]]
+    _write_with_checksum(duplicate, twice, {**tables, "thing": tables["thing"] + 1})
+    engine = _database(metadata)
+    with pytest.raises(TransferError, match=r"table thing: the target database refuses a row \(UNIQUE constraint"):
+        _import(duplicate, metadata, engine)
+    with engine.connect() as conn:  # the owner and the signing key inserted before were rolled back
+        assert conn.execute(text("SELECT count(*) FROM owner")).scalar_one() == 0
+
+    values = json.loads(lines[row])
+    values[8] = "not base64!"  # blob
+    bad = tmp_path / "bad.jsonl"
+    _write_with_checksum(bad, [*lines[:row], json.dumps(values), *lines[row + 1: -1]], tables)
+    with pytest.raises(TransferError, match="table thing holds a value of the wrong type"):
+        _import(bad, metadata)
