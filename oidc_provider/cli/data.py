@@ -12,6 +12,7 @@ import click
 from flask import current_app
 from sqlalchemy import create_engine, make_url
 
+from ..audit import Event, record
 from ..extensions import db
 from ..settings import absolute_sqlite_url
 from ..transfer import TransferError, code_revision, database_revision, load, read_file, records, write_file
@@ -44,6 +45,7 @@ def export(file, as_json):
                 counts = write_file(file, records(_snapshot(conn), db.metadata, head, settings.secret_key))
             except TransferError as exc:
                 raise click.ClickException(str(exc)) from None
+        record(Event.DATA_EXPORTED, actor="cli", detail={"revision": head, "rows": sum(counts.values())})
     emit({"file": str(file), "revision": head, "tables": counts}, as_json,
          f"exported {sum(counts.values())} rows of {len(counts)} tables at migration {head} to {file}")
 
@@ -61,6 +63,7 @@ def import_(file, as_json):
                 counts = load(conn, db.metadata, head, read_file(file), settings.secret_key)
         except TransferError as exc:
             raise click.ClickException(str(exc)) from None
+        record(Event.DATA_IMPORTED, actor="cli", detail={"revision": head, "rows": sum(counts.values())})
     emit({"file": str(file), "revision": head, "tables": counts}, as_json,
          f"imported {sum(counts.values())} rows of {len(counts)} tables from {file}")
 
@@ -83,8 +86,10 @@ def copy_database(target, as_json):
             raise click.ClickException(str(exc)) from None
         finally:
             engine.dispose()
-    emit({"to": make_url(_normalised(target)).render_as_string(hide_password=True), "revision": head,
-          "tables": counts}, as_json, f"copied {sum(counts.values())} rows of {len(counts)} tables")
+        to = make_url(_normalised(target)).render_as_string(hide_password=True)
+        record(Event.DATA_EXPORTED, actor="cli", detail={"revision": head, "rows": sum(counts.values()), "to": to})
+    emit({"to": to, "revision": head, "tables": counts}, as_json,
+         f"copied {sum(counts.values())} rows of {len(counts)} tables")
 
 
 def _normalised(url: str) -> str:
