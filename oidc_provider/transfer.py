@@ -261,9 +261,12 @@ def write_file(path: Path, items: Iterable) -> dict[str, int]:
     if path.exists():
         raise TransferError(f"{path} exists: choose another name or remove it first")
     partial = path.with_name(path.name + ".partial")
-    partial.unlink(missing_ok=True)  # left by an interrupted export
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     digest, counts = hashlib.sha256(), {}
+    try:
+        partial.unlink(missing_ok=True)  # left by an interrupted export
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise TransferError(f"{path}: cannot write: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as raw, (gzip.open(raw, "wb") if path.suffix == ".gz" else raw) as out:
             for item in items:
@@ -274,6 +277,9 @@ def write_file(path: Path, items: Iterable) -> dict[str, int]:
                 digest.update(line)
                 out.write(line)
         os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise TransferError(f"{path}: cannot write: {exc.strerror}") from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

@@ -122,6 +122,9 @@ def backup(file, as_json):
             revision = database_revision(conn)
         try:
             _sqlite_backup(db.engine.raw_connection(), file)
+        except sqlite3.Error as exc:
+            file.unlink(missing_ok=True)
+            raise click.ClickException(f"{file}: the backup failed: {exc}") from None
         except BaseException:
             file.unlink(missing_ok=True)
             raise

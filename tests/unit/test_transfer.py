@@ -186,3 +186,13 @@ def test_a_row_the_target_refuses_or_cannot_decode_is_one_line_and_nothing_stays
     _write_with_checksum(bad, [*lines[:row], json.dumps(values), *lines[row + 1: -1]], tables)
     with pytest.raises(TransferError, match="table thing holds a value of the wrong type"):
         _import(bad, metadata)
+
+
+def test_files_that_cannot_be_written_or_read_are_one_line(tmp_path):
+    metadata = _metadata()
+    with _database(metadata, with_rows=True).connect() as conn, pytest.raises(TransferError, match="cannot write"):
+        write_file(tmp_path / "missing-dir" / "x.jsonl", records(conn, metadata, HEAD, SECRET))
+    not_gzip = tmp_path / "x.jsonl.gz"
+    not_gzip.write_bytes(b"plain text")
+    with pytest.raises(TransferError, match="cannot read: Not a gzipped file"):
+        _import(not_gzip, metadata)
