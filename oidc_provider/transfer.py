@@ -6,7 +6,8 @@ order) goes, so a table added later is included without a change here. Rows are 
 written with SQLAlchemy Core in batches, never as ORM objects, and keep their primary keys, so
 the foreign keys, the ``sub`` of every account and the associated data bound into sealed values
 stay the same. Sealed values (signing keys, TOTP seeds, database credentials) are copied as
-they are: the target needs the same ``OIDC_SECRET_KEY``, which is checked on both sides.
+they are: the target needs the same ``OIDC_SECRET_KEY`` (or it as ``OIDC_SECRET_KEY_PREVIOUS``
+during a change), which the commands check on both sides.
 
 The file is JSON Lines: a header, then for each table a ``{"table", "columns"}`` line followed
 by one JSON array per row, then a trailer with the row count of each table and the SHA-256 of
@@ -37,7 +38,6 @@ from pathlib import Path
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from cryptography.exceptions import InvalidTag
 from sqlalchemy import bindparam, delete, func, insert, select, text, types
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, IntegrityError
@@ -63,7 +63,7 @@ def database_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
-def _same_revision(conn: Connection, head: str, which: str) -> None:
+def check_revision(conn: Connection, head: str, which: str) -> None:
     found = database_revision(conn)
     if found is None:
         raise TransferError(f"the {which} database is not initialised: run `oidc-provider init` on it first")
@@ -117,10 +117,9 @@ def _decoder(table, columns: list[str]):
 
 
 # ---- reading a database ----
-def records(conn: Connection, metadata, head: str, secret_key: str) -> Iterator[dict | list]:
+def records(conn: Connection, metadata, head: str) -> Iterator[dict | list]:
     """The export as a stream of JSON values: header, then per table its columns and rows."""
-    _same_revision(conn, head, "source")
-    check_sealed_keys(conn, metadata, secret_key)
+    check_revision(conn, head, "source")
     yield {"format": FORMAT, "version": VERSION, "revision": head, "dialect": conn.dialect.name,
            "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
     counts = {}
@@ -135,28 +134,20 @@ def records(conn: Connection, metadata, head: str, secret_key: str) -> Iterator[
     yield {"end": {"tables": counts}}
 
 
-def check_sealed_keys(conn: Connection, metadata, secret_key: str) -> None:
-    """Refuse when OIDC_SECRET_KEY does not unseal the stored signing keys: sealed values are
-    copied as they are, and are useless under another key."""
-    table = metadata.tables[SIGNING_KEYS]
-    row = conn.execute(select(table.c.kid, table.c.private_jwk_encrypted).limit(1)).first()
-    if row is not None:
-        _unseal(Sealer(secret_key), row.kid, row.private_jwk_encrypted)
-
-
-def _unseal(sealer: Sealer, kid: str, sealed: bytes) -> None:
-    try:
-        sealer.open(sealed, kid.encode())
-    except (InvalidTag, ValueError):
-        raise TransferError(f"signing key {kid} cannot be unsealed with this OIDC_SECRET_KEY: use the source "
-                            "provider's OIDC_SECRET_KEY on both sides (nothing was changed)") from None
+def _check_sealed(sealer: Sealer, row: dict) -> None:
+    """Sealed values are copied as they are, and are useless under another key: refuse a
+    signing key (not revoked) that this OIDC_SECRET_KEY does not open."""
+    if row["state"] != "revoked" and not sealer.opens(row["private_jwk_encrypted"], row["kid"].encode()):
+        raise TransferError(f"signing key {row['kid']} cannot be unsealed with this OIDC_SECRET_KEY: use the "
+                            "source provider's OIDC_SECRET_KEY (nothing was changed)")
 
 
 # ---- writing a database ----
-def load(conn: Connection, metadata, head: str, items: Iterable, secret_key: str) -> dict[str, int]:
+def load(conn: Connection, metadata, head: str, items: Iterable, sealer: Sealer) -> dict[str, int]:
     """Insert an export into ``conn``'s database inside the caller's transaction; returns the
-    row count of each table. Raises TransferError (the caller rolls back) on anything wrong."""
-    _same_revision(conn, head, "target")
+    row count of each table. ``sealer`` opens signing keys as the target will. Raises
+    TransferError (the caller rolls back) on anything wrong."""
+    check_revision(conn, head, "target")
     _refuse_unless_empty(conn, metadata)
     items = iter(items)
     header = next(items, None)
@@ -169,7 +160,6 @@ def load(conn: Connection, metadata, head: str, items: Iterable, secret_key: str
         raise TransferError(f"the file was exported at migration {header.get('revision')} but this oidc-provider is "
                             f"at {head}: import with the oidc-provider version that exported it")
     conn.execute(delete(metadata.tables[SIGNING_KEYS]))  # the ones `init` made
-    sealer = Sealer(secret_key)
     counts: dict[str, int] = {}
     table, decode, batch = None, None, []
     for item in items:
@@ -178,7 +168,7 @@ def load(conn: Connection, metadata, head: str, items: Iterable, secret_key: str
                 raise TransferError("a row comes before any table: the file is damaged")
             batch.append(decode(item))
             if table.name == SIGNING_KEYS:
-                _unseal(sealer, batch[-1]["kid"], batch[-1]["private_jwk_encrypted"])
+                _check_sealed(sealer, batch[-1])
             if len(batch) >= BATCH:
                 counts[table.name] += _insert(conn, table, batch)
             continue

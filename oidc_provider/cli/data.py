@@ -14,21 +14,52 @@ from sqlalchemy import create_engine, make_url
 
 from ..audit import Event, record
 from ..extensions import db
+from ..keys.encryption import SIGNING_KEYS, Sealer
+from ..keys.store import KeysUnreadable
 from ..settings import absolute_sqlite_url
-from ..transfer import TransferError, code_revision, database_revision, load, read_file, records, write_file
+from ..transfer import (
+    TransferError,
+    check_revision,
+    code_revision,
+    database_revision,
+    load,
+    read_file,
+    records,
+    write_file,
+)
 from .common import app_context, emit, json_option
 
 FILE = click.Path(dir_okay=False, path_type=Path)
 
 
-def _context():
-    """(settings, migrations head) of the app being set up by app_context()."""
-    return current_app.extensions["oidc_settings"], code_revision(current_app.extensions["migrate"].directory)
+def _head() -> str:
+    return code_revision(current_app.extensions["migrate"].directory)
+
+
+def _sealer() -> Sealer:
+    """Opens signing keys as the target provider will."""
+    return Sealer.for_settings(current_app.extensions["oidc_settings"], SIGNING_KEYS)
+
+
+def _check_source(head: str) -> None:
+    """The source's migrations are this version's and its signing keys open with this
+    OIDC_SECRET_KEY (they are copied sealed), checked before the export reads anything."""
+    with db.engine.connect() as conn:
+        try:
+            check_revision(conn, head, "source")
+        except TransferError as exc:
+            raise click.ClickException(str(exc)) from None
+    try:
+        current_app.extensions["oidc_server"].policy.keys.require_readable()
+    except KeysUnreadable as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.session.rollback()  # SQLite: let go of the lock before the export's transaction
 
 
 def _snapshot(conn):
-    # One consistent view of every table while the provider keeps running (PostgreSQL; on
-    # SQLite the read transaction already is one).
+    """One consistent view of every table (PostgreSQL: REPEATABLE READ; on SQLite the read
+    transaction already is one)."""
     return conn.execution_options(isolation_level="REPEATABLE READ") if conn.dialect.name == "postgresql" else conn
 
 
@@ -39,10 +70,11 @@ def export(file, as_json):
     """Write every row of the database to FILE (JSON Lines, gzip if it ends in .gz, mode 0600).
     FILE holds sealed keys, digests and password hashes: keep it like a backup."""
     with app_context():
-        settings, head = _context()
+        head = _head()
+        _check_source(head)
         with db.engine.connect() as conn:
             try:
-                counts = write_file(file, records(_snapshot(conn), db.metadata, head, settings.secret_key))
+                counts = write_file(file, records(_snapshot(conn), db.metadata, head))
             except TransferError as exc:
                 raise click.ClickException(str(exc)) from None
         record(Event.DATA_EXPORTED, actor="cli", detail={"revision": head, "rows": sum(counts.values())})
@@ -57,10 +89,10 @@ def import_(file, as_json):
     """Load an export FILE into this database, which `init` prepared and nothing else touched.
     One transaction: a refused file changes nothing. Needs the source's OIDC_SECRET_KEY."""
     with app_context():
-        settings, head = _context()
+        head = _head()
         try:
             with db.engine.begin() as conn:
-                counts = load(conn, db.metadata, head, read_file(file), settings.secret_key)
+                counts = load(conn, db.metadata, head, read_file(file), _sealer())
         except TransferError as exc:
             raise click.ClickException(str(exc)) from None
         record(Event.DATA_IMPORTED, actor="cli", detail={"revision": head, "rows": sum(counts.values())})
@@ -76,12 +108,12 @@ def copy_database(target, as_json):
     """Copy every row of this database into the database at URL, as export and import would,
     without a file. One transaction on the target."""
     with app_context():
-        settings, head = _context()
+        head = _head()
+        _check_source(head)
         engine = create_engine(_normalised(target))
         try:
             with db.engine.connect() as source, engine.begin() as conn:
-                counts = load(conn, db.metadata, head, records(_snapshot(source), db.metadata, head,
-                                                               settings.secret_key), settings.secret_key)
+                counts = load(conn, db.metadata, head, records(_snapshot(source), db.metadata, head), _sealer())
         except TransferError as exc:
             raise click.ClickException(str(exc)) from None
         finally:

@@ -261,10 +261,13 @@ def test_another_revision_is_refused(source, sqlite_target, tmp_path):
     assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "out.jsonl.partial").exists()
 
 
-def test_another_secret_key_is_refused(source, sqlite_target):
+def test_another_secret_key_is_refused(source, sqlite_target, tmp_path):
     wrong = {**sqlite_target, "OIDC_SECRET_KEY": generate_token(48)}
     refused(wrong, "import", str(source["export"]), says="cannot be unsealed with this OIDC_SECRET_KEY")
     _untouched(sqlite_target)
+    # Nor is an export made with a key that does not open the source's signing keys.
+    refused(wrong, "export", str(tmp_path / "out.jsonl"), says="does not open the signing keys")
+    assert list(tmp_path.glob("out.jsonl*")) == []
 
 
 def test_export_never_overwrites(source):
