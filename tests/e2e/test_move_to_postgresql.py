@@ -3,9 +3,10 @@
 same ``OIDC_SECRET_KEY``, start ``serve`` on it.
 
 Everything goes through real processes: the provider is built with the CLI, a person signs in
-through the browser pages (OpenID Connect Core §3.1), a system account gets a
-``client_credentials`` token (RFC 6749 §4.4), and after the move the same password, client
-secret, refresh token (RFC 6749 §6) and ``sub`` (OIDC Core §2: "never reassigned") work.
+through the browser pages (OpenID Connect Core §3.1) and enrols TOTP (RFC 6238), a system
+account gets a ``client_credentials`` token (RFC 6749 §4.4), and after the move the same
+password, TOTP key, client secret, refresh token (RFC 6749 §6), browser session and ``sub``
+(OIDC Core §2: "never reassigned") work.
 The PostgreSQL server is the one named by OIDC_TEST_DATABASE_URL, or the local one that
 ``bin/test`` uses.
 """
@@ -15,18 +16,23 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
+import time
+from html import unescape
 from pathlib import Path
+from urllib.parse import urljoin
 
+import pyotp
 import pytest
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from live import LiveServer, _cli_path  # conformance/live.py, on sys.path via tests/e2e/conftest.py
 
-from .conftest import REDIRECT_URI, TIMEOUT, Live, LiveBrowser
+from .conftest import REDIRECT_URI, TIMEOUT, Live, LiveBrowser, _form_action, _hidden_fields
 
 pytestmark = pytest.mark.e2e
 
@@ -44,8 +50,21 @@ def claims_of(jwt: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
-def sign_in(issuer: str, client: dict, user: str, password: str, browser: LiveBrowser | None = None) -> dict:
-    """Authorization code flow with PKCE through the provider's pages; the token response."""
+class AuthenticatorApp:
+    """The person's TOTP app (RFC 6238): it learns the key on the enrolment page."""
+
+    secret: str | None = None
+
+    def code(self) -> str:
+        # The next time-step's code (within the provider's window of one step): never the code
+        # of a step already used, however fast the test runs (RFC 6238 §5.2).
+        return pyotp.TOTP(self.secret).at(time.time() + 30)
+
+
+def sign_in(issuer: str, client: dict, user: str, password: str, browser: LiveBrowser | None = None, *,
+            app: AuthenticatorApp | None = None, acr_values: str | None = None) -> dict:
+    """Authorization code flow with PKCE through the provider's pages (login, TOTP enrolment or
+    step-up with ``app``, consent); the token response."""
     live = Live(issuer=issuer, user=user, password=password)
     browser = browser or LiveBrowser(live)
     metadata = live.metadata()
@@ -53,9 +72,30 @@ def sign_in(issuer: str, client: dict, user: str, password: str, browser: LiveBr
                        code_challenge_method="S256")
     verifier = generate_token(48)
     url, _ = rp.create_authorization_url(metadata["authorization_endpoint"], code_verifier=verifier,
-                                         nonce=generate_token(20))
-    callback = browser.authorize(url)
-    return rp.fetch_token(metadata["token_endpoint"], authorization_response=callback, code_verifier=verifier)
+                                         nonce=generate_token(20), **({"acr_values": acr_values} if acr_values else {}))
+    response = browser.go(url)
+    for _ in range(4):
+        if response.is_redirect:
+            break
+        html = response.text
+        assert app is not None and response.status_code == 200, (response.status_code, html[:300])
+        if 'id="totp-secret"' in html:  # enrolment: read the key, type the app's code
+            app.secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', html).group(1)
+            browser.pages_seen.append("enrol")
+        elif 'id="continue"' in html:  # the recovery codes, shown once
+            response = browser.go(urljoin(response.url, unescape(re.search(r'href="([^"]*)" id="continue"',
+                                                                           html).group(1))))
+            continue
+        else:
+            browser.pages_seen.append("step-up")
+        response = browser.http.post(_form_action(html, response.url), timeout=TIMEOUT, allow_redirects=False,
+                                     data={**_hidden_fields(html), "code": app.code(), "kind": "totp"})
+        if response.is_redirect:
+            response = browser.go(urljoin(response.url, response.headers["Location"]))
+    assert response.status_code == 302 and response.headers["Location"].startswith(REDIRECT_URI + "?"), (
+        response.status_code, response.text[:300])
+    return rp.fetch_token(metadata["token_endpoint"], authorization_response=response.headers["Location"],
+                          code_verifier=verifier)
 
 
 def token_request(issuer: str, client: dict, **data) -> requests.Response:
@@ -113,9 +153,10 @@ def source(tmp_path_factory):
         server.cli("user", "grant", "alice", "reader", as_json=False)
         server.cli("service", "grant", "mover-job", "reader", as_json=False)
         server.start()
-        browser = LiveBrowser(Live(issuer=server.issuer, user="alice", password=password))
-        tokens = sign_in(server.issuer, client, "alice", password, browser)
-        assert browser.pages_seen == ["login", "consent"]
+        browser, app = LiveBrowser(Live(issuer=server.issuer, user="alice", password=password)), AuthenticatorApp()
+        tokens = sign_in(server.issuer, client, "alice", password, browser, app=app, acr_values="mfa")
+        assert browser.pages_seen == ["login", "enrol", "consent"]
+        assert claims_of(tokens["id_token"])["acr"] == "mfa"
         assert token_request(server.issuer, service, grant_type="client_credentials").status_code == 200
         halt(server)
 
@@ -123,7 +164,7 @@ def source(tmp_path_factory):
         done = server.cli("export", str(export))
         assert done["revision"] and done["tables"]["account"] == 2 and done["tables"]["refresh_token"] == 1
         yield {"server": server, "export": export, "password": password, "client": client, "service": service,
-               "tokens": tokens, "browser": browser, "views": views(server.env),
+               "tokens": tokens, "browser": browser, "app": app, "views": views(server.env),
                "secret_key": server.env["OIDC_SECRET_KEY"]}
     finally:
         server.stop()
@@ -183,10 +224,13 @@ def test_moved_to_postgresql_people_apps_tokens_and_roles_work_unchanged(source,
         assert browser.pages_seen == [] and claims_of(again["id_token"])["sub"] == claims_of(
             source["tokens"]["id_token"])["sub"]
 
-        # The same password and client secret; OIDC Core §2: the same sub.
-        tokens = sign_in(issuer, client, "alice", source["password"])
+        # The same password, TOTP key (sealed under OIDC_SECRET_KEY) and client secret; OIDC
+        # Core §2: the same sub.
+        fresh = LiveBrowser(Live(issuer=issuer, user="alice", password=source["password"]))
+        tokens = sign_in(issuer, client, "alice", source["password"], fresh, app=source["app"], acr_values="mfa")
+        assert fresh.pages_seen == ["login", "step-up"]  # no enrolment: the factor moved
         old_sub = claims_of(source["tokens"]["id_token"])["sub"]
-        assert claims_of(tokens["id_token"])["sub"] == old_sub
+        assert claims_of(tokens["id_token"])["sub"] == old_sub and claims_of(tokens["id_token"])["acr"] == "mfa"
         access = claims_of(tokens["access_token"])
         assert access["sub"] == old_sub and access["resource_access"][AUDIENCE]["roles"] == ["reader"]
 
