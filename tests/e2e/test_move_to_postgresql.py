@@ -240,11 +240,12 @@ def test_moved_to_postgresql_people_apps_tokens_and_roles_work_unchanged(source,
         assert claims_of(service.json()["access_token"])["resource_access"][AUDIENCE]["roles"] == ["reader"]
 
         # The id sequences were moved past the imported rows: new rows get new ids.
-        target.create_user("carol", "carol-" + source["password"])
+        carol_password = generate_token(18)
+        target.create_user("carol", carol_password)
         newcomer = target.create_client("After the move", [REDIRECT_URI])
         target.cli("role", "define", "writer", "--audience", AUDIENCE, "--action", "write")
         target.cli("user", "grant", "carol", "writer", as_json=False)
-        carol = claims_of(sign_in(issuer, newcomer, "carol", "carol-" + source["password"])["access_token"])
+        carol = claims_of(sign_in(issuer, newcomer, "carol", carol_password)["access_token"])
         assert carol["resource_access"][AUDIENCE]["roles"] == ["writer"]
 
         # And back: copy-database from PostgreSQL into a new SQLite database.
