@@ -301,8 +301,10 @@ def test_another_revision_is_refused(source, sqlite_target, tmp_path):
     # A target (or source) database whose migrations differ from the code's.
     with sqlite3.connect(sqlite_target["OIDC_DATABASE_URL"].removeprefix("sqlite:///")) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '0005'")
-    refused(sqlite_target, "import", str(source["export"]), says="target database is at migration 0005")
-    refused(sqlite_target, "export", str(tmp_path / "out.jsonl"), says="source database is at migration 0005")
+    refused(sqlite_target, "import", str(source["export"]), says="the database schema is at revision 0005")
+    refused(sqlite_target, "export", str(tmp_path / "out.jsonl"), says="the database schema is at revision 0005")
+    refused(source["server"].env, "copy-database", "--to", sqlite_target["OIDC_DATABASE_URL"],
+            says="the target database is at migration 0005")
     assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "out.jsonl.partial").exists()
 
 
