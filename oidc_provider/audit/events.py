@@ -40,6 +40,8 @@ class Event(StrEnum):
     KEYS_REVOKED = "admin:keys:revoked"
     SECRET_KEY_ROTATED = "admin:secret-key:rotated"
     CLEANUP = "admin:cleanup:run"
+    DATA_EXPORTED = "admin:data:exported"
+    DATA_IMPORTED = "admin:data:imported"
     PASSKEY_REGISTERED = "account:passkey:registered"
     PASSKEY_REMOVED = "account:passkey:removed"
     PASSKEY_RENAMED = "account:passkey:renamed"

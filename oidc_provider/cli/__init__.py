@@ -4,6 +4,7 @@ and a non-zero exit; commands that create or show something take ``--json``."""
 import click
 
 from . import audit, client, config, connector, keys, lifecycle, role, secret_key, service, token, user
+from .data import COMMANDS as DATA_COMMANDS
 from .remote import target_from
 
 
@@ -22,6 +23,8 @@ def main(ctx, server, token_file, token):
 
 for command in (*lifecycle.COMMANDS, user.group, client.group, service.group, keys.group, connector.group,
                 role.group, token.group, audit.group, config.group, secret_key.group):
+    main.add_command(command)
+for command in DATA_COMMANDS:  # export, import, copy-database, backup
     main.add_command(command)
 
 # Linked upstream identities are part of a person's account.
