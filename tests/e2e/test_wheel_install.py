@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from authlib.common.security import generate_token
-from authlib.integrations.requests_client import OAuth2Session
 from live import LiveServer  # conformance/live.py, on sys.path via tests/e2e/conftest.py
 
-from .conftest import REDIRECT_URI, ROOT, TIMEOUT, Live, LiveBrowser
+from ._deployed import clean_checkout, sign_in
+from .conftest import REDIRECT_URI, ROOT, TIMEOUT
 
 pytestmark = pytest.mark.e2e
 
@@ -42,16 +41,7 @@ def installed(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("wheel-install")
     dist = base / "dist"
     # Build from a copy of the tracked files, as a clean clone would (no .venv, no build/).
-    source = base / "source"
-    run("git", "-C", ROOT, "worktree", "list")  # fails loudly if ROOT is not a checkout
-    archive = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others",
-                              "--exclude-standard"], capture_output=True, check=True).stdout
-    for name in filter(None, archive.decode().split("\0")):
-        src = ROOT / name
-        if src.is_file() and not name.startswith(("tests/", "conformance/node_modules")):
-            target = source / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(src.read_bytes())
+    source = clean_checkout(base / "source")
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", dist, source)
     wheels = list(dist.glob("oidc_provider-*.whl"))
     assert len(wheels) == 1, wheels
@@ -90,21 +80,9 @@ def test_init_serve_and_sign_in_from_another_directory(installed, tmp_path):
         client = server.create_client("Installed", [REDIRECT_URI])
         server.start()
 
-        live = Live(issuer=server.issuer, user="alice", password=password)
-        metadata = live.metadata()
-        rp = OAuth2Session(client["client_id"], client["client_secret"], scope="openid profile",
-                           redirect_uri=REDIRECT_URI, code_challenge_method="S256")
-        verifier = generate_token(48)
-        url, _ = rp.create_authorization_url(metadata["authorization_endpoint"], code_verifier=verifier,
-                                             nonce=generate_token(20))
-        browser = LiveBrowser(live)
-        callback = browser.authorize(url)
-        assert browser.pages_seen[0] == "login"
-        page = browser.http.get(server.issuer + "/static/site.css", timeout=TIMEOUT)
-        assert page.status_code == 200 and page.text.strip()
-        token = rp.fetch_token(metadata["token_endpoint"], authorization_response=callback, code_verifier=verifier)
-        claims = requests.get(metadata["userinfo_endpoint"], timeout=TIMEOUT,
-                              headers={"Authorization": f"Bearer {token['access_token']}"}).json()
+        claims = sign_in(server.issuer, client, "alice", password)
         assert claims["preferred_username"] == "alice"
+        page = requests.get(server.issuer + "/static/site.css", timeout=TIMEOUT)
+        assert page.status_code == 200 and page.text.strip()
     finally:
         server.stop()
