@@ -102,7 +102,10 @@ class LiveServer:
     serve_options: tuple[str, ...] = ()  # more options for ``serve``, e.g. ("--migrate",)
 
     def __post_init__(self):
-        self.issuer = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        # ``url``: where this process listens; ``issuer``: what it calls itself (the same
+        # unless it is a ``twin`` of another instance).
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        self.issuer = self.url
         self.workdir = Path(tempfile.mkdtemp(prefix="oidc-live-"))
         self.certfile = self.workdir / "cert.pem" if self.tls else None
         self.process: subprocess.Popen | None = None
@@ -187,7 +190,7 @@ class LiveServer:
         return self
 
     def _wait_until_ready(self) -> None:
-        url = self.issuer + "/.well-known/openid-configuration"
+        url = self.url + "/.well-known/openid-configuration"
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -226,6 +229,20 @@ class LiveServer:
             self._scratch.drop()
             self._scratch = None
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def twin(self) -> LiveServer:
+        """A second instance of this provider, as behind a load balancer: its own process and
+        port (``url``) on the same database, secret key and issuer. Call ``start()`` after this
+        instance's ``prepare()``; its ``stop()`` leaves the shared database alone."""
+        other = LiveServer(database_url=self.db_url, workers=self.workers, tls=self.tls,
+                           command=self.command, cwd=self.cwd, serve_options=self.serve_options)
+        if self.tls:
+            shutil.copy(self.certfile, other.certfile)
+            shutil.copy(self.workdir / "key.pem", other.workdir / "key.pem")
+        other.db_url = self.db_url
+        other.env = dict(self.env)
+        other.issuer = self.issuer
+        return other
 
     def __enter__(self) -> LiveServer:
         return self

@@ -67,6 +67,45 @@ def live_server():
         server.stop()
 
 
+@dataclass
+class Pair:
+    """Two instances of one provider behind an imaginary load balancer: ``live`` describes the
+    first (its issuer, user, password, clients), ``urls`` are where each instance listens."""
+
+    live: Live
+    first: LiveServer
+    second: LiveServer
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.first.url, self.second.url]
+
+
+@pytest.fixture(scope="module")
+def two_instances():
+    """Two ``serve`` processes on one database: a scratch PostgreSQL database in the PostgreSQL
+    pass (OIDC_TEST_DATABASE_URL), else one SQLite file; the same secret key and issuer. For
+    races that only show when requests land on different processes. Register more users or
+    clients with ``pair.first.cli(...)``."""
+    first = LiveServer(database_url=os.environ.get("OIDC_TEST_DATABASE_URL"))
+    second = None
+    try:
+        first.prepare()
+        password = secrets.token_urlsafe(18)
+        first.create_user("alice", password, name="Alice Example")
+        client = first.create_client("E2E pair", [REDIRECT_URI], post_logout_redirect_uris=[POST_LOGOUT_REDIRECT_URI],
+                                     grants=["refresh_token"])
+        second = first.twin()
+        first.start()
+        second.start()
+        yield Pair(live=Live(issuer=first.issuer, user="alice", password=password, clients={"pair": client}),
+                   first=first, second=second)
+    finally:
+        if second is not None:
+            second.stop()
+        first.stop()
+
+
 @pytest.fixture
 def new_browser(live_server):
     """Make a fresh browser (its own cookie jar) for the live server."""
