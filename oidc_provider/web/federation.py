@@ -74,18 +74,30 @@ def _redirect_upstream(connector, started, *, pid=None, purpose="login", account
     return redirect(url)
 
 
-@bp.get("/federation/<name>/start")
+@bp.post("/federation/<name>/start")
 def start(name):
-    """Send the browser to the upstream with a new state, PKCE S256 challenge and nonce."""
+    """Send the browser to the upstream with a new state, PKCE S256 challenge and nonce. POST
+    with the CSRF token only (a GET is 405, ``Allow: POST``): a cross-site link or image must
+    not be able to start an upstream login in someone's browser (RFC 6749 §10.12 login CSRF;
+    RFC 9700 §4.7), nor fill the state table."""
     connector = _connectors().get(name)
     if connector is None:
         return _unknown_connector()
-    pid = request.args.get("p") or None
+    pid = request.form.get("p") or None
     if pid is not None and pending.load(session, pid) is None:
         return _page("Sign-in request expired", "This sign-in request has expired or was already completed. "
                      "Go back to the application and start again.", 400)
     started = upstream_state.issue(session, connector=name, purpose="login", pending_id=pid)
     return _redirect_upstream(connector, started, pid=pid)
+
+
+@bp.get("/federation/<name>/start")
+def start_by_get(name):
+    """RFC 9110 §15.5.6: 405, and ``Allow`` names the method that works. Answered here rather
+    than by the app's generic handler so the header is certain to be sent."""
+    body, status = _page("Use the sign-in page", "Start signing in with another site from the button on the "
+                         "sign-in page.", 405)
+    return body, status, {"Allow": "POST"}
 
 
 @bp.get("/federation/<name>/callback")
