@@ -207,10 +207,10 @@ def unlink(link_id):
     if link is None or link.account_id != account.id:
         return redirect(url_for("account.home"))
     try:
-        service.unlink(account, link)
+        removed = service.unlink(account, link)
     except service.Refused as exc:
         return _page(exc.title, exc.message, exc.status, back="account")
-    return redirect(url_for("account.home", done="unlinked"))
+    return redirect(url_for("account.home", done="unlinked") if removed else url_for("account.home"))
 
 
 @bp.app_context_processor
