@@ -64,7 +64,17 @@ def _unknown_connector():
                  "one from the sign-in page.", 404)
 
 
+def _outside_transaction() -> None:
+    """Issue 12: no database transaction is open while an upstream answers (discovery, token
+    exchange, userinfo, its JWKS): on SQLite every transaction holds the database's write lock
+    (``BEGIN IMMEDIATE``), on PostgreSQL row locks, so a slow upstream would stall every other
+    request. Commit whatever is pending and hand the connection back before calling out; what
+    follows the call begins a new transaction."""
+    db.session.commit()
+
+
 def _redirect_upstream(connector, started, *, pid=None, purpose="login", account=None):
+    _outside_transaction()  # start() may fetch the discovery document
     try:
         url = connector.start(redirect_uri=callback_url(_settings().issuer, connector.name), state=started.state,
                               nonce=started.nonce, code_challenge=started.code_challenge)
@@ -116,6 +126,7 @@ def callback(name):
         consumed = upstream_state.consume(session, connector=name, state=request.args.get("state"))
     except upstream_state.StateError as exc:
         return _failed(name, f"state_{exc.reason}", *STATE_PAGES[exc.reason])
+    _outside_transaction()  # finish() exchanges the code, may fetch userinfo and the JWKS
     try:
         identity = connector.finish(redirect_uri=callback_url(_settings().issuer, name),
                                     params=request.args.to_dict(), nonce=consumed.nonce,

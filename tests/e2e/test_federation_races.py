@@ -34,6 +34,12 @@ def csrf_of(browser: LiveBrowser, url: str) -> str:
     return unescape(re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1))
 
 
+def _unlink(barrier, answers, i, browser, url, link_id, token):
+    barrier.wait()
+    answers[i] = browser.http.post(f"{url}/account/links/{link_id}/remove", data={"csrf_token": token},
+                                   allow_redirects=False, timeout=TIMEOUT)
+
+
 @pytest.fixture(scope="module")
 def database(two_instances):
     engine = create_engine(two_instances.first.db_url)
@@ -67,13 +73,10 @@ def test_concurrent_unlinks_of_the_last_two_links_at_two_instances_leave_a_way_i
         barrier = threading.Barrier(2)
         answers: list = [None, None]
 
-        def unlink(i, browser, url, link_id):
-            barrier.wait()
-            answers[i] = browser.http.post(f"{url}/account/links/{link_id}/remove", data={"csrf_token": tokens[i]},
-                                           allow_redirects=False, timeout=TIMEOUT)
-
-        threads = [threading.Thread(target=unlink, args=(0, first, pair.first.url, ids[0])),
-                   threading.Thread(target=unlink, args=(1, second, pair.second.url, ids[1]))]
+        threads = [threading.Thread(target=_unlink, args=(barrier, answers, 0, first, pair.first.url, ids[0],
+                                                          tokens[0])),
+                   threading.Thread(target=_unlink, args=(barrier, answers, 1, second, pair.second.url, ids[1],
+                                                          tokens[1]))]
         for thread in threads:
             thread.start()
         for thread in threads:
