@@ -215,7 +215,10 @@ class RemoteKeySets:
         self._url_locks: dict[str, threading.Lock] = {}
         self._entries: dict[str, _Entry] = {}
 
-    def get(self, url: str, kid: str | None, *, client_id: str = "") -> KeySet:
+    def get(self, url: str, kid: str | None, *, client_id: str = "", before_fetch=None) -> KeySet:
+        """The set at ``url`` for an assertion naming ``kid``. ``before_fetch`` is called just
+        before a request goes out (the caller ends its database transaction there: no lock is
+        held while a remote host answers)."""
         with self._lock:
             url_lock = self._url_locks.setdefault(url, threading.Lock())
         with url_lock:
@@ -231,6 +234,8 @@ class RemoteKeySets:
             if entry is None:
                 entry = self._entries[url] = _Entry(None, frozenset(), None, now)
             entry.attempted_at = now
+            if before_fetch is not None:
+                before_fetch()
             try:
                 keys = self._fetch(url)
             except RemoteKeyError as exc:

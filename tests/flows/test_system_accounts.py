@@ -30,6 +30,7 @@ from oidc_provider.oauth.remote_keys import RemoteKeyError, RemoteKeySets, publi
 from oidc_provider.problems import Problem
 
 from ..conftest import ISSUER
+from ..e2e.test_federation_upstream_claims import TransactionProbe
 from ..helpers import make_user
 from ..spec._clients import assertion_form, client_assertion, public_jwks, rsa_key
 from ._admin import APP, admin_token, audit_since, bearer, define_role, grant, last_audit_id, personal_token, revoke
@@ -117,11 +118,14 @@ class JWKSServer:
 
     def __init__(self):
         self.status, self.body, self.headers, self.hits = 200, b"{}", {}, 0
+        self.on_request = None  # called before each answer (a database probe, say)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - the http.server API
                 outer.hits += 1
+                if outer.on_request is not None:
+                    outer.on_request(self.path)
                 self.send_response(outer.status)
                 self.send_header("Content-Type", "application/json")
                 for name, value in outer.headers.items():
@@ -314,6 +318,25 @@ def test_ssrf_jwks_uri_host_name_resolving_to_loopback_is_refused_at_fetch_time(
     allowed = app_factory(jwks_uri_allow_loopback=True)
     assert cc_token_with_key(allowed.test_client(), client_id, key).status_code == 200
     assert jwks_server.hits == 1
+
+
+def test_no_database_transaction_is_open_while_a_jwks_uri_answers(loopback_keys, jwks_server):
+    """Issue 12 ("upstream HTTP calls ... never run inside a transaction holding a
+    database-wide lock"): the token request ends its transaction before fetching the client's
+    keys, so a slow key server (up to 5 s) stalls no other request."""
+    app, client = loopback_keys
+    client_id, _ = create_service(app)
+    key = ec_key()
+    jwks_server.serve(key)
+    run(app, "services.set-key", {"name": SERVICE, "jwks_uri": jwks_server.url})
+    probe = TransactionProbe(app.extensions["oidc_settings"].database_url)
+    jwks_server.on_request = probe
+    try:
+        assert cc_token_with_key(client, client_id, key).status_code == 200
+    finally:
+        if probe.engine is not None:
+            probe.engine.dispose()
+    assert probe.found == [("/jwks.json", False)]
 
 
 @pytest.mark.parametrize("host", ["10.0.0.1", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
