@@ -30,8 +30,8 @@ def create_private(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, MODE))
     except FileExistsError:
         pass
-    except FileNotFoundError:
-        pass  # no such directory: SQLite reports it, in its own words
+    except OSError:
+        pass  # no such directory, not a directory, no permission: SQLite reports it in its own words
 
 
 def tighten(path: Path) -> list[tuple[Path, int]]:
@@ -42,8 +42,8 @@ def tighten(path: Path) -> list[tuple[Path, int]]:
         candidate = Path(str(path) + suffix)
         try:
             mode = stat.S_IMODE(candidate.stat().st_mode)
-        except FileNotFoundError:
-            continue
+        except OSError:
+            continue  # none, or not reachable: SQLite reports that when it opens the database
         if mode & 0o077:
             candidate.chmod(mode & 0o700 | MODE)
             changed.append((candidate, mode))

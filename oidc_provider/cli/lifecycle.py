@@ -77,7 +77,10 @@ def _tighten_sqlite_files(database_url: str) -> list:
         return []
     url = make_url(database_url)
     path = dbfiles.sqlite_path(url.database)
-    return dbfiles.tighten(path) if path is not None else []
+    try:
+        return dbfiles.tighten(path) if path is not None else []
+    except OSError as exc:
+        raise click.ClickException(f"{exc.filename}: cannot make it private (mode 0600): {exc.strerror}") from None
 
 
 @click.command("serve")
