@@ -37,7 +37,8 @@ DISCOVERY = "/.well-known/openid-configuration"
 def _server(**kw) -> LiveServer:
     env = {"OIDC_SERVE_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT), "OIDC_SERVE_THREADS": str(THREADS)}
     env.update(kw.pop("env", {}))
-    return LiveServer(database_url=os.environ.get("OIDC_TEST_DATABASE_URL"), workers=2, env_overrides=env, **kw)
+    kw.setdefault("database_url", os.environ.get("OIDC_TEST_DATABASE_URL"))
+    return LiveServer(workers=2, env_overrides=env, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -254,17 +255,19 @@ def test_rfc6797_7_2_no_hsts_over_plain_http(plain_server):
 
 # ---- the SQLite files ----
 
-@pytest.mark.skipif((os.environ.get("OIDC_TEST_DATABASE_URL") or "").startswith("postgresql"),
-                    reason="SQLite files; the PostgreSQL pass has none")
-def test_the_sqlite_files_are_private_to_the_provider_account(plain_server):
+def test_the_sqlite_files_are_private_to_the_provider_account():
     """The database (password hashes, encrypted keys, the audit trail) and its -wal/-shm files,
-    as created by ``init`` and a running ``serve``, are mode 0600."""
-    assert requests.get(plain_server.url + "/login", timeout=10).status_code == 200
-    database = plain_server.workdir / "provider.db"
-    files = [p for p in (database, Path(f"{database}-wal"), Path(f"{database}-shm")) if p.exists()]
-    assert database in files and len(files) == 3  # WAL mode: serve keeps both open
-    for path in files:
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    as created by ``init`` and a running ``serve``, are mode 0600. SQLite in both passes: the
+    PostgreSQL one has no files to look at."""
+    with _server(database_url=None) as server:
+        server.prepare()
+        server.start()
+        assert requests.get(server.url + "/login", timeout=10).status_code == 200
+        database = server.workdir / "provider.db"
+        files = [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+        assert all(path.exists() for path in files)  # WAL mode: serve keeps all three
+        for path in files:
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
 # ---- SIGTERM ----
