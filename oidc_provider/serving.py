@@ -95,6 +95,7 @@ class Conn(TConn):
     TLS is set up by the worker without blocking (``Worker._handshake``); HTTP/1.1 only."""
 
     deadline: float | None = None
+    handshaken = False  # TLS
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -159,7 +160,7 @@ class Worker(ThreadWorker):
             conn.sock = sock.ssl_context(self.cfg).wrap_socket(
                 conn.sock, server_side=True, do_handshake_on_connect=False,
                 suppress_ragged_eofs=self.cfg.suppress_ragged_eofs)
-        if self.cfg.is_ssl and not getattr(conn, "handshaken", False):
+        if self.cfg.is_ssl and not conn.handshaken:
             if not self._handshake(conn):
                 return False
         if conn.parser is not None:

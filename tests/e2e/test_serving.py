@@ -303,7 +303,7 @@ def test_sigterm_serves_every_accepted_request_then_exits_and_refuses_new_ones()
 
         with ThreadPoolExecutor(max_workers=30) as pool:
             results = [pool.submit(sign_in, f) for f in forms]
-            time.sleep(0.3)  # the requests are in: some running, the rest queued
+            time.sleep(0.5)  # the requests are in: some running, the rest queued
             done_before = sum(r.done() for r in results)
             server.process.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
