@@ -1,5 +1,6 @@
 """The floor: a Flask app with one route returning "ok", served exactly as ``oidc-provider
-serve`` serves the provider (gunicorn, sync workers, same bind/worker/log settings).
+serve`` serves the provider (gunicorn, its threaded worker as ``oidc_provider.serving``
+configures it, same bind/worker/log settings).
 
 Whatever the provider does per request beyond this is the provider's own cost.
 
@@ -32,6 +33,9 @@ def main(argv=None) -> None:
 
     from gunicorn.app.base import BaseApplication
 
+    from oidc_provider.serving import gunicorn_options
+    from oidc_provider.settings import Settings
+
     # The same settings as oidc_provider/cli/lifecycle.py ``serve``.
     class Server(BaseApplication):
         def load_config(self):
@@ -39,6 +43,8 @@ def main(argv=None) -> None:
             self.cfg.set("workers", args.workers)
             self.cfg.set("accesslog", None)
             self.cfg.set("forwarded_allow_ips", "127.0.0.1")
+            for name, value in gunicorn_options(Settings()).items():  # worker, threads, timeouts
+                self.cfg.set(name, value)
 
         def load(self):
             return create_app()

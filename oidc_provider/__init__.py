@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import logs, metrics
+from . import dbfiles, logs, metrics
 from .authn.passkey_service import Passkeys
 from .authn.passwords import Passwords
 from .authn.second_factor import SecondFactors
@@ -89,6 +89,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         # same-origin, not no-referrer: under https Flask-WTF's CSRF check requires a
         # same-origin Referer on form posts; nothing leaks to other origins.
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if settings.hsts_max_age and request.scheme == "https":
+            # RFC 6797 §7.2: "An HSTS Host MUST NOT include the STS header field in HTTP
+            # responses conveyed over non-secure transport." No includeSubDomains: the
+            # provider cannot know that every other host under its domain serves https.
+            response.headers.setdefault("Strict-Transport-Security", f"max-age={settings.hsts_max_age}")
         if response.mimetype == "text/html":
             response.headers.setdefault("X-Frame-Options", "DENY")
             # No form-action: browsers apply it to the redirects after a form post too, and the
@@ -115,6 +120,15 @@ def _engine_options(url: str) -> dict:
         return {"connect_args": {"timeout": 30}}
     # A database host that drops packets must not hang a command or a worker for minutes.
     return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+
+
+@event.listens_for(Engine, "do_connect")
+def _private_sqlite_file(dialect, _record, cargs, _cparams):
+    """SQLite: a database file that does not exist yet is created mode 0600 (dbfiles)."""
+    if dialect.name == "sqlite" and cargs:
+        path = dbfiles.sqlite_path(cargs[0])
+        if path is not None:
+            dbfiles.create_private(path)
 
 
 @event.listens_for(Engine, "connect")

@@ -124,6 +124,23 @@ class Settings:
     """OIDC_PROXY_HOPS. How many reverse proxies in front set X-Forwarded-For/-Proto/-Host;
     0 trusts none of those headers."""
 
+    serve_threads: int = 8
+    """OIDC_SERVE_THREADS. Requests each ``serve`` worker process handles at once (gunicorn's
+    threaded worker), 1 to 64. Idle and kept-alive connections wait without a thread."""
+
+    serve_request_timeout: int = 10
+    """OIDC_SERVE_REQUEST_TIMEOUT. Seconds a client has, from the first byte of a request, to
+    send all of it (headers and body); a slower one gets ``408 Request Timeout`` and is
+    disconnected, so that slow clients cannot hold the server's threads (docs/operator-guide.md)."""
+
+    serve_graceful_timeout: int = 30
+    """OIDC_SERVE_GRACEFUL_TIMEOUT. Seconds ``serve`` gives, after SIGTERM, to the requests it has
+    accepted (in flight or queued) before it stops; new connections are refused meanwhile."""
+
+    hsts_max_age: int = 365 * 86400
+    """OIDC_HSTS_MAX_AGE. ``max-age`` of the ``Strict-Transport-Security`` header sent on responses
+    over https (RFC 6797 §6.1.1), in seconds; 0 sends none. Never sent over plain http (§7.2)."""
+
     audit_retention_days: int = 90
     """OIDC_AUDIT_RETENTION_DAYS. ``cleanup`` deletes audit rows older than this."""
 
@@ -355,6 +372,13 @@ class Settings:
             errors.append("OIDC_AUTHORIZATION_CODE_TTL must be at most 600 seconds")
         if self.refresh_token_absolute_ttl < self.refresh_token_ttl:
             errors.append("OIDC_REFRESH_TOKEN_ABSOLUTE_TTL must be >= OIDC_REFRESH_TOKEN_TTL")
+        for name in ("serve_request_timeout", "serve_graceful_timeout"):
+            if getattr(self, name) <= 0:
+                errors.append(f"OIDC_{name.upper()} must be positive")
+        if not 1 <= self.serve_threads <= 64:
+            errors.append("OIDC_SERVE_THREADS must be between 1 and 64")
+        if self.hsts_max_age < 0:
+            errors.append("OIDC_HSTS_MAX_AGE must be 0 or more")
         if self.proxy_hops < 0:
             errors.append("OIDC_PROXY_HOPS must be 0 or more")
         try:

@@ -14,8 +14,9 @@ from pathlib import Path
 import click
 from flask import current_app
 from sqlalchemy import delete, func, select
+from sqlalchemy.engine import make_url
 
-from .. import logs, manage, metrics
+from .. import dbfiles, logs, manage, metrics, serving
 from ..audit import Event, record
 from ..authn.throttle import forget_stale
 from ..clock import utcnow
@@ -56,10 +57,30 @@ def prepare(app, *, upgrade: bool = True) -> list:
 @json_option
 def init(as_json):
     """Create or migrate the database and create signing keys if there are none."""
-    with app_context(upgrading=True) as app:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    tightened = _tighten_sqlite_files(settings.database_url)  # before SQLite opens (and copies) them
+    with app_context(settings, upgrading=True) as app:
         created = prepare(app)
-        emit({"keys_created": [k.kid for k in created]}, as_json,
-             f"database ready; {len(created)} signing key(s) created")
+        lines = [f"{path}: was mode {mode:04o}, readable beyond this account; now 0600"
+                 for path, mode in tightened]
+        emit({"keys_created": [k.kid for k in created], "files_tightened": [str(p) for p, _ in tightened]},
+             as_json, "\n".join([*lines, f"database ready; {len(created)} signing key(s) created"]))
+
+
+def _tighten_sqlite_files(database_url: str) -> list:
+    """A SQLite database (and its -wal/-shm files) open to other local users made 0600: new ones
+    are created so (``dbfiles``), older ones may not have been."""
+    if not database_url.startswith("sqlite:"):
+        return []
+    url = make_url(database_url)
+    path = dbfiles.sqlite_path(url.database)
+    try:
+        return dbfiles.tighten(path) if path is not None else []
+    except OSError as exc:
+        raise click.ClickException(f"{exc.filename}: cannot make it private (mode 0600): {exc.strerror}") from None
 
 
 @click.command("serve")
@@ -90,6 +111,8 @@ def serve(host, port, workers, certfile, keyfile, migrate):
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             for name, value in logs.gunicorn_options(settings).items():  # its lines in our format
+                self.cfg.set(name, value)
+            for name, value in serving.gunicorn_options(settings).items():  # threads and timeouts
                 self.cfg.set(name, value)
             self.cfg.set("forwarded_allow_ips", "*" if settings.proxy_hops else "127.0.0.1")
             # gunicorn >= 25 opens a control socket under $HOME by default; nothing here uses it,

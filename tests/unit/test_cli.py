@@ -57,7 +57,7 @@ def _one_line_error(result, *fragments):
 
 def test_init_is_idempotent(run):
     again = _json(run("init", "--json"))
-    assert again == {"keys_created": []}
+    assert again == {"keys_created": [], "files_tightened": []}
     keys = _json(run("keys", "list", "--json"))
     assert sorted((k["alg"], k["state"]) for k in keys) == sorted(
         (alg, state) for alg in ("RS256", "ES256", "EdDSA") for state in ("active", "next"))
