@@ -141,7 +141,13 @@ def register(app) -> None:
     @app.errorhandler(BadInput)
     def bad_input(exc: BadInput):
         # /authorize has its own handler (web/authorize.py): a redirect once the client and its
-        # redirect URI are known good. userinfo is a protected resource: RFC 6750 §3.1.
+        # redirect URI are known good. A blueprint with its own shape for HTTP errors (passkeys,
+        # the attributes API) answers in it; Flask would pick this handler first (a BadInput is
+        # registered under its status code). userinfo is a protected resource: RFC 6750 §3.1.
+        for name in request.blueprints:
+            own = app.error_handler_spec.get(name, {}).get(None, {}).get(HTTPException)
+            if own is not None:
+                return own(exc)
         if request.path == "/userinfo":
             return challenge("userinfo", exc.error, exc.description, exc.code)
         if request.path.startswith(JSON_PATHS) or request.path == "/forward-auth":
