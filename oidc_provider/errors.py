@@ -74,8 +74,12 @@ def log_unexpected(exc: BaseException, where: str) -> None:
     (never the query); the request id is added by the log format. No message and no traceback:
     a database error's message quotes the statement's values (what a client sent, a token
     digest, a password hash), and a log is no place for them."""
-    log.error("unhandled %s at %s on %s %s", _qualified(type(exc)), _origin(exc), request.method,
-              request.path[:200], extra={"fields": {"origin": where}})
+    name = _qualified(type(exc))
+    orig = getattr(exc, "orig", None)  # a DBAPI error: its class names the SQLSTATE's meaning
+    if isinstance(orig, BaseException):
+        name += f" ({_qualified(type(orig))})"
+    log.error("unhandled %s at %s on %s %s", name, _origin(exc), request.method, request.path[:200],
+              extra={"fields": {"origin": where}})
 
 
 def _qualified(cls: type) -> str:

@@ -183,7 +183,7 @@ def test_unexpected_database_error_is_one_line_without_parameters(tmp_path):
         lines = [line for line in log.splitlines() if "unhandled" in line]
         assert len(lines) == 3, log
         for line, rid in zip(lines, ids, strict=True):
-            assert "Error at " in line and "on POST /token" in line, line
+            assert "unhandled sqlalchemy.exc." in line and " at oauth/" in line and "on POST /token" in line, line
             assert rid in line, line
         # Every line of the log is a log line: nothing (no statement, no traceback) spills over.
         assert all(re.match(r"\d{4}-\d\d-\d\dT|\[\d{4}-|\{", line) for line in log.splitlines() if line.strip()), log
