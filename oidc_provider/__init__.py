@@ -17,6 +17,7 @@ from .authn.sessions import DatabaseSessionInterface
 from .extensions import csrf, db, migrate
 from .federation.registry import build_connectors
 from .settings import Settings, absolute_sqlite_url
+from .web import input_guard
 
 PACKAGE = Path(__file__).resolve().parent  # templates/, templates/static/ and migrations/ ship inside it
 
@@ -38,6 +39,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.extensions["oidc_settings"] = settings
+    # First: bounded <int:...> for every rule, and its check before every other before_request.
+    input_guard.init_app(app)
     logs.init_app(app, settings)  # before ProxyFix: the access line logs the address it finds
 
     db.init_app(app)
@@ -116,10 +119,12 @@ def _database_url(url: str) -> str:
 
 
 def _engine_options(url: str) -> dict:
+    # hide_parameters: a database error's message (logged, or shown by a CLI command) names
+    # the statement but not its values, which are what a client sent, digests and hashes.
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30}}
+        return {"hide_parameters": True, "connect_args": {"timeout": 30}}
     # A database host that drops packets must not hang a command or a worker for minutes.
-    return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+    return {"hide_parameters": True, "pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
 
 
 @event.listens_for(Engine, "do_connect")

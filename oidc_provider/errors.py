@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import jsonify, render_template, request, session
+from flask import jsonify, make_response, render_template, request, session
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -14,6 +14,8 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from . import dbcheck
 from .extensions import db
 from .keys.store import KeysUnreadable
+from .web.bearer import challenge
+from .web.input_guard import BadInput
 from .web.responses import authorization_response
 
 log = logging.getLogger("oidc_provider.errors")
@@ -67,15 +69,54 @@ def unavailable(exc: Exception, what: str, cause: str):
     return body, status, headers
 
 
+def log_unexpected(exc: BaseException, where: str) -> None:
+    """One line: the exception's class, where in our code it was raised, the method and path
+    (never the query); the request id is added by the log format. No message and no traceback:
+    a database error's message quotes the statement's values (what a client sent, a token
+    digest, a password hash), and a log is no place for them."""
+    name = _qualified(type(exc))
+    orig = getattr(exc, "orig", None)  # a DBAPI error: its class names the SQLSTATE's meaning
+    if isinstance(orig, BaseException):
+        name += f" ({_qualified(type(orig))})"
+    log.error("unhandled %s at %s on %s %s", name, _origin(exc), request.method, request.path[:200],
+              extra={"fields": {"origin": where}})
+
+
+def _qualified(cls: type) -> str:
+    return cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _origin(exc: BaseException) -> str:
+    """The innermost frame in this package that the exception went through: file:line."""
+    origin = "?"
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+        if "/oidc_provider/" in filename:
+            origin = f"{filename.rsplit('/oidc_provider/', 1)[1]}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return origin
+
+
+def _keep_headers(response, exc: HTTPException):
+    """The exception's own headers on our response: RFC 9110 §15.5.6, a 405 "MUST generate an
+    Allow header field" listing the methods the resource supports."""
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
 def register(app) -> None:
     # An error while loading the session (before any view) is raised again here, first of all
     # before_request functions (CSRF reads the session), so that it meets the handlers below.
     app.before_request_funcs.setdefault(None, []).insert(0, _session_unavailable)
-    default_log_exception = app.log_exception
 
     def log_exception(exc_info):
-        if not dbcheck.is_outage(exc_info[1]):  # an outage is one line (unavailable()), no traceback
-            default_log_exception(exc_info)
+        # Errors outside a view (saving the session): one line, as in unexpected() below; an
+        # outage is one line of its own (unavailable()).
+        if not dbcheck.is_outage(exc_info[1]):
+            log_unexpected(exc_info[1], "response")
 
     app.log_exception = log_exception
 
@@ -101,12 +142,30 @@ def register(app) -> None:
         return error_page("Form expired", "This form has expired or was not sent by this site. "
                           "Go back, reload the page and try again.", 400)
 
+    @app.errorhandler(BadInput)
+    def bad_input(exc: BadInput):
+        # /authorize has its own handler (web/authorize.py): a redirect once the client and its
+        # redirect URI are known good. A blueprint with its own shape for HTTP errors (passkeys,
+        # the attributes API) answers in it; Flask would pick this handler first (a BadInput is
+        # registered under its status code). userinfo is a protected resource: RFC 6750 §3.1.
+        for name in request.blueprints:
+            own = app.error_handler_spec.get(name, {}).get(None, {}).get(HTTPException)
+            if own is not None:
+                return own(exc)
+        if request.path == "/userinfo":
+            return challenge("userinfo", exc.error, exc.description, exc.code)
+        if request.path.startswith(JSON_PATHS) or request.path == "/forward-auth":
+            headers = {"WWW-Authenticate": 'Basic realm="token"'} if exc.code == 401 else None
+            return oauth_error(exc.error, exc.description, exc.code, headers)
+        return error_page("Bad request", exc.description, exc.code)
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if request.path.startswith(JSON_PATHS):
             error = "invalid_request" if exc.code < 500 else "server_error"
-            return oauth_error(error, exc.description or exc.name, exc.code or 400)
-        return error_page(exc.name, exc.description or exc.name, exc.code or 400)
+            return _keep_headers(oauth_error(error, exc.description or exc.name, exc.code or 400), exc)
+        body, status = error_page(exc.name, exc.description or exc.name, exc.code or 400)
+        return _keep_headers(make_response(body, status), exc)
 
     @app.errorhandler(UnicodeDecodeError)
     def undecodable(exc):
@@ -118,7 +177,7 @@ def register(app) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log_unexpected(exc, "view")
         if request.path.startswith(JSON_PATHS):
             return oauth_error("server_error", "The server could not handle this request.", 500)
         return error_page("Something went wrong", "The server could not handle this request.", 500)

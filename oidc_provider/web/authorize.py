@@ -37,6 +37,7 @@ from ..oauth.claims import (
 )
 from ..oauth.requests import ProviderRequest
 from ..oauth.resources import InvalidTargetError, for_authorization
+from .input_guard import BadInput, clean
 from .responses import RESPONSE_MODES, authorization_response
 
 bp = Blueprint("authorize", __name__)
@@ -62,6 +63,24 @@ def authorize():
     # methods"; POST parameters are form-serialized.
     values = request.args if request.method == "GET" else request.form
     return dispatch(MultiDict(values.items(multi=True)))
+
+
+@bp.errorhandler(BadInput)
+def bad_input(exc: BadInput):
+    """The input guard refused the request (a control character, a value too long, bytes that
+    are not UTF-8). OIDC Core §3.1.2.6 / RFC 6749 §4.1.2.1: ``invalid_request`` at the redirect
+    URI when ``client_id`` and ``redirect_uri`` are themselves clean and valid, else the page.
+    Only what the guard lets through is read (Werkzeug's lenient decoding of the rest)."""
+    try:
+        values = request.args if request.method == "GET" else request.form
+        sent = MultiDict((k, v) for k, v in values.items(multi=True)
+                         if k in ("client_id", "redirect_uri", "state", "response_mode") and clean(v))
+    except UnicodeDecodeError:  # a raw query string that is not UTF-8: nothing can be trusted
+        sent = MultiDict()
+    redirect_uri = _validated_redirect_uri(current_app.extensions["oidc_server"], sent) \
+        if request.endpoint == "authorize.authorize" else None
+    return _refuse("invalid_request", exc.description, redirect_uri, sent,
+                   client=sent.get("client_id") if redirect_uri else None)
 
 
 @bp.get("/authorize/continue/<pid>")

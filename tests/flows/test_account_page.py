@@ -218,7 +218,9 @@ def test_account_pages_need_a_signed_in_person(app, browser, path):
 
 def test_confirm_with_a_bad_level_or_garbage_is_a_clear_answer(app, browser, alice):
     sign_in(browser)
-    page = browser.http.get("/account/confirm?level=%00&why=<script>")
+    nul = browser.http.get("/account/confirm?level=%00&why=<script>")  # the input guard's page
+    assert nul.status_code == 400 and "<script>" not in nul.text
+    page = browser.http.get("/account/confirm?level=garbage&why=<script>")
     assert page.status_code == 200 and "<script>" not in page.text
     refused = browser.http.post("/account/confirm", data={"csrf_token": csrf_token(page.text), "level": "mfa",
                                                           "password": PASSWORD, "code": "x" * 5000})
