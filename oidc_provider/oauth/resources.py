@@ -72,6 +72,15 @@ def default_audience(client, settings) -> str:
     return client.audience or settings.audience
 
 
+def served_by(client, settings) -> set[str]:
+    """The audiences ``client`` (a relying party or a system account's client) is registered
+    for, and so may learn about tokens for by introspection (RFC 7662 §2.1, §4): its own
+    ``audience`` and its RFC 8707 ``resources``. Only what an operator registered counts (not
+    the OIDC_DEFAULT_AUDIENCE fallback every client shares), and never the issuer: a token for
+    the provider itself (userinfo, the admin API) is nobody else's business."""
+    return {a for a in (client.audience, *(client.resources or ())) if a and a != settings.issuer}
+
+
 def allowed(client, settings) -> list[str]:
     return [default_audience(client, settings), *(client.resources or [])]
 

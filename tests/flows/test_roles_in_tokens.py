@@ -241,7 +241,7 @@ def test_personal_token_introspection_for_its_audience(app, browser, rp):
     audience is the token's."""
     token = _personal_token(app)
     info = _introspect(browser.http, rp, token)
-    assert info.pop("exp") > info.pop("iat")
+    assert info.pop("exp") > info.pop("iat") == info.pop("nbf")
     with app.app_context():
         sub = manage.find_account("alice").subject
     assert info == {"active": True, "token_type": "Bearer", "iss": ISSUER, "sub": sub,
@@ -258,11 +258,13 @@ def test_personal_token_narrowed_to_some_roles_shows_only_those(app, browser, rp
 
 def test_personal_token_is_inactive_to_clients_of_another_audience(app, browser, rp):
     """RFC 7662 §4: the server "SHOULD" limit which clients may learn about a token; a client
-    of another audience gets exactly ``{"active": false}`` (§2.2)."""
-    token = _personal_token(app, audience=WIKI)
+    of another audience gets exactly ``{"active": false}`` (§2.2). A client registered for the
+    audience, as its own or as an RFC 8707 resource, learns about it."""
+    token = _personal_token(app, audience=BILLING)
     assert _introspect(browser.http, rp, token) == {"active": False}
-    wiki_rs = make_client(app, name="Wiki RS", audience=WIKI)
-    assert _introspect(browser.http, wiki_rs, token)["active"] is True
+    billing_rs = make_client(app, name="Billing RS", audience=BILLING)
+    assert _introspect(browser.http, billing_rs, token)["active"] is True
+    assert _introspect(browser.http, rp, _personal_token(app, audience=WIKI))["active"] is True
 
 
 def test_revoked_or_unknown_personal_token_is_inactive(app, browser, rp):
