@@ -18,6 +18,12 @@ NAME = Param("name", where="path", required=True, max_length=150)
 DELEGATION = "a role named like the system account"
 
 
+def create_service(*, name: str, scope: str = "", actor: str | None = None):
+    """A system account and its client_credentials client (``access.system_accounts.create``);
+    returns the client and its secret."""
+    return system_accounts.create(name, scope=scope, actor=actor)
+
+
 def _delegate(principal, params: dict) -> bool:
     name = params.get("name")
     return principal.holds(name) and system_accounts.is_system(name)
@@ -41,7 +47,7 @@ def show_service(caller: Caller, name: str):
            permission=Permission.SERVICES_WRITE, resource="service:{name}", status=201, params=(
                Param("name", required=True, max_length=150),
                Param("scope", max_length=1000, help="Space-separated scopes the system account may request.")))
-def create_service(caller: Caller, name: str, scope: str = ""):
+def op_create(caller: Caller, name: str, scope: str = ""):
     _, secret = system_accounts.create(name, scope=scope, actor=caller.name)
     return {**system_accounts.view(name), "client_secret": secret}
 

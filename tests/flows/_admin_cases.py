@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from oidc_provider import manage
 from oidc_provider.access import roles as role_service
+from oidc_provider.admin import accounts as admin_accounts
+from oidc_provider.admin import clients as admin_clients
 from oidc_provider.extensions import db
 from oidc_provider.models import Account, Client, PersonalToken, Role
 
@@ -42,7 +43,7 @@ def _password_is(app, username, password):
 
 def _roles_of(app, username):
     with app.app_context():
-        names = [r.name for r in role_service.roles_of(manage.find_account(username).id)]
+        names = [r.name for r in role_service.roles_of(admin_accounts.find_account(username).id)]
         db.session.remove()
         return names
 
@@ -78,7 +79,7 @@ def _client_authenticates(app, client_id, secret) -> bool:
 def _client(app, client_id):
     with app.app_context():
         found = db.session.scalar(select(Client).where(Client.client_id == client_id))
-        view = found and manage.client_view(found)
+        view = found and admin_clients.client_view(found)
         db.session.remove()
         return view
 

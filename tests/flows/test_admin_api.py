@@ -13,9 +13,9 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from oidc_provider import manage
 from oidc_provider.access import system_accounts
 from oidc_provider.admin import OPERATIONS, Permission
+from oidc_provider.admin import services as admin_services
 from oidc_provider.clock import utcnow
 from oidc_provider.extensions import db
 from oidc_provider.models import Client, PersonalToken
@@ -120,7 +120,7 @@ def test_rfc6750_2_3_token_in_the_query_string_is_400(client, world):
 def service_token(app, client, *, role: str | None = None, audience: str | None = None) -> str:
     """An access token from client_credentials (RFC 6749 §4.4) for a system account."""
     with app.app_context():
-        service, secret = manage.create_service(name="deployer", scope="")
+        service, secret = admin_services.create_service(name="deployer", scope="")
         service_id = service.client_id
         db.session.commit()
     if role:

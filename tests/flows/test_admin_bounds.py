@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 
-from oidc_provider import manage
 from oidc_provider.access import system_accounts
+from oidc_provider.admin import accounts as admin_accounts
 from oidc_provider.extensions import db
 
 from ..conftest import ISSUER
@@ -179,4 +179,4 @@ def test_rfc7517_only_signing_okp_keys_and_no_link_local_jwks_uri(app):
             else:
                 raise AssertionError(f"accepted {json.dumps(bad)}")
         db.session.rollback()
-        assert manage.find_account("keyed") is not None
+        assert admin_accounts.find_account("keyed") is not None

@@ -10,9 +10,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from oidc_provider import manage
 from oidc_provider.access import personal_tokens, roles
 from oidc_provider.access.evaluator import allows
+from oidc_provider.admin import accounts as admin_accounts
+from oidc_provider.admin import clients as admin_clients
+from oidc_provider.admin import services as admin_services
 from oidc_provider.cli import main
 from oidc_provider.extensions import db
 
@@ -46,7 +48,7 @@ def _define_roles(app, holder="alice", held=("viewer", "editor", "accountant")):
     with app.app_context():
         for name, statements in (("viewer", VIEWER), ("editor", EDITOR), ("accountant", ACCOUNTANT)):
             roles.define(name, roles.parse_statements(statements))
-        account = manage.find_account(holder)
+        account = admin_accounts.find_account(holder)
         for name in held:
             roles.grant(account, name)
         db.session.commit()
@@ -54,7 +56,7 @@ def _define_roles(app, holder="alice", held=("viewer", "editor", "accountant")):
 
 def _change_grant(app, name, *, give: bool, username="alice"):
     with app.app_context():
-        account = manage.find_account(username)
+        account = admin_accounts.find_account(username)
         (roles.grant if give else roles.revoke)(account, name)
         db.session.commit()
 
@@ -201,8 +203,8 @@ def test_introspection_reports_aud_and_the_slice(app, browser, rp):
 
 def test_client_credentials_token_carries_the_system_accounts_slice(app, client):
     with app.app_context():
-        service, secret = manage.create_service(name="backup-job")
-        manage.set_client_targets(service, audience=BACKUP)
+        service, secret = admin_services.create_service(name="backup-job")
+        admin_clients.set_client_targets(service, audience=BACKUP)
         roles.define("backup-writer", roles.parse_statements(
             [{"audience": BACKUP, "actions": ["snapshots:create"], "resources": ["volume:*"]}]))
         roles.grant(service.account, "backup-writer")
@@ -219,8 +221,8 @@ def test_client_credentials_token_carries_the_system_accounts_slice(app, client)
 
 def test_client_credentials_require_grant_without_one_is_invalid_target(app, client):
     with app.app_context():
-        service, secret = manage.create_service(name="backup-job")
-        manage.set_client_targets(service, audience=BACKUP, require_grant=True)
+        service, secret = admin_services.create_service(name="backup-job")
+        admin_clients.set_client_targets(service, audience=BACKUP, require_grant=True)
         db.session.commit()
         creds = (service.client_id, secret)
     before = counts(app)
@@ -231,7 +233,7 @@ def test_client_credentials_require_grant_without_one_is_invalid_target(app, cli
 
 def _personal_token(app, *, audience=GRAFANA, narrowed=None) -> str:
     with app.app_context():
-        _, token = personal_tokens.create(manage.find_account("alice"), audience=audience, roles=narrowed)
+        _, token = personal_tokens.create(admin_accounts.find_account("alice"), audience=audience, roles=narrowed)
         db.session.commit()
         return token
 
@@ -243,7 +245,7 @@ def test_personal_token_introspection_for_its_audience(app, browser, rp):
     info = _introspect(browser.http, rp, token)
     assert info.pop("exp") > info.pop("iat") == info.pop("nbf")
     with app.app_context():
-        sub = manage.find_account("alice").subject
+        sub = admin_accounts.find_account("alice").subject
     assert info == {"active": True, "token_type": "Bearer", "iss": ISSUER, "sub": sub,
                     "username": "alice", "aud": GRAFANA, "resource_access": {GRAFANA: GRAFANA_SLICE}}
 
@@ -270,7 +272,7 @@ def test_personal_token_is_inactive_to_clients_of_another_audience(app, browser,
 def test_revoked_or_unknown_personal_token_is_inactive(app, browser, rp):
     token = _personal_token(app)
     with app.app_context():
-        row = personal_tokens.list_for(manage.find_account("alice"))[0]
+        row = personal_tokens.list_for(admin_accounts.find_account("alice"))[0]
         personal_tokens.revoke(row)
         db.session.commit()
     assert _introspect(browser.http, rp, token) == {"active": False}
