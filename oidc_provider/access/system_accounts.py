@@ -75,14 +75,20 @@ def is_system(name) -> bool:
         return False
 
 
+def check_scope(scope: str | None) -> str:
+    """RFC 6749 §3.3 scope tokens separated by spaces; "" for none."""
+    scope = scope or ""
+    if scope and (len(scope) > 1000 or not SCOPE.match(scope)):
+        raise Problem("scope must be space-separated scope tokens (RFC 6749 §3.3), at most 1000 characters")
+    return scope
+
+
 def create(name: str, *, scope: str = "", actor: str | None = None) -> tuple[Client, str]:
     """An Account of kind 'system' and its confidential client for the client_credentials
     grant, authenticating with a new secret (returned once)."""
     if not isinstance(name, str) or not NAME.match(name):
         raise Problem("service name must be 1-150 letters, digits or . _ @ - and start with a letter or digit")
-    scope = scope or ""
-    if scope and (len(scope) > 1000 or not SCOPE.match(scope)):
-        raise Problem("scope must be space-separated scope tokens (RFC 6749 §3.3), at most 1000 characters")
+    scope = check_scope(scope)
     if existing := db.session.scalar(select(Account).where(username_is(name))):
         raise Conflict(f"an account named {existing.username!r} already exists (names are unique regardless of case)")
     account = Account(username=name, kind="system")
@@ -210,6 +216,8 @@ def view(service: Service | str) -> dict:
     has_db = db.session.scalar(select(DatabaseCredential.id).where(DatabaseCredential.account_id == account.id))
     return {
         "name": account.username, "client_id": client.client_id, "scope": client.scope,
+        "audience": client.audience, "resources": client.resources or [],
+        "require_grant": bool(client.require_grant),
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "has_secret": client.secret_digest is not None, "jwks_uri": client.jwks_uri, "key_ids": kids,
         "has_credential": bool(client.secret_digest or client.jwks or client.jwks_uri),

@@ -132,6 +132,12 @@ CASES = {
                                     and a["has_secret"] and "client_secret" not in a),
     "services.create": lambda w: Case(body={"name": "backup", "scope": "reports"},
                                       check=lambda app, a: _authenticates(app, a["client_id"], a["client_secret"])),
+    "services.update": lambda w: Case(
+        path={"name": "nightly"}, body={"audience": "https://reports.example", "resources": ["https://api.example"],
+                                        "scope": "reports"},
+        check=lambda app, a: (_client(app, w["nightly"][0])["audience"], _client(app, w["nightly"][0])["resources"],
+                              _client(app, w["nightly"][0])["scope"])
+        == ("https://reports.example", ["https://api.example"], "reports") and _authenticates(app, *w["nightly"])),
     "services.rotate": lambda w: Case(path={"name": "nightly"}, check=lambda app, a: _authenticates(
         app, a["client_id"], a["client_secret"]) and not _authenticates(app, *w["nightly"])),
     "services.set-key": lambda w: Case(path={"name": "nightly"}, body={"jwks": public_jwks(KEY)},
