@@ -20,9 +20,9 @@ REDIRECT_URI = "https://rp.example/cb"
 def make_user(app, username="alice", password=PASSWORD, **kw):
     with app.app_context():
         account = admin_accounts.create_user(app.extensions["oidc_passwords"], username=username,
-                                     email=kw.pop("email", f"{username}@example.com"),
-                                     name=kw.pop("name", username.title()), password=password,
-                                     email_verified=kw.pop("email_verified", True))
+                                             email=kw.pop("email", f"{username}@example.com"),
+                                             name=kw.pop("name", username.title()), password=password,
+                                             email_verified=kw.pop("email_verified", True))
         db.session.commit()
         return account.subject
 
