@@ -46,8 +46,13 @@ def _errors(op: Operation) -> dict:
                                "expired or revoked one (`invalid_token`).",
                 "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}},
                 "content": {JSON: {"schema": {"anyOf": [{"type": "object", "maxProperties": 0}, ERROR]}}}},
-        "403": response(f"The token's roles allow no `{op.permission}` on `{op.resource}`"
-                        + (f" and {op.delegation}" if op.delegation else "") + "."),
+        "403": {"description": f"`insufficient_scope` (RFC 6750 §3.1): the token's roles allow no "
+                               f"`{op.permission}` on `{op.resource}`"
+                               + (f" and {op.delegation}" if op.delegation else "")
+                               + "; the challenge's `scope` names the permission missing. `forbidden`: refused "
+                               "for another reason the description names.",
+                "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+                "content": {JSON: {"schema": ERROR}}},
         "404": response("No such account, role, system account or token."),
         "409": response("It would leave things inconsistent (a name taken, a role still granted)."),
     }

@@ -413,7 +413,7 @@ def test_delegated_credential_issuance_refused_without_the_role(app, client, peo
                                ("put", f"/api/admin/services/{SERVICE}/key", {"jwks_uri": "https://k.example/j"})):
         response = getattr(client, method)(path, headers=bearer(people["bob"]), json=body)
         assert response.status_code == 403, (path, response.json)
-        assert response.json["error"] == "forbidden"
+        assert response.json["error"] == "insufficient_scope"
     denied = [e for e in audit_since(app, before) if e["event"] == "admin:api:denied"]
     assert len(denied) == 3 and {e["account"] for e in denied} == {"bob"}
     assert {e["detail"]["operation"] for e in denied} == {"services.rotate", "services.revoke", "services.set-key"}
@@ -428,7 +428,7 @@ def test_delegation_is_for_system_accounts_only_and_leaks_no_names(app, client, 
     for name in ("dave", "ghost"):
         response = client.post(f"/api/admin/services/{name}/credential", headers=bearer(people["carol"]))
         assert response.status_code == 403, response.json
-        assert response.json["error"] == "forbidden"
+        assert response.json["error"] == "insufficient_scope"
     response = client.post("/api/admin/services/dave/credential", headers=bearer(admin_token(app)))
     assert response.status_code == 404
     assert response.json["error"] == "not_found"
@@ -453,7 +453,7 @@ def test_delegation_ends_when_the_role_is_revoked(app, client, people):
     revoke(app, "alice", SERVICE)
     response = client.post(CREDENTIAL_PATH, headers=bearer(people["alice"]))
     assert response.status_code == 403
-    assert response.json["error"] == "forbidden"
+    assert response.json["error"] == "insufficient_scope"
 
 
 def test_rfc9068_4_a_token_for_another_audience_is_invalid_at_the_admin_api(app, client, people):
