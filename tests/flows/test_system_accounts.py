@@ -617,3 +617,45 @@ def assert_never_leaked(app, logged: list[str]) -> None:
     assert any("database-credentials" in line for line in logged)  # the audit lines were captured
     assert DB_PASSWORD not in "\n".join(logged)
     assert DB_PASSWORD not in all_audit_text(app)
+
+
+# ---- a system account's client is changed through the service operations only ----
+
+def test_clients_write_cannot_change_a_system_accounts_client(app, client):
+    """``admin:clients:write`` (here through ``admin:*``) does not reach a system account's
+    client: updating it, rotating its secret or deleting it through the clients operations is
+    403 ``forbidden`` and changes nothing, on the command line too; ``services.update`` does it."""
+    client_id, secret = create_service(app)
+    token = admin_token(app)
+    before = run(app, "services.show", {"name": SERVICE})
+    for method, path, body in (("PATCH", f"/api/admin/clients/{client_id}", {"audience": "https://evil.example"}),
+                               ("PATCH", f"/api/admin/clients/{client_id}", {"scope": "openid admin"}),
+                               ("POST", f"/api/admin/clients/{client_id}/secret", None),
+                               ("DELETE", f"/api/admin/clients/{client_id}", None)):
+        response = client.open(path, method=method, headers=bearer(token), json=body)
+        assert (response.status_code, response.json["error"]) == (403, "forbidden"), (method, path, response.json)
+        assert "service operations" in response.json["error_description"]
+    with pytest.raises(Problem, match="belongs to a system account"):
+        run(app, "clients.update", {"client_id": client_id, "resources": ["https://evil.example"]})
+    assert run(app, "services.show", {"name": SERVICE}) == before
+    assert cc_token(client, client_id, secret).status_code == 200
+    changed = client.patch(f"/api/admin/services/{SERVICE}", headers=bearer(token),
+                           json={"audience": "https://backup.example", "resources": ["https://archive.example"]})
+    assert changed.status_code == 200, changed.json
+    assert (changed.json["audience"], changed.json["resources"]) == ("https://backup.example",
+                                                                     ["https://archive.example"])
+    assert cc_token(client, client_id, secret).json["access_token"]
+
+
+def test_service_update_is_services_write_not_clients_write(app, client):
+    """The service operations keep their own permission: ``admin:clients:write`` alone cannot
+    re-point a system account's audience (RFC 6750 §3.1 insufficient_scope)."""
+    create_service(app)
+    make_user(app, "carol")
+    define_role(app, "client-admin", {"audience": ISSUER, "actions": ["admin:clients:*"], "resources": ["*"]})
+    grant(app, "carol", "client-admin")
+    _, token = personal_token(app, "carol")
+    response = client.patch(f"/api/admin/services/{SERVICE}", headers=bearer(token),
+                            json={"audience": "https://evil.example"})
+    assert (response.status_code, response.json["error"]) == (403, "insufficient_scope")
+    assert response.json["scope"] == "admin:services:write"
