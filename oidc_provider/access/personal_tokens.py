@@ -4,7 +4,9 @@ A token is 256 random bits with a recognisable prefix (so secret scanners can fi
 one), shown once and stored only as its SHA-256 digest (DESIGN, "Storage and secrets"). It is
 for one audience and may be narrowed to some of its owner's roles, never more: the roles it may
 use are computed at every use as (its roles) ∩ (the roles its owner holds *now*), so a role the
-owner loses stops applying at once, and a disabled owner's tokens stop working.
+owner loses stops applying at once, and a disabled owner's tokens stop working. The narrowing
+is kept by role id, not name: renaming a role, or removing it and creating another under the
+same name, neither widens a token nor lets it keep rights through a name.
 """
 
 from __future__ import annotations
@@ -63,15 +65,17 @@ def create(account: Account, *, audience: str, roles: list[str] | None = None, l
     check_audience(audience)
     if not isinstance(name, str) or len(name) > 100 or any(not c.isprintable() for c in name):
         raise Problem("name must be at most 100 printable characters")
+    role_ids = None
     if roles is not None:
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Problem("roles must be a list of role names")
-        held = {r.name for r in role_service.roles_of(account.id)}
-        missing = sorted(set(roles) - held)
+        held = {r.name: r.id for r in role_service.roles_of(account.id)}
+        missing = sorted(set(roles) - set(held))
         if missing:
             # A token's grants are always a subset of its owner's.
             raise Forbidden(f"{account.username!r} does not hold role(s) {', '.join(missing)}")
         roles = sorted(set(roles))
+        role_ids = sorted(held[name] for name in roles)
     live = db.session.scalars(select(PersonalToken.id).where(
         PersonalToken.account_id == account.id, PersonalToken.revoked_at.is_(None),
         PersonalToken.expires_at > now)).all()
@@ -79,7 +83,7 @@ def create(account: Account, *, audience: str, roles: list[str] | None = None, l
         raise Problem(f"at most {LIVE_TOKENS_PER_ACCOUNT} live personal tokens per account; revoke some first")
     token = PREFIX + new_secret()
     row = PersonalToken(public_id=secrets.token_hex(6), token_digest=digest(token), account_id=account.id,
-                        name=name, audience=audience, roles=roles, created_at=now,
+                        name=name, audience=audience, role_ids=role_ids, created_at=now,
                         expires_at=now + (lifetime or DEFAULT_LIFETIME))
     db.session.add(row)
     db.session.flush()
@@ -110,9 +114,19 @@ def verify(token: str, *, now: datetime | None = None) -> PersonalToken | None:
 def effective_roles(row: PersonalToken) -> list[Role]:
     """The roles the token may use now: its own narrowing ∩ what its owner holds now."""
     held = role_service.roles_of(row.account_id)
-    if row.roles is None:
+    if row.role_ids is None:
         return held
-    return [r for r in held if r.name in row.roles]
+    return [r for r in held if r.id in row.role_ids]
+
+
+def role_names(row: PersonalToken) -> list[str] | None:
+    """The names, as they are now, of the roles the token is narrowed to (None: all its owner
+    holds). A role removed since is gone from the list: the token can never use it again."""
+    if row.role_ids is None:
+        return None
+    if not row.role_ids:
+        return []
+    return sorted(db.session.scalars(select(Role.name).where(Role.id.in_(row.role_ids))))
 
 
 def find(public_id: str, *, account: Account | None = None) -> PersonalToken:
@@ -147,7 +161,7 @@ def view(row: PersonalToken, *, now: datetime | None = None) -> dict:
     now = now or utcnow()
     state = "revoked" if row.revoked_at else "expired" if row.expires_at <= now else "live"
     return {"id": row.public_id, "user": row.account.username, "name": row.name, "audience": row.audience,
-            "roles": row.roles, "state": state, "created_at": _iso(row.created_at),
+            "roles": role_names(row), "state": state, "created_at": _iso(row.created_at),
             "expires_at": _iso(row.expires_at), "last_used_at": _iso(row.last_used_at),
             "revoked_at": _iso(row.revoked_at)}
 

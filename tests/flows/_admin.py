@@ -83,7 +83,7 @@ def snapshot(app) -> dict:
             "roles": [(r.name, r.description, r.statements)
                       for r in db.session.scalars(select(Role).order_by(Role.name))],
             "grants": sorted(db.session.execute(select(RoleGrant.account_id, RoleGrant.role_id)).all()),
-            "tokens": [(t.public_id, t.revoked_at, t.roles) for t in
+            "tokens": [(t.public_id, t.revoked_at, t.role_ids) for t in
                        db.session.scalars(select(PersonalToken).order_by(PersonalToken.id))],
             "audit": db.session.scalar(select(db.func.count()).select_from(AuditEvent)),
         }

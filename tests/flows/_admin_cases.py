@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from oidc_provider.access import personal_tokens
 from oidc_provider.access import roles as role_service
 from oidc_provider.admin import accounts as admin_accounts
 from oidc_provider.admin import clients as admin_clients
@@ -59,7 +60,8 @@ def _role(app, name):
 def _token_state(app, public_id):
     with app.app_context():
         row = db.session.scalar(select(PersonalToken).where(PersonalToken.public_id == public_id))
-        out = row and {"revoked": row.revoked_at is not None, "roles": row.roles, "audience": row.audience}
+        out = row and {"revoked": row.revoked_at is not None, "roles": personal_tokens.role_names(row),
+                       "audience": row.audience}
         db.session.remove()
         return out
 

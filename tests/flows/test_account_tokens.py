@@ -102,7 +102,7 @@ def test_create_after_confirming_shows_the_token_once_and_stores_its_digest(app,
     [row] = token_rows(app)
     assert row.token_digest == hashlib.sha256(token.encode()).hexdigest()
     assert token not in {row.public_id, row.token_digest, row.name, row.audience}
-    assert row.roles is None and row.audience == APP and row.name == "backup script"
+    assert row.role_ids is None and row.audience == APP and row.name == "backup script"
     home = browser.http.get("/account")
     assert home.status_code == 200 and token not in home.text
     assert row.public_id in home.text and "backup script" in home.text and "all your roles" in home.text

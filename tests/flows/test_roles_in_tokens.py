@@ -269,6 +269,37 @@ def test_personal_token_is_inactive_to_clients_of_another_audience(app, browser,
     assert _introspect(browser.http, rp, _personal_token(app, audience=WIKI))["active"] is True
 
 
+def test_personal_token_narrowed_to_a_role_not_to_its_name(app, browser, rp):
+    """A token narrowed to "viewer" holds that role, by id: once the role is removed, another
+    created under the same name and granted gives the token nothing (it would widen it)."""
+    token = _personal_token(app, narrowed=["viewer"])
+    _change_grant(app, "viewer", give=False)
+    with app.app_context():
+        roles.remove("viewer")
+        roles.define("viewer", roles.parse_statements(
+            [{"audience": GRAFANA, "actions": ["dashboards:*"], "resources": ["*"]}]))
+        roles.grant(admin_accounts.find_account("alice"), "viewer")
+        db.session.commit()
+        assert personal_tokens.view(personal_tokens.list_for(admin_accounts.find_account("alice"))[0])["roles"] == []
+    assert "resource_access" not in _introspect(browser.http, rp, token)
+
+
+def test_personal_token_keeps_its_role_when_the_role_is_renamed(app, browser, rp):
+    """Renaming the role (here in the database: no operation renames one) neither drops it from
+    the token nor hands the token a new role that takes the old name."""
+    token = _personal_token(app, narrowed=["viewer"])
+    with app.app_context():
+        roles.find_role("viewer").name = "reader"
+        roles.define("viewer", roles.parse_statements(
+            [{"audience": GRAFANA, "actions": ["dashboards:*"], "resources": ["*"]}]))
+        roles.grant(admin_accounts.find_account("alice"), "viewer")
+        db.session.commit()
+        assert personal_tokens.view(personal_tokens.list_for(admin_accounts.find_account("alice"))[0])["roles"] \
+            == ["reader"]
+    assert _introspect(browser.http, rp, token)["resource_access"][GRAFANA] == {
+        "roles": ["reader"], "statements": [{"actions": ["dashboards:read"], "resources": ["team:*"]}]}
+
+
 def test_revoked_or_unknown_personal_token_is_inactive(app, browser, rp):
     token = _personal_token(app)
     with app.app_context():
