@@ -22,6 +22,7 @@ from ..clock import utcnow
 from ..digests import digest, new_secret
 from ..extensions import db
 from ..models import Account, PersonalToken, Role
+from ..oauth.resources import AUDIENCE
 from ..problems import Forbidden, NotFound, Problem
 from . import roles as role_service
 
@@ -29,7 +30,9 @@ PREFIX = "oidcpat_"
 DEFAULT_LIFETIME = timedelta(days=30)
 MAX_LIFETIME = timedelta(days=366)
 LIVE_TOKENS_PER_ACCOUNT = 50
-_DURATION = re.compile(r"^(\d{1,4})([hdw])$")
+DURATION_PATTERN = r"^([0-9]{1,4})([hdw])$"
+_DURATION = re.compile(DURATION_PATTERN)
+
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 # last_used_at is written at most this often: a token used on every proxied request would
 # otherwise turn each read into a write.
@@ -40,7 +43,7 @@ def parse_lifetime(text: str | None) -> timedelta:
     """``30d``, ``12h``, ``2w``; at most 366 days."""
     if text is None or text == "":
         return DEFAULT_LIFETIME
-    match = _DURATION.match(text) if isinstance(text, str) else None
+    match = _DURATION.fullmatch(text) if isinstance(text, str) else None
     if not match or int(match.group(1)) == 0:
         raise Problem("expires must be a duration such as 12h, 30d or 2w")
     lifetime = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
@@ -50,9 +53,8 @@ def parse_lifetime(text: str | None) -> timedelta:
 
 
 def check_audience(audience) -> str:
-    if not isinstance(audience, str) or not audience or len(audience) > 200 \
-            or any(c.isspace() or not c.isprintable() for c in audience):
-        raise Problem("audience must be 1-200 printable characters without spaces")
+    if not isinstance(audience, str) or not AUDIENCE.fullmatch(audience):
+        raise Problem("audience must be 1-200 visible ASCII characters without spaces")
     return audience
 
 

@@ -19,7 +19,8 @@ from .evaluator import Statement, StatementError
 
 # Like usernames, so a role can be named after a system account (DESIGN: "users holding a role
 # named after the system account may issue or revoke its credential").
-ROLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,149}$")
+ROLE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,149}$"
+ROLE_NAME = re.compile(ROLE_NAME_PATTERN)
 MAX_STATEMENTS = 100
 
 
@@ -49,7 +50,7 @@ def list_roles() -> list[Role]:
 def define(name: str, statements: list[Statement], *, description: str | None = None,
            actor: str | None = None) -> tuple[Role, bool]:
     """Create the role, or replace its statements. Returns (role, created)."""
-    if not isinstance(name, str) or not ROLE_NAME.match(name):
+    if not isinstance(name, str) or not ROLE_NAME.fullmatch(name):
         raise Problem("role name must be 1-150 letters, digits or . _ @ - and start with a letter or digit")
     if description is not None and (not isinstance(description, str) or len(description) > 500):
         raise Problem("description must be at most 500 characters")

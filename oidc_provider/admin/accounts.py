@@ -31,7 +31,7 @@ def find_account(username: str) -> Account:
 
 def create_user(passwords, *, username: str, email: str | None, name: str | None,
                 password: str | None, email_verified: bool = False, actor: str | None = None) -> Account:
-    if not USERNAME.match(username):
+    if not isinstance(username, str) or not USERNAME.fullmatch(username):
         raise Problem("username must be 1-150 letters, digits or . _ @ - and start with a letter or digit")
     if existing := db.session.scalar(select(Account).where(username_is(username))):
         raise Conflict(f"an account named {existing.username!r} already exists (usernames are unique "

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 
+from ..access import personal_tokens
 from ..audit import Event, record
 from ..authn.levels import KNOWN_LEVELS
 from ..clock import utcnow
@@ -66,10 +67,7 @@ def _check_resource(uri: str) -> str:
 
 
 def _check_audience(audience: str) -> str:
-    if not isinstance(audience, str) or not audience or len(audience) > 200 \
-            or any(c.isspace() or not c.isprintable() for c in audience):
-        raise Problem("audience must be 1-200 printable characters without spaces")
-    return audience
+    return personal_tokens.check_audience(audience)
 
 
 def set_client_targets(client: Client, *, audience: str | None = None, resources: list[str] | None = None,

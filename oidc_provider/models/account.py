@@ -46,8 +46,10 @@ class Account(db.Model):
         return not self.disabled
 
 
-# What a username may be: ASCII letters, digits and . _ @ -, at most 150 characters.
-USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,149}$")
+# What a username may be: ASCII letters, digits and . _ @ -, at most 150 characters. The
+# pattern is also the admin API's (``admin.ops.Param.pattern``): match it whole (fullmatch).
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,149}$"
+USERNAME = re.compile(USERNAME_PATTERN)
 
 # Unique regardless of case (migration 0007); ``username_is`` is the lookup that uses it.
 Index("uq_account_username_lower", func.lower(Account.username), unique=True)

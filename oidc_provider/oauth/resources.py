@@ -23,6 +23,10 @@ from ..access import roles as role_service
 # The audience is stored (access_token.audience) and compared with statements' audiences,
 # both at most 200 characters.
 MAX_RESOURCE_LENGTH = 200
+# An audience an operator registers (a client's, a system account's, a personal token's): 1-200
+# visible ASCII characters, no space or control. Also the admin API's pattern for it.
+AUDIENCE_PATTERN = r"^[!-~]{1,200}$"
+AUDIENCE = re.compile(AUDIENCE_PATTERN)
 MAX_RESOURCES_PER_REQUEST = 10
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
 
