@@ -22,7 +22,7 @@ from ..clock import utcnow
 from ..digests import digest, new_secret
 from ..extensions import db
 from ..models import Account, PersonalToken, Role
-from ..oauth.resources import AUDIENCE
+from ..oauth.resources import AUDIENCE, AUDIENCE_MISMATCH
 from ..problems import Forbidden, NotFound, Problem
 from . import roles as role_service
 
@@ -30,8 +30,12 @@ PREFIX = "oidcpat_"
 DEFAULT_LIFETIME = timedelta(days=30)
 MAX_LIFETIME = timedelta(days=366)
 LIVE_TOKENS_PER_ACCOUNT = 50
-DURATION_PATTERN = r"^([0-9]{1,4})([hdw])$"
-_DURATION = re.compile(DURATION_PATTERN)
+_DURATION = re.compile(r"([1-9][0-9]{0,3})([hdw])")
+# Exactly what parse_lifetime takes (12h, 30d, 2w; at most 366 days: 8784h, 366d, 52w), for the
+# admin API's description; a test checks the two agree on every value of the shape.
+LIFETIME_PATTERN = (r"^(([1-9][0-9]{0,2}|[1-7][0-9]{3}|8[0-6][0-9]{2}|87[0-7][0-9]|878[0-4])h"
+                    r"|([1-9][0-9]?|[12][0-9]{2}|3[0-5][0-9]|36[0-6])d|([1-9]|[1-4][0-9]|5[0-2])w)$")
+LIFETIME_MISMATCH = "expires must be a duration such as 12h, 30d or 2w, at most 366 days"
 
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 # last_used_at is written at most this often: a token used on every proxied request would
@@ -44,7 +48,7 @@ def parse_lifetime(text: str | None) -> timedelta:
     if text is None or text == "":
         return DEFAULT_LIFETIME
     match = _DURATION.fullmatch(text) if isinstance(text, str) else None
-    if not match or int(match.group(1)) == 0:
+    if not match:
         raise Problem("expires must be a duration such as 12h, 30d or 2w")
     lifetime = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     if lifetime > MAX_LIFETIME:
@@ -54,7 +58,7 @@ def parse_lifetime(text: str | None) -> timedelta:
 
 def check_audience(audience) -> str:
     if not isinstance(audience, str) or not AUDIENCE.fullmatch(audience):
-        raise Problem("audience must be 1-200 visible ASCII characters without spaces")
+        raise Problem(AUDIENCE_MISMATCH)
     return audience
 
 

@@ -21,6 +21,7 @@ from .evaluator import Statement, StatementError
 # named after the system account may issue or revoke its credential").
 ROLE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,149}$"
 ROLE_NAME = re.compile(ROLE_NAME_PATTERN)
+ROLE_NAME_MISMATCH = "role name must be 1-150 letters, digits or . _ @ - and start with a letter or digit"
 MAX_STATEMENTS = 100
 
 
@@ -51,7 +52,7 @@ def define(name: str, statements: list[Statement], *, description: str | None = 
            actor: str | None = None) -> tuple[Role, bool]:
     """Create the role, or replace its statements. Returns (role, created)."""
     if not isinstance(name, str) or not ROLE_NAME.fullmatch(name):
-        raise Problem("role name must be 1-150 letters, digits or . _ @ - and start with a letter or digit")
+        raise Problem(ROLE_NAME_MISMATCH)
     if description is not None and (not isinstance(description, str) or len(description) > 500):
         raise Problem("description must be at most 500 characters")
     role = db.session.scalar(select(Role).where(Role.name == name))

@@ -40,6 +40,8 @@ NAME = re.compile(USERNAME_PATTERN)
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), separated by spaces; "" is none.
 SCOPE_PATTERN = r"^([!#-\[\]-~]+( [!#-\[\]-~]+)*)?$"
 SCOPE = re.compile(SCOPE_PATTERN)
+SCOPE_MISMATCH = "scope must be space-separated scope tokens (RFC 6749 §3.3), at most 1000 characters"
+NAME_MISMATCH = "service name must be 1-150 letters, digits or . _ @ - and start with a letter or digit"
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def check_scope(scope: str | None) -> str:
     """RFC 6749 §3.3 scope tokens separated by spaces; "" for none."""
     scope = scope or ""
     if scope and (not isinstance(scope, str) or len(scope) > 1000 or not SCOPE.fullmatch(scope)):
-        raise Problem("scope must be space-separated scope tokens (RFC 6749 §3.3), at most 1000 characters")
+        raise Problem(SCOPE_MISMATCH)
     return scope
 
 
@@ -88,7 +90,7 @@ def create(name: str, *, scope: str = "", actor: str | None = None) -> tuple[Cli
     """An Account of kind 'system' and its confidential client for the client_credentials
     grant, authenticating with a new secret (returned once)."""
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise Problem("service name must be 1-150 letters, digits or . _ @ - and start with a letter or digit")
+        raise Problem(NAME_MISMATCH)
     scope = check_scope(scope)
     if existing := db.session.scalar(select(Account).where(username_is(name))):
         raise Conflict(f"an account named {existing.username!r} already exists (names are unique regardless of case)")

@@ -13,10 +13,14 @@ from ..authn import throttle
 from ..clock import utcnow
 from ..extensions import db
 from ..models import AccessToken, Account, BrowserSession, Passkey, RecoveryCode, RefreshToken
-from ..models.account import USERNAME, username_is
+from ..models.account import USERNAME, USERNAME_PATTERN, username_is
 from ..problems import Conflict, NotFound, Problem
 from .bounds import check_account, check_within
 from .ops import Caller, Param, Permission, operation
+
+USERNAME_MISMATCH = "username must be 1-150 letters, digits or . _ @ - and start with a letter or digit"
+EMAIL_MISMATCH = "email must be an address like name@example.com"
+EMAIL_PATTERN = "@"  # what the server asks of an address: an "@" (the address is verified elsewhere)
 
 __all__ = ["USERNAME", "account_view", "create_user", "find_account", "reset_second_factors", "set_password"]
 
@@ -32,12 +36,12 @@ def find_account(username: str) -> Account:
 def create_user(passwords, *, username: str, email: str | None, name: str | None,
                 password: str | None, email_verified: bool = False, actor: str | None = None) -> Account:
     if not isinstance(username, str) or not USERNAME.fullmatch(username):
-        raise Problem("username must be 1-150 letters, digits or . _ @ - and start with a letter or digit")
+        raise Problem(USERNAME_MISMATCH)
     if existing := db.session.scalar(select(Account).where(username_is(username))):
         raise Conflict(f"an account named {existing.username!r} already exists (usernames are unique "
                        "regardless of case)")
-    if email is not None and ("@" not in email or len(email) > 320):
-        raise Problem("email must be an address like name@example.com")
+    if email is not None and (EMAIL_PATTERN not in email or len(email) > 320):
+        raise Problem(EMAIL_MISMATCH)
     if password is not None and (problem := passwords.policy.problem(password, username=username, email=email,
                                                                      name=name)):
         raise Problem(f"password {problem}")
@@ -154,7 +158,10 @@ def show_account(caller: Caller, username: str):
 
 @operation("accounts.create", "POST", "/accounts", summary="Create a person's account.",
            permission=Permission.ACCOUNTS_WRITE, resource="account:{username}", status=201, params=(
-               Param("username", required=True, max_length=150), Param("email", max_length=320),
+               Param("username", required=True, max_length=150, pattern=USERNAME_PATTERN,
+                     mismatch=USERNAME_MISMATCH),
+               Param("email", max_length=320, pattern=EMAIL_PATTERN, mismatch=EMAIL_MISMATCH,
+                     help="An address like name@example.com."),
                Param("email_verified", "boolean"), Param("name"),
                Param("password", secret=True, max_length=1024, help="Optional; without one the person "
                      "signs in upstream or gets one set later. Must pass " + PASSWORD_POLICY)))
@@ -166,8 +173,8 @@ def create_account(caller: Caller, username: str, email=None, email_verified=Fal
 
 @operation("accounts.update", "PATCH", "/accounts/{username}", summary="Change an account's email, name, "
            "verified flag or disabled state.", permission=Permission.ACCOUNTS_WRITE, resource="account:{username}",
-           params=(USER, Param("email", max_length=320, help="A new address is unverified unless email_verified "
-                                           "says otherwise."),
+           params=(USER, Param("email", max_length=320, pattern=EMAIL_PATTERN, mismatch=EMAIL_MISMATCH,
+                                 help="A new address is unverified unless email_verified says otherwise."),
                    Param("email_verified", "boolean"), Param("name", help="An empty name removes the display name."),
                    Param("disabled", "boolean", help="A disabled account cannot sign in; its tokens stop "
                          "working.")))
@@ -175,8 +182,8 @@ def update_account(caller: Caller, username: str, **changes):
     account = _person(username)
     if "email" in changes or changes.get("disabled") is False:
         check_account(caller, account, f"changing {username!r}'s email or enabling it")
-    if "email" in changes and ("@" not in changes["email"]):
-        raise Problem("email must be an address like name@example.com")
+    if "email" in changes and EMAIL_PATTERN not in changes["email"]:
+        raise Problem(EMAIL_MISMATCH)
     if changes.get("name") == "":
         changes["name"] = None  # an empty display name removes it
     if "email" in changes and changes["email"] != account.email and "email_verified" not in changes:

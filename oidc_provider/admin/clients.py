@@ -9,16 +9,23 @@ from urllib.parse import urlsplit
 from sqlalchemy import select, update
 
 from ..access import personal_tokens
+from ..access.system_accounts import SCOPE_MISMATCH, SCOPE_PATTERN, check_scope
 from ..audit import Event, record
 from ..authn.levels import KNOWN_LEVELS
 from ..clock import utcnow
 from ..digests import digest, new_client_id, new_secret
 from ..extensions import db
 from ..models import AccessToken, Client, RefreshToken
-from ..oauth.resources import resource_problem
+from ..oauth.resources import (
+    ABSOLUTE_URI_PATTERN,
+    AUDIENCE_MISMATCH,
+    AUDIENCE_PATTERN,
+    RESOURCE_MISMATCH,
+    resource_problem,
+)
 from ..problems import Forbidden, NotFound, Problem
 from ..settings import SIGNING_ALGS
-from .ops import Caller, Param, Permission, operation
+from .ops import Caller, Param, Permission, operation, pattern_matches
 
 GRANTS = ("authorization_code", "refresh_token")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
@@ -42,11 +49,25 @@ def relying_party(client: Client, what: str) -> Client:
     return client
 
 
+def _case_insensitive(word: str) -> str:
+    return "".join(f"[{c}{c.upper()}]" for c in word)
+
+
+# RFC 6749 §3.1.2: an absolute URI without a fragment, and never a scheme that runs code or
+# reads local files. The admin API publishes it as the pattern of redirect URIs.
+REDIRECT_URI_PATTERN = ("^(?!(?:" + "|".join(map(_case_insensitive, ("javascript", "data", "file", "vbscript")))
+                        + "):)" + ABSOLUTE_URI_PATTERN[1:])
+REDIRECT_URI_MISMATCH = ("redirect URIs must be absolute, of visible ASCII characters, with no fragment, naming a "
+                         "host for http(s), and not of a forbidden scheme (javascript:, data:, file:, vbscript:)")
+
+
 def _check_redirect_uri(uri: str) -> str:
     # RFC 6749 §3.1.2: "The redirection endpoint URI MUST be an absolute URI" and "MUST NOT
     # include a fragment component".
-    if len(uri) > 2000:
+    if not isinstance(uri, str) or len(uri) > 2000:
         raise Problem("redirect URIs are limited to 2000 characters")
+    if not pattern_matches(REDIRECT_URI_PATTERN, uri):
+        raise Problem(f"{REDIRECT_URI_MISMATCH} (not {uri[:200]!r})")
     parts = urlsplit(uri)
     if not parts.scheme or parts.fragment or (parts.scheme in ("http", "https") and not parts.hostname):
         raise Problem(f"redirect URI {uri!r} must be absolute and have no fragment")
@@ -96,6 +117,8 @@ def create_client(*, name: str, redirect_uris: list[str], public: bool = False, 
                   require_grant: bool = False, actor: str | None = None) -> tuple[Client, str | None]:
     if not name.strip():
         raise Problem("a client needs a --name")
+    if scope is not None:
+        check_scope(scope)
     if not redirect_uris:
         raise Problem("a client needs at least one --redirect-uri")
     for uri in [*redirect_uris, *post_logout_redirect_uris]:
@@ -160,6 +183,8 @@ def update_client(client: Client, *, name: str | None = None, redirect_uris: lis
         raise Problem("a client needs at least one redirect URI")
     if name is not None and not name.strip():
         raise Problem("a client's name cannot be empty")
+    if scope is not None:
+        check_scope(scope)
     if id_token_alg is not None and id_token_alg not in SIGNING_ALGS:
         raise Problem(f"ID token algorithm must be one of {', '.join(SIGNING_ALGS)}")
     if min_acr is not None and min_acr not in (*KNOWN_LEVELS, "none"):
@@ -209,15 +234,23 @@ def client_view(client: Client) -> dict:
 
 
 CLIENT_ID = Param("client_id", where="path", required=True, max_length=64)
+# The shapes the server checks, published as the parameters' patterns (ops.Param.pattern).
+REDIRECT_URI = {"pattern": REDIRECT_URI_PATTERN, "mismatch": REDIRECT_URI_MISMATCH}
+SCOPE = {"pattern": SCOPE_PATTERN, "mismatch": SCOPE_MISMATCH}
+AUDIENCE = {"pattern": AUDIENCE_PATTERN, "mismatch": AUDIENCE_MISMATCH}
+RESOURCE = {"pattern": ABSOLUTE_URI_PATTERN, "mismatch": RESOURCE_MISMATCH}
 
 COMMON = (
-    Param("post_logout_redirect_uris", "array", max_length=2000, help="Allowed after logout."),
+    Param("post_logout_redirect_uris", "array", max_length=2000, **REDIRECT_URI,
+          help="Allowed after logout (absolute URIs without a fragment)."),
     Param("trusted", "boolean", help="Skip the consent page."),
-    Param("scope", max_length=1000, help="Space-separated scopes the client may ask for."),
+    Param("scope", max_length=1000, **SCOPE, help="Space-separated scopes the client may ask for "
+          "(RFC 6749 §3.3)."),
     Param("id_token_alg", enum=SIGNING_ALGS, help="ID token signing algorithm."),
     Param("require_pkce", "boolean", help="Require PKCE from this confidential client."),
-    Param("audience", help="Default aud of its access tokens (RFC 8707)."),
-    Param("resources", "array", max_length=200, help="Other resources it may ask for (absolute URIs)."),
+    Param("audience", **AUDIENCE, help="Default aud of its access tokens (RFC 8707)."),
+    Param("resources", "array", max_length=200, **RESOURCE,
+          help="Other resources it may ask for (absolute URIs without a fragment)."),
     Param("require_grant", "boolean", help="Refuse a token for an audience without a grant (invalid_target)."),
 )
 
@@ -237,7 +270,8 @@ def op_show(caller: Caller, client_id: str):
 
 @operation("clients.create", "POST", "/clients", summary="Register a relying party; a confidential client's "
            "secret is in the answer once.", permission=Permission.CLIENTS_WRITE, resource="client:*", status=201,
-           params=(Param("name", required=True), Param("redirect_uris", "array", required=True, max_length=2000),
+           params=(Param("name", required=True), Param("redirect_uris", "array", required=True, max_length=2000,
+                                                                        **REDIRECT_URI),
                    Param("public", "boolean", help="A public client (SPA, native app): no secret, PKCE."),
                    Param("grants", "array", max_length=32, help="Extra grants: refresh_token."),
                    Param("auth_method", enum=AUTH_METHODS, help="Token endpoint auth method."),
@@ -254,7 +288,7 @@ def op_create(caller: Caller, name: str, redirect_uris: list, id_token_alg: str 
 @operation("clients.update", "PATCH", "/clients/{client_id}", summary="Change a client's settings (what is "
            "given; redirect_uris and resources are replaced).", permission=Permission.CLIENTS_WRITE,
            resource="client:{client_id}", params=(
-               CLIENT_ID, Param("name"), Param("redirect_uris", "array", max_length=2000),
+               CLIENT_ID, Param("name"), Param("redirect_uris", "array", max_length=2000, **REDIRECT_URI),
                Param("min_acr", enum=(*KNOWN_LEVELS, "none"), help="'none' removes the minimum."),
                Param("clear_audience", "boolean", help="Back to OIDC_DEFAULT_AUDIENCE."), *COMMON))
 def op_update(caller: Caller, client_id: str, **changes):

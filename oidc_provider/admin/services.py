@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from ..access import system_accounts
 from ..audit import Event, record
+from ..models.account import USERNAME_PATTERN
 from .bounds import check_account
-from .clients import set_client_targets
+from .clients import AUDIENCE, RESOURCE, SCOPE, set_client_targets
 from .ops import Caller, Param, Permission, operation
 
 NAME = Param("name", where="path", required=True, max_length=150)
@@ -21,9 +22,11 @@ DELEGATION = "a role named like the system account"
 
 
 TARGETS = (
-    Param("audience", max_length=200, help="The aud of its access tokens (RFC 8707), and the audience whose "
+    Param("audience", max_length=200, **AUDIENCE,
+          help="The aud of its access tokens (RFC 8707), and the audience whose "
           "tokens it may introspect as a resource server (RFC 7662)."),
-    Param("resources", "array", max_length=200, help="Other resources (absolute URIs) it may ask tokens for "
+    Param("resources", "array", max_length=200, **RESOURCE,
+          help="Other resources (absolute URIs) it may ask tokens for "
           "and introspect tokens of; replaced when given."),
 )
 
@@ -78,8 +81,10 @@ def show_service(caller: Caller, name: str):
 @operation("services.create", "POST", "/services", summary="Create a system account for the client "
            "credentials grant; its client_secret is in the answer once and never again.",
            permission=Permission.SERVICES_WRITE, resource="service:{name}", status=201, params=(
-               Param("name", required=True, max_length=150),
-               Param("scope", max_length=1000, help="Space-separated scopes the system account may request."),
+               Param("name", required=True, max_length=150, pattern=USERNAME_PATTERN,
+                     mismatch=system_accounts.NAME_MISMATCH),
+               Param("scope", max_length=1000, **SCOPE,
+                     help="Space-separated scopes the system account may request."),
                *TARGETS))
 def op_create(caller: Caller, name: str, scope: str = "", audience: str | None = None, resources=()):
     _, secret = create_service(name=name, scope=scope, audience=audience, resources=resources, actor=caller.name)
@@ -89,7 +94,8 @@ def op_create(caller: Caller, name: str, scope: str = "", audience: str | None =
 @operation("services.update", "PATCH", "/services/{name}", summary="Change what a system account may ask for "
            "and is registered for: its scope, audience and resources (what is given; resources are replaced). "
            "Its credential is unchanged.", permission=Permission.SERVICES_WRITE, resource="service:{name}",
-           params=(NAME, Param("scope", max_length=1000, help="Replaces its scopes."), *TARGETS,
+           params=(NAME, Param("scope", max_length=1000, **SCOPE, help="Replaces its scopes."),
+                   *TARGETS,
                    Param("clear_audience", "boolean", help="Back to OIDC_DEFAULT_AUDIENCE."),
                    Param("require_grant", "boolean", help="Refuse a token for an audience on which it holds "
                          "no role (invalid_target).")))

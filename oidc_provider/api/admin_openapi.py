@@ -14,8 +14,10 @@ def _schema(param: Param) -> dict:
     if param.type == "statements":
         return {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Statement"}}
     if param.type == "array":
-        return {"type": "array", "maxItems": 100,
-                "items": {"type": "string", "minLength": 1, "maxLength": param.max_length}}
+        items = {"type": "string", "minLength": 1, "maxLength": param.max_length}
+        if param.pattern:
+            items["pattern"] = param.pattern
+        return {"type": "array", "maxItems": 100, "items": items}
     schema: dict = {"type": param.type}
     if param.type == "string":
         schema["maxLength"] = param.max_length
@@ -23,6 +25,8 @@ def _schema(param: Param) -> dict:
             schema["enum"] = list(param.enum)
         if param.where == "path":
             schema["minLength"] = 1
+        if param.pattern:
+            schema["pattern"] = param.pattern
     if param.type == "integer":
         if param.minimum is not None:
             schema["minimum"] = param.minimum

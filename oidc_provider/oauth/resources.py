@@ -27,6 +27,13 @@ MAX_RESOURCE_LENGTH = 200
 # visible ASCII characters, no space or control. Also the admin API's pattern for it.
 AUDIENCE_PATTERN = r"^[!-~]{1,200}$"
 AUDIENCE = re.compile(AUDIENCE_PATTERN)
+AUDIENCE_MISMATCH = "audience must be 1-200 printable characters without spaces (visible ASCII)"
+# An absolute URI (RFC 3986 §4.3) as we take one: a scheme, then visible ASCII without "#" (no
+# fragment); http and https name a host. The admin API's pattern for resources and redirect
+# URIs (``resource_problem`` and ``admin.clients`` check the same, and a little more: the port).
+# "\x24" is "$": the patterns keep "$" for the end of the text.
+RESOURCE_MISMATCH = "resource must be an absolute URI of visible ASCII characters without a fragment"
+ABSOLUTE_URI_PATTERN = r"^(?![hH][tT][tT][pP][sS]?:(?!//[^/?#:@]))[A-Za-z][A-Za-z0-9+.-]*:[!\"\x24-~]*$"
 MAX_RESOURCES_PER_REQUEST = 10
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
 
