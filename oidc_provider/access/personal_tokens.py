@@ -33,8 +33,9 @@ LIVE_TOKENS_PER_ACCOUNT = 50
 _DURATION = re.compile(r"([1-9][0-9]{0,3})([hdw])")
 # Exactly what parse_lifetime takes (12h, 30d, 2w; at most 366 days: 8784h, 366d, 52w), for the
 # admin API's description; a test checks the two agree on every value of the shape.
+# "" is the default lifetime.
 LIFETIME_PATTERN = (r"^(([1-9][0-9]{0,2}|[1-7][0-9]{3}|8[0-6][0-9]{2}|87[0-7][0-9]|878[0-4])h"
-                    r"|([1-9][0-9]?|[12][0-9]{2}|3[0-5][0-9]|36[0-6])d|([1-9]|[1-4][0-9]|5[0-2])w)$")
+                    r"|([1-9][0-9]?|[12][0-9]{2}|3[0-5][0-9]|36[0-6])d|([1-9]|[1-4][0-9]|5[0-2])w)?$")
 LIFETIME_MISMATCH = "expires must be a duration such as 12h, 30d or 2w, at most 366 days"
 
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
