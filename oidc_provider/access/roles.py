@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from ..audit import Event, record
 from ..extensions import db
-from ..models import Account, Role, RoleGrant
+from ..models import Account, PersonalToken, Role, RoleGrant
 from ..problems import Conflict, NotFound, Problem
 from .evaluator import Statement, StatementError
 
@@ -80,9 +80,21 @@ def remove(name: str, *, actor: str | None = None) -> None:
     count = db.session.scalar(select(func.count()).select_from(RoleGrant).where(RoleGrant.role_id == role.id))
     if count:
         raise Conflict(f"role {name!r} is still granted to {count} account(s); revoke it first")
+    _forget_in_personal_tokens(role)
     db.session.delete(role)
     db.session.flush()
     record(Event.ROLE_REMOVED, actor=actor, commit=False, detail={"role": name})
+
+
+def _forget_in_personal_tokens(role: Role) -> None:
+    """Personal tokens narrowed to ``role`` keep it by id (``access.personal_tokens``); SQLite
+    gives a new row the highest id again once that row is deleted, so a role created after this
+    one could get its id. The id is taken out of every token first: narrowed to a removed role
+    is narrowed to nothing more, never to whatever takes its place."""
+    tokens = db.session.scalars(select(PersonalToken).where(PersonalToken.role_ids.is_not(None)))
+    for token in tokens:
+        if token.role_ids and role.id in token.role_ids:
+            token.role_ids = [role_id for role_id in token.role_ids if role_id != role.id]
 
 
 def grant(account: Account, name: str, *, actor: str | None = None) -> bool:

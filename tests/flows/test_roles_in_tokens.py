@@ -284,6 +284,24 @@ def test_personal_token_narrowed_to_a_role_not_to_its_name(app, browser, rp):
     assert "resource_access" not in _introspect(browser.http, rp, token)
 
 
+def test_personal_token_does_not_follow_a_reused_role_id(app, browser, rp):
+    """SQLite hands the highest id out again once its row is gone: "accountant", the last role
+    defined, removed and defined again, may get the same id. Removing a role takes its id out of
+    the tokens narrowed to it, so the new role is not theirs whatever its id."""
+    token = _personal_token(app, audience=BILLING, narrowed=["accountant"])
+    billing_rs = make_client(app, name="Billing RS", audience=BILLING)
+    assert _introspect(browser.http, billing_rs, token)["resource_access"][BILLING]["roles"] == ["accountant"]
+    _change_grant(app, "accountant", give=False)
+    with app.app_context():
+        roles.remove("accountant")
+        roles.define("accountant", roles.parse_statements(ACCOUNTANT))
+        roles.grant(admin_accounts.find_account("alice"), "accountant")
+        db.session.commit()
+        row = personal_tokens.list_for(admin_accounts.find_account("alice"))[0]
+        assert row.role_ids == [] and personal_tokens.view(row)["roles"] == []
+    assert "resource_access" not in _introspect(browser.http, billing_rs, token)
+
+
 def test_personal_token_keeps_its_role_when_the_role_is_renamed(app, browser, rp):
     """Renaming the role (here in the database: no operation renames one) neither drops it from
     the token nor hands the token a new role that takes the old name."""
