@@ -40,12 +40,12 @@ def main(argv=None) -> int:
                             database_url=args.db or f"sqlite:///{tmp}/oidc.db")
         app = create_app(settings)
         with app.app_context():
-            from oidc_provider import manage
+            from oidc_provider.admin import services as admin_services
             from oidc_provider.cli.lifecycle import prepare
             from oidc_provider.extensions import db
 
             prepare(app)
-            client, secret = manage.create_service(name="profiled")
+            client, secret = admin_services.create_service(name="profiled")
             if args.endpoint == "token-eddsa":
                 client.id_token_signed_response_alg = "EdDSA"
             db.session.commit()

@@ -27,3 +27,14 @@ class Forbidden(Problem):
 
     status = 403
     error = "forbidden"
+
+
+class InsufficientScope(Forbidden):
+    """RFC 6750 §3.1 ``insufficient_scope``: "The request requires higher privileges than
+    provided by the access token" (403); ``scope`` names what it lacks, for the challenge."""
+
+    error = "insufficient_scope"
+
+    def __init__(self, message: str, *, scope: str):
+        super().__init__(message)
+        self.scope = scope

@@ -9,7 +9,8 @@ import re
 import secrets
 from urllib.parse import parse_qs, urlsplit
 
-from oidc_provider import manage
+from oidc_provider.admin import accounts as admin_accounts
+from oidc_provider.admin import clients as admin_clients
 from oidc_provider.extensions import db
 
 PASSWORD = "correct horse battery staple"
@@ -18,10 +19,10 @@ REDIRECT_URI = "https://rp.example/cb"
 
 def make_user(app, username="alice", password=PASSWORD, **kw):
     with app.app_context():
-        account = manage.create_user(app.extensions["oidc_passwords"], username=username,
-                                     email=kw.pop("email", f"{username}@example.com"),
-                                     name=kw.pop("name", username.title()), password=password,
-                                     email_verified=kw.pop("email_verified", True))
+        account = admin_accounts.create_user(app.extensions["oidc_passwords"], username=username,
+                                             email=kw.pop("email", f"{username}@example.com"),
+                                             name=kw.pop("name", username.title()), password=password,
+                                             email_verified=kw.pop("email_verified", True))
         db.session.commit()
         return account.subject
 
@@ -32,7 +33,7 @@ def make_client(app, **kw):
     kw.setdefault("redirect_uris", [REDIRECT_URI])
     kw.setdefault("post_logout_redirect_uris", ["https://rp.example/bye"])
     with app.app_context():
-        client, secret = manage.create_client(**kw)
+        client, secret = admin_clients.create_client(**kw)
         db.session.commit()
         return client.client_id, secret
 

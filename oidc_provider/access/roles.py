@@ -13,13 +13,15 @@ from sqlalchemy import func, select
 
 from ..audit import Event, record
 from ..extensions import db
-from ..models import Account, Role, RoleGrant
+from ..models import Account, PersonalToken, Role, RoleGrant
 from ..problems import Conflict, NotFound, Problem
 from .evaluator import Statement, StatementError
 
 # Like usernames, so a role can be named after a system account (DESIGN: "users holding a role
 # named after the system account may issue or revoke its credential").
-ROLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,149}$")
+ROLE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,149}$"
+ROLE_NAME = re.compile(ROLE_NAME_PATTERN)
+ROLE_NAME_MISMATCH = "role name must be 1-150 letters, digits or . _ @ - and start with a letter or digit"
 MAX_STATEMENTS = 100
 
 
@@ -49,8 +51,8 @@ def list_roles() -> list[Role]:
 def define(name: str, statements: list[Statement], *, description: str | None = None,
            actor: str | None = None) -> tuple[Role, bool]:
     """Create the role, or replace its statements. Returns (role, created)."""
-    if not isinstance(name, str) or not ROLE_NAME.match(name):
-        raise Problem("role name must be 1-150 letters, digits or . _ @ - and start with a letter or digit")
+    if not isinstance(name, str) or not ROLE_NAME.fullmatch(name):
+        raise Problem(ROLE_NAME_MISMATCH)
     if description is not None and (not isinstance(description, str) or len(description) > 500):
         raise Problem("description must be at most 500 characters")
     role = db.session.scalar(select(Role).where(Role.name == name))
@@ -78,9 +80,21 @@ def remove(name: str, *, actor: str | None = None) -> None:
     count = db.session.scalar(select(func.count()).select_from(RoleGrant).where(RoleGrant.role_id == role.id))
     if count:
         raise Conflict(f"role {name!r} is still granted to {count} account(s); revoke it first")
+    _forget_in_personal_tokens(role)
     db.session.delete(role)
     db.session.flush()
     record(Event.ROLE_REMOVED, actor=actor, commit=False, detail={"role": name})
+
+
+def _forget_in_personal_tokens(role: Role) -> None:
+    """Personal tokens narrowed to ``role`` keep it by id (``access.personal_tokens``); SQLite
+    gives a new row the highest id again once that row is deleted, so a role created after this
+    one could get its id. The id is taken out of every token first: narrowed to a removed role
+    is narrowed to nothing more, never to whatever takes its place."""
+    tokens = db.session.scalars(select(PersonalToken).where(PersonalToken.role_ids.is_not(None)))
+    for token in tokens:
+        if token.role_ids and role.id in token.role_ids:
+            token.role_ids = [role_id for role_id in token.role_ids if role_id != role.id]
 
 
 def grant(account: Account, name: str, *, actor: str | None = None) -> bool:

@@ -30,15 +30,18 @@ from ..extensions import db
 from ..keys.encryption import DATABASE_CREDENTIALS, Sealer
 from ..keys.store import KeysUnreadable
 from ..models import AccessToken, Account, Client, DatabaseCredential, RefreshToken
-from ..models.account import username_is
+from ..models.account import USERNAME_PATTERN, username_is
 from ..oauth.remote_keys import KeySetError, check_jwks_uri, public_key_set
 from ..problems import Conflict, Forbidden, NotFound, Problem
 from . import dsn as dsn_rules
 from . import roles as role_service
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,149}$")
-# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), separated by spaces.
-SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$")
+NAME = re.compile(USERNAME_PATTERN)
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), separated by spaces; "" is none.
+SCOPE_PATTERN = r"^([!#-\[\]-~]+( [!#-\[\]-~]+)*)?$"
+SCOPE = re.compile(SCOPE_PATTERN)
+SCOPE_MISMATCH = "scope must be space-separated scope tokens (RFC 6749 §3.3), at most 1000 characters"
+NAME_MISMATCH = "service name must be 1-150 letters, digits or . _ @ - and start with a letter or digit"
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class Service:
 
 def find(name: str) -> Service:
     """The system account and its client, or NotFound (a person's account is not one)."""
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise NotFound(f"no system account named {str(name)[:150]!r}")
     row = db.session.execute(
         select(Account, Client).join(Client, Client.account_id == Account.id)
@@ -75,14 +78,20 @@ def is_system(name) -> bool:
         return False
 
 
+def check_scope(scope: str | None) -> str:
+    """RFC 6749 §3.3 scope tokens separated by spaces; "" for none."""
+    scope = scope or ""
+    if scope and (not isinstance(scope, str) or len(scope) > 1000 or not SCOPE.fullmatch(scope)):
+        raise Problem(SCOPE_MISMATCH)
+    return scope
+
+
 def create(name: str, *, scope: str = "", actor: str | None = None) -> tuple[Client, str]:
     """An Account of kind 'system' and its confidential client for the client_credentials
     grant, authenticating with a new secret (returned once)."""
-    if not isinstance(name, str) or not NAME.match(name):
-        raise Problem("service name must be 1-150 letters, digits or . _ @ - and start with a letter or digit")
-    scope = scope or ""
-    if scope and (len(scope) > 1000 or not SCOPE.match(scope)):
-        raise Problem("scope must be space-separated scope tokens (RFC 6749 §3.3), at most 1000 characters")
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise Problem(NAME_MISMATCH)
+    scope = check_scope(scope)
     if existing := db.session.scalar(select(Account).where(username_is(name))):
         raise Conflict(f"an account named {existing.username!r} already exists (names are unique regardless of case)")
     account = Account(username=name, kind="system")
@@ -210,6 +219,8 @@ def view(service: Service | str) -> dict:
     has_db = db.session.scalar(select(DatabaseCredential.id).where(DatabaseCredential.account_id == account.id))
     return {
         "name": account.username, "client_id": client.client_id, "scope": client.scope,
+        "audience": client.audience, "resources": client.resources or [],
+        "require_grant": bool(client.require_grant),
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "has_secret": client.secret_digest is not None, "jwks_uri": client.jwks_uri, "key_ids": kids,
         "has_credential": bool(client.secret_digest or client.jwks or client.jwks_uri),

@@ -18,7 +18,7 @@ from flask import current_app
 
 from ..access import roles as role_service
 from ..access.evaluator import Statement
-from ..problems import Forbidden
+from ..problems import InsufficientScope
 
 
 def _issuer() -> str:
@@ -36,8 +36,8 @@ def check_within(caller, statements: Iterable[Statement], what: str) -> None:
         for action in statement.actions:
             for resource in statement.resources:
                 if not caller.principal.allows(action, resource, audience=issuer):
-                    raise Forbidden(f"{what} would give {action} on {resource} at the provider, "
-                                    "which this token does not hold")
+                    raise InsufficientScope(f"{what} would give {action} on {resource} at the provider, "
+                                            "which this token does not hold", scope=action)
 
 
 def check_account(caller, account, what: str) -> None:

@@ -7,6 +7,7 @@ account's credential). ``run`` executes it; the caller commits.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,18 @@ TYPES = {"string": str, "integer": int, "boolean": bool, "array": list, "object"
 _NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern:
+    # JSON Schema's ``pattern`` is searched, not anchored (our patterns anchor themselves); its
+    # ``$`` is the end of the text, which Python spells ``\Z``.
+    return re.compile(pattern.replace("$", r"\Z"))
+
+
+def pattern_matches(pattern: str, value: str) -> bool:
+    """``value`` matches ``pattern`` as JSON Schema reads it (ECMA-262: searched, ``$`` = end)."""
+    return _compiled(pattern).search(value) is not None
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -53,6 +66,15 @@ class Param:
     secret: bool = False  # write-only: never echoed, never audited
     minimum: int | None = None
     maximum: int | None = None
+    # A regular expression every string (or every item of an array) must match, shared with the
+    # domain check it stands for and published as the OpenAPI ``pattern``, so the description
+    # refuses what the server refuses. Written in the common subset of ECMA-262 (JSON Schema's
+    # dialect) and Python's ``re``; ``$`` means the end of the text, never before a newline.
+    pattern: str | None = None
+    mismatch: str = ""  # the refusal when the pattern does not match: the domain check's words
+
+    def matches(self, value: str) -> bool:
+        return pattern_matches(self.pattern, value) if self.pattern else True
 
     def check(self, value) -> Any:
         """The value converted and checked, or Problem naming the parameter."""
@@ -64,6 +86,8 @@ class Param:
             if not isinstance(value, list) or not all(isinstance(v, str) and 0 < len(v) <= self.max_length
                                                       and not _NOT_TEXT.search(v) for v in value) or len(value) > 100:
                 raise Problem(f"{self.name} must be a list of at most 100 strings of 1-{self.max_length} characters")
+            if bad := next((v for v in value if not self.matches(v)), None):
+                raise Problem(f"{self.pattern_problem()} (not {bad[:200]!r})")
             return value
         expected = TYPES[self.type]
         if self.type == "integer" and isinstance(value, bool) or not isinstance(value, expected):
@@ -75,10 +99,15 @@ class Param:
                 raise Problem(f"{self.name} must be text without NUL or unpaired surrogates")
             if self.enum and value not in self.enum:
                 raise Problem(f"{self.name} must be one of {', '.join(self.enum)}")
+            if not self.matches(value):
+                raise Problem(self.pattern_problem())
         if self.type == "integer" and (self.minimum is not None and value < self.minimum
                                        or self.maximum is not None and value > self.maximum):
             raise Problem(f"{self.name} must be between {self.minimum} and {self.maximum}")
         return value
+
+    def pattern_problem(self) -> str:
+        return self.mismatch or f"{self.name} must match {self.pattern}"
 
     def from_text(self, text: str) -> Any:
         """A query-string value."""

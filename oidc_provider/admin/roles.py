@@ -6,7 +6,8 @@ from ..access import roles as role_service
 from .bounds import check_within
 from .ops import Caller, Param, Permission, operation
 
-NAME = Param("name", where="path", required=True, max_length=150)
+NAME = Param("name", where="path", required=True, max_length=150, pattern=role_service.ROLE_NAME_PATTERN,
+             mismatch=role_service.ROLE_NAME_MISMATCH)
 
 
 @operation("roles.list", "GET", "/roles", summary="List roles.", permission=Permission.ROLES_READ,

@@ -11,11 +11,53 @@ account gives nothing, and such a caller gets the same 403 for a name that does 
 from __future__ import annotations
 
 from ..access import system_accounts
+from ..audit import Event, record
+from ..models.account import USERNAME_PATTERN
 from .bounds import check_account
+from .clients import AUDIENCE, RESOURCE, SCOPE, set_client_targets
 from .ops import Caller, Param, Permission, operation
 
 NAME = Param("name", where="path", required=True, max_length=150)
 DELEGATION = "a role named like the system account"
+
+
+TARGETS = (
+    Param("audience", max_length=200, **AUDIENCE,
+          help="The aud of its access tokens (RFC 8707), and the audience whose "
+          "tokens it may introspect as a resource server (RFC 7662)."),
+    Param("resources", "array", max_length=200, **RESOURCE,
+          help="Other resources (absolute URIs) it may ask tokens for "
+          "and introspect tokens of; replaced when given."),
+)
+
+
+def create_service(*, name: str, scope: str = "", audience: str | None = None, resources: list[str] = (),
+                   actor: str | None = None):
+    """A system account and its client_credentials client (``access.system_accounts.create``),
+    registered for ``audience`` and ``resources`` (``clients.set_client_targets``); returns the
+    client and its secret."""
+    client, secret = system_accounts.create(name, scope=scope, actor=actor)
+    set_client_targets(client, audience=audience, resources=list(resources))
+    return client, secret
+
+
+def update_service(name: str, *, scope: str | None = None, audience: str | None = None,
+                   clear_audience: bool = False, resources: list[str] | None = None,
+                   require_grant: bool | None = None, actor: str | None = None) -> dict:
+    """Change what a system account's client may ask for and is registered for (None:
+    unchanged). Its credential is untouched: ``rotate``, ``set_key`` and ``revoke`` change it."""
+    service = system_accounts.find(name)
+    client = service.client
+    scope = system_accounts.check_scope(scope) if scope is not None else None
+    set_client_targets(client, audience=audience, clear_audience=clear_audience, resources=resources,
+                       require_grant=require_grant)
+    if scope is not None:
+        client.scope = scope
+    changed = sorted(k for k, v in {"scope": scope, "audience": audience or clear_audience or None,
+                                    "resources": resources, "require_grant": require_grant}.items() if v is not None)
+    record(Event.SERVICE_UPDATED, account=service.account, client=client, actor=actor, commit=False,
+           detail={"changed": changed})
+    return system_accounts.view(service)
 
 
 def _delegate(principal, params: dict) -> bool:
@@ -39,11 +81,26 @@ def show_service(caller: Caller, name: str):
 @operation("services.create", "POST", "/services", summary="Create a system account for the client "
            "credentials grant; its client_secret is in the answer once and never again.",
            permission=Permission.SERVICES_WRITE, resource="service:{name}", status=201, params=(
-               Param("name", required=True, max_length=150),
-               Param("scope", max_length=1000, help="Space-separated scopes the system account may request.")))
-def create_service(caller: Caller, name: str, scope: str = ""):
-    _, secret = system_accounts.create(name, scope=scope, actor=caller.name)
+               Param("name", required=True, max_length=150, pattern=USERNAME_PATTERN,
+                     mismatch=system_accounts.NAME_MISMATCH),
+               Param("scope", max_length=1000, **SCOPE,
+                     help="Space-separated scopes the system account may request."),
+               *TARGETS))
+def op_create(caller: Caller, name: str, scope: str = "", audience: str | None = None, resources=()):
+    _, secret = create_service(name=name, scope=scope, audience=audience, resources=resources, actor=caller.name)
     return {**system_accounts.view(name), "client_secret": secret}
+
+
+@operation("services.update", "PATCH", "/services/{name}", summary="Change what a system account may ask for "
+           "and is registered for: its scope, audience and resources (what is given; resources are replaced). "
+           "Its credential is unchanged.", permission=Permission.SERVICES_WRITE, resource="service:{name}",
+           params=(NAME, Param("scope", max_length=1000, **SCOPE, help="Replaces its scopes."),
+                   *TARGETS,
+                   Param("clear_audience", "boolean", help="Back to OIDC_DEFAULT_AUDIENCE."),
+                   Param("require_grant", "boolean", help="Refuse a token for an audience on which it holds "
+                         "no role (invalid_target).")))
+def op_update(caller: Caller, name: str, **changes):
+    return update_service(name, actor=caller.name, **changes)
 
 
 @operation("services.rotate", "POST", "/services/{name}/credential", summary="Issue a new client secret "

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from .. import manage
 from ..access import personal_tokens
+from .accounts import find_account
 from .bounds import check_account
+from .clients import AUDIENCE
 from .ops import Caller, Param, Permission, operation
 
 
@@ -12,13 +13,15 @@ from .ops import Caller, Param, Permission, operation
            "in the answer once and never again.", permission=Permission.TOKENS_WRITE, resource="account:{user}",
            status=201, params=(
                Param("user", required=True, max_length=150),
-               Param("audience", required=True, help="The app (audience) the token is for."),
+               Param("audience", required=True, **AUDIENCE, help="The app (audience) the token is for."),
                Param("roles", "array", max_length=150, help="Narrow the token to these of the owner's roles "
                      "(default: all the owner holds at each use)."),
-               Param("expires", max_length=8, help="Lifetime: 12h, 30d, 2w (default 30d, at most 366d)."),
+               Param("expires", max_length=8, pattern=personal_tokens.LIFETIME_PATTERN,
+                     mismatch=personal_tokens.LIFETIME_MISMATCH,
+                     help="Lifetime: 12h, 30d, 2w (default 30d, at most 366d)."),
                Param("name", max_length=100, help="What the token is for.")))
 def create_token(caller: Caller, user: str, audience: str, roles=None, expires=None, name=""):
-    account = manage.find_account(user)
+    account = find_account(user)
     if caller.principal is None or caller.principal.account.id != account.id:
         check_account(caller, account, f"a personal token for {user!r}")
     row, token = personal_tokens.create(account, audience=audience, roles=roles,
@@ -31,7 +34,7 @@ def create_token(caller: Caller, user: str, audience: str, roles=None, expires=N
            permission=Permission.TOKENS_READ, resource="account:{user}",
            params=(Param("user", where="query", max_length=150, help="Only this person's tokens."),))
 def list_tokens(caller: Caller, user: str | None = None):
-    account = manage.find_account(user) if user else None
+    account = find_account(user) if user else None
     return [personal_tokens.view(row) for row in personal_tokens.list_for(account)]
 
 

@@ -8,7 +8,11 @@
 - The caller's roles must hold a statement, at the issuer's audience, allowing the operation's
   permission (``admin:accounts:write``...) on its resource (``account:alice``), or the operation's
   delegation rule must let them (a role named like the system account, for its credential):
-  otherwise 403 ``forbidden``, audited.
+  otherwise 403 ``insufficient_scope`` (RFC 6750 §3.1: "The request requires higher privileges
+  than provided by the access token") with a ``WWW-Authenticate: Bearer error="insufficient_scope",
+  scope="<permission>"`` challenge naming what is missing, audited. So is an operation that would
+  hand out more than the token holds (``admin.bounds``). Other refusals (a system account's
+  client through the clients operations) are 403 ``forbidden``.
 - Bad input is 400 naming the parameter; unknown names 404; conflicts 409. Never a 500.
 """
 
@@ -24,7 +28,7 @@ from ..admin import OPERATIONS, Caller, Operation
 from ..audit import Event, record
 from ..extensions import csrf, db
 from ..oauth.tokens import InvalidToken
-from ..problems import Problem
+from ..problems import InsufficientScope, Problem
 from ..web.bearer import bearer_token, challenge
 from .admin_openapi import document
 
@@ -103,10 +107,16 @@ def _view(op: Operation):
         if not allowed and not (op.delegate and op.delegate(principal, params)):
             record(Event.ADMIN_API_DENIED, outcome="failure", reason="forbidden", account=principal.account,
                    detail={"operation": op.name, "permission": str(op.permission), "resource": resource[:200]})
-            return _error("forbidden", f"{op.permission} on {resource} is not allowed for this token.", 403)
+            # RFC 6750 §3.1: 403 insufficient_scope, and "the scope attribute with the scope
+            # necessary to access the protected resource" (§3).
+            return challenge(REALM, "insufficient_scope", f"{op.permission} on {resource} is not allowed for "
+                             "this token.", 403, scope=str(op.permission))
         try:
             result = op.handler(Caller(principal.name, principal), **params)
             db.session.commit()
+        except InsufficientScope as exc:
+            db.session.rollback()
+            return challenge(REALM, exc.error, str(exc), exc.status, scope=exc.scope)
         except Problem as exc:
             db.session.rollback()
             return _error(exc.error, str(exc), exc.status)

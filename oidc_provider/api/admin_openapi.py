@@ -14,8 +14,10 @@ def _schema(param: Param) -> dict:
     if param.type == "statements":
         return {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Statement"}}
     if param.type == "array":
-        return {"type": "array", "maxItems": 100,
-                "items": {"type": "string", "minLength": 1, "maxLength": param.max_length}}
+        items = {"type": "string", "minLength": 1, "maxLength": param.max_length}
+        if param.pattern:
+            items["pattern"] = param.pattern
+        return {"type": "array", "maxItems": 100, "items": items}
     schema: dict = {"type": param.type}
     if param.type == "string":
         schema["maxLength"] = param.max_length
@@ -23,6 +25,8 @@ def _schema(param: Param) -> dict:
             schema["enum"] = list(param.enum)
         if param.where == "path":
             schema["minLength"] = 1
+        if param.pattern:
+            schema["pattern"] = param.pattern
     if param.type == "integer":
         if param.minimum is not None:
             schema["minimum"] = param.minimum
@@ -46,8 +50,13 @@ def _errors(op: Operation) -> dict:
                                "expired or revoked one (`invalid_token`).",
                 "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}},
                 "content": {JSON: {"schema": {"anyOf": [{"type": "object", "maxProperties": 0}, ERROR]}}}},
-        "403": response(f"The token's roles allow no `{op.permission}` on `{op.resource}`"
-                        + (f" and {op.delegation}" if op.delegation else "") + "."),
+        "403": {"description": f"`insufficient_scope` (RFC 6750 §3.1): the token's roles allow no "
+                               f"`{op.permission}` on `{op.resource}`"
+                               + (f" and {op.delegation}" if op.delegation else "")
+                               + "; the challenge's `scope` names the permission missing. `forbidden`: refused "
+                               "for another reason the description names.",
+                "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+                "content": {JSON: {"schema": ERROR}}},
         "404": response("No such account, role, system account or token."),
         "409": response("It would leave things inconsistent (a name taken, a role still granted)."),
     }

@@ -36,6 +36,7 @@ class Event(StrEnum):
     CLIENT_DELETED = "admin:client:deleted"
     CLIENT_SECRET_ROTATED = "admin:client:secret-rotated"
     SERVICE_CREATED = "admin:service:created"
+    SERVICE_UPDATED = "admin:service:updated"
     KEYS_ROTATED = "admin:keys:rotated"
     KEYS_REVOKED = "admin:keys:revoked"
     SECRET_KEY_ROTATED = "admin:secret-key:rotated"

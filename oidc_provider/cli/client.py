@@ -4,7 +4,7 @@ import json
 
 import click
 
-from .. import manage
+from ..admin import clients as admin_clients
 from ..authn.levels import KNOWN_LEVELS
 from ..settings import SIGNING_ALGS
 from .common import emit, execute, json_option
@@ -41,7 +41,7 @@ def group():
 @click.option("--trusted", is_flag=True, help="Skip the consent page for this client.")
 @click.option("--scope", help="Space-separated scopes the client may ask for.")
 @click.option("--grant", "grants", multiple=True, help="Extra grant: refresh_token (repeat).")
-@click.option("--auth-method", type=click.Choice(manage.AUTH_METHODS), help="Token endpoint auth method.")
+@click.option("--auth-method", type=click.Choice(admin_clients.AUTH_METHODS), help="Token endpoint auth method.")
 @click.option("--jwks", "jwks_file", type=click.Path(dir_okay=False), help="Public JWK(S) for private_key_jwt.")
 @click.option("--id-token-alg", type=click.Choice(SIGNING_ALGS), default="RS256", show_default=True)
 @click.option("--pkce/--no-pkce", "require_pkce", default=None,

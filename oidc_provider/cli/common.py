@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..dbcheck import DatabaseProblem, check, explain
 from ..extensions import db
-from ..manage import ManageError
+from ..problems import Problem
 from ..settings import Settings, SettingsError
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -38,7 +38,7 @@ def app_context(settings: Settings | None = None, *, upgrading: bool = False):
             db.session.commit()
         except DatabaseProblem as exc:
             raise click.ClickException(str(exc)) from None
-        except ManageError as exc:
+        except Problem as exc:
             db.session.rollback()
             raise click.ClickException(str(exc)) from None
         except IntegrityError:

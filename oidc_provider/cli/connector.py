@@ -7,12 +7,12 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from .. import manage
+from ..admin import accounts as admin_accounts
 from ..extensions import db
 from ..federation import service
 from ..federation.registry import callback_url
-from ..manage import ManageError
 from ..models import FederatedIdentity
+from ..problems import Problem
 from .common import app_context, emit, json_option
 
 
@@ -55,7 +55,7 @@ def show(name, as_json):
         settings = app.extensions["oidc_settings"]
         config = settings.connector_configs.get(name)
         if config is None:
-            raise ManageError(f"no connector named {name!r}")
+            raise Problem(f"no connector named {name!r}")
         emit(_view(config, settings.issuer), as_json)
 
 
@@ -70,7 +70,7 @@ def _link_view(link: FederatedIdentity) -> dict:
 def links(username, as_json):
     """List the upstream identities linked to an account."""
     with app_context():
-        views = [_link_view(link) for link in service.links_of(manage.find_account(username))]
+        views = [_link_view(link) for link in service.links_of(admin_accounts.find_account(username))]
         emit(views, as_json, "\n".join(
             f"{v['provider']}\t{v['subject']}\t{v['username'] or v['email'] or '-'}" for v in views)
             or "(no linked identities)")
@@ -83,15 +83,15 @@ def links(username, as_json):
 def unlink(username, provider, force):
     """Remove an account's linked identity at PROVIDER (a connector name). Audited."""
     with app_context():
-        account = manage.find_account(username)
+        account = admin_accounts.find_account(username)
         rows = db.session.scalars(select(FederatedIdentity).where(
             FederatedIdentity.account_id == account.id, FederatedIdentity.provider == provider)).all()
         if not rows:
-            raise ManageError(f"{username} has no identity linked at {provider!r}")
+            raise Problem(f"{username} has no identity linked at {provider!r}")
         for row in rows:
             try:
                 service.unlink(account, row, by="admin", force=force)
             except service.Refused:
-                raise ManageError(f"{provider} is the last way {username} can sign in (no password, passkey or "
+                raise Problem(f"{provider} is the last way {username} can sign in (no password, passkey or "
                                   "other linked identity); set a password first, or use --force") from None
         click.echo(f"unlinked {provider} from {username}")

@@ -16,7 +16,9 @@ from flask import current_app
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import make_url
 
-from .. import dbfiles, logs, manage, metrics, serving
+from .. import dbfiles, logs, metrics, serving
+from ..admin import accounts as admin_accounts
+from ..admin import clients as admin_clients
 from ..audit import Event, record
 from ..authn.throttle import forget_stale
 from ..clock import utcnow
@@ -182,10 +184,10 @@ def _create_demo(settings) -> dict:
     password = secrets.token_urlsafe(18)
     while passwords.policy.problem(password, username="demo", email="demo@example.com", name="Demo User"):
         password = secrets.token_urlsafe(18)  # a random password that happens to contain "demo"
-    manage.create_user(passwords, username="demo",
+    admin_accounts.create_user(passwords, username="demo",
                        email="demo@example.com", name="Demo User", password=password,
                        email_verified=True)
-    client, secret = manage.create_client(
+    client, secret = admin_clients.create_client(
         name="Demo app", redirect_uris=["http://127.0.0.1:8080/callback"],
         post_logout_redirect_uris=["http://127.0.0.1:8080/"], grants=["refresh_token"],
     )

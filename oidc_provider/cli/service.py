@@ -23,7 +23,8 @@ def _text(view: dict) -> str:
         lines.append(f"jwks_uri: {view['jwks_uri']}")
     if view["key_ids"]:
         lines.append("key ids: " + ", ".join(view["key_ids"]))
-    lines += [f"scope: {view['scope'] or '(none)'}", f"disabled: {view['disabled']}",
+    lines += [f"scope: {view['scope'] or '(none)'}", f"audience: {view['audience'] or '(default)'}",
+              "resources: " + (", ".join(view["resources"]) or "none"), f"disabled: {view['disabled']}",
               "roles: " + (", ".join(view["roles"]) or "none"),
               f"database credentials: {'stored' if view['has_database_credentials'] else 'none'}"]
     return "\n".join(lines)
@@ -33,14 +34,40 @@ def _secret_text(view: dict, note: str) -> str:
     return f"client_id: {view['client_id']}\nclient_secret: {view['client_secret']}\n(shown once: store it now{note})"
 
 
+AUDIENCE_HELP = ("aud of its access tokens (default: OIDC_DEFAULT_AUDIENCE); as a resource server it may "
+                 "introspect tokens for this audience.")
+RESOURCE_HELP = "Another resource (RFC 8707) it may ask for and introspect tokens of (repeat)."
+
+
 @group.command("create")
 @click.argument("name")
 @click.option("--scope", default="", help="Space-separated scopes the service may request.")
+@click.option("--audience", help=AUDIENCE_HELP)
+@click.option("--resource", "resources", multiple=True, help=RESOURCE_HELP)
 @json_option
-def create(name, scope, as_json):
+def create(name, scope, audience, resources, as_json):
     """Create a system account; prints client_id and client_secret once."""
-    view = execute("services.create", name=name, scope=scope)
+    view = execute("services.create", name=name, scope=scope, audience=audience, resources=list(resources) or None)
     emit(view, as_json, _secret_text(view, ""))
+
+
+@group.command("update")
+@click.argument("name")
+@click.option("--scope", help="Replaces the scopes it may request ('' for none).")
+@click.option("--audience", help=AUDIENCE_HELP + " 'none': back to the default.")
+@click.option("--resource", "resources", multiple=True, help="Replaces its resources (repeat).")
+@click.option("--no-resources", is_flag=True, help="Remove every resource.")
+@click.option("--require-grant/--no-require-grant", default=None,
+              help="Refuse a token for an audience on which it holds no role.")
+@json_option
+def update(name, scope, audience, resources, no_resources, require_grant, as_json):
+    """Change a system account's scope, audience or resources; its credential is unchanged."""
+    if no_resources and resources:
+        raise click.UsageError("--resource and --no-resources together make no sense")
+    view = execute("services.update", name=name, scope=scope, audience=None if audience == "none" else audience,
+                   clear_audience=audience == "none" or None, require_grant=require_grant,
+                   resources=[] if no_resources else list(resources) or None)
+    emit(view, as_json, _text(view))
 
 
 @group.command("list")

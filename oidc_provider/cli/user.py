@@ -2,7 +2,7 @@
 
 import click
 
-from .. import manage
+from ..admin import accounts as admin_accounts
 from ..audit import Event, record
 from ..authn import throttle
 from .common import app_context, emit, execute, json_option, read_password
@@ -104,7 +104,7 @@ def enable(username):
 def unlock(username):
     """Lift a sign-in lockout after failed attempts, and forget the failures."""
     with app_context():
-        account = manage.find_account(username)
+        account = admin_accounts.find_account(username)
         if throttle.unlock(account.username):
             record(Event.ACCOUNT_UPDATED, account=account, detail={"unlocked": True}, commit=False)
             click.echo(f"{username} unlocked")
@@ -121,8 +121,8 @@ def reset_mfa(username, yes):
     if not yes:
         click.confirm(f"Remove every second factor of {username} and end their sessions?", abort=True)
     with app_context() as app:
-        account = manage.find_account(username)
-        before = manage.reset_second_factors(app.extensions["oidc_second_factors"], account)
+        account = admin_accounts.find_account(username)
+        before = admin_accounts.reset_second_factors(app.extensions["oidc_second_factors"], account)
         removed = (["TOTP"] if before["totp"] else []) + \
             ([f"{before['recovery_codes_left']} recovery codes"] if before["recovery_codes_left"] else []) + \
             ([f"{len(before['passkeys'])} passkeys"] if before["passkeys"] else [])

@@ -16,9 +16,8 @@ from ..audit import Event, record
 from ..authn.levels import AMR_FEDERATED, AMR_MULTIPLE_FACTORS
 from ..clock import utcnow
 from ..extensions import db
-from ..manage import USERNAME
 from ..models import Account, FederatedIdentity, Passkey
-from ..models.account import username_is
+from ..models.account import USERNAME, username_is
 from . import linking
 from .connector import Connector, Identity
 
@@ -250,7 +249,7 @@ def _sign_up(identity: Identity, *, email_trusted: bool) -> Account:
 
 
 def _free_username(identity: Identity) -> str:
-    """The upstream username (or the email's local part) reduced to ``manage.USERNAME``,
+    """The upstream username (or the email's local part) reduced to ``admin_accounts.USERNAME``,
     de-duplicated case-insensitively with ``-2``, ``-3``..."""
     raw = identity.username or (identity.email or "").split("@")[0] or "user"
     base = re.sub(r"[^A-Za-z0-9._@-]+", "-", raw)

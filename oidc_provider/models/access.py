@@ -42,9 +42,11 @@ class RoleGrant(db.Model):
 
 
 class PersonalToken(db.Model):
-    """A personal access token: random, shown once, stored as its SHA-256 digest. ``roles``
-    narrows it to some of its owner's roles (None: all of them); the owner's current grants
-    are checked at every use, so a role the owner loses stops applying at once."""
+    """A personal access token: random, shown once, stored as its SHA-256 digest. ``role_ids``
+    narrows it to some of its owner's roles, by id (None: all of them): a role renamed, or
+    removed and created again under the same name, is not the role the token was narrowed to.
+    The owner's current grants are checked at every use, so a role the owner loses stops
+    applying at once."""
 
     __tablename__ = "personal_token"
 
@@ -55,7 +57,7 @@ class PersonalToken(db.Model):
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100), default="")
     audience: Mapped[str] = mapped_column(String(200))
-    roles: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    role_ids: Mapped[list | None] = mapped_column(JSON, nullable=True)
     created_at = mapped_column(DateTime, default=utcnow)
     expires_at = mapped_column(DateTime, nullable=True, index=True)
     last_used_at = mapped_column(DateTime, nullable=True)

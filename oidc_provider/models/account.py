@@ -1,11 +1,12 @@
 """Accounts: people (``kind='human'``) and system accounts (``kind='system'``).
 
 Usernames are unique regardless of case and matched the same way (``username_is``): "Alice"
-and "alice" are one account, shown as it was typed. Usernames are ASCII (``manage.USERNAME``),
+and "alice" are one account, shown as it was typed. Usernames are ASCII (``USERNAME``),
 for which RFC 8265 §3.2's case mapping (UsernameCaseMapped) is plain lowercasing, the same in
 Python and in SQLite's and PostgreSQL's ``lower()``; the unique index on ``lower(username)``
 enforces it in the database."""
 
+import re
 import uuid
 
 from sqlalchemy import Boolean, ColumnElement, DateTime, ForeignKey, Index, Integer, LargeBinary, String, false, func
@@ -44,6 +45,11 @@ class Account(db.Model):
     def active(self) -> bool:
         return not self.disabled
 
+
+# What a username may be: ASCII letters, digits and . _ @ -, at most 150 characters. The
+# pattern is also the admin API's (``admin.ops.Param.pattern``): match it whole (fullmatch).
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,149}$"
+USERNAME = re.compile(USERNAME_PATTERN)
 
 # Unique regardless of case (migration 0007); ``username_is`` is the lookup that uses it.
 Index("uq_account_username_lower", func.lower(Account.username), unique=True)

@@ -23,6 +23,17 @@ from ..access import roles as role_service
 # The audience is stored (access_token.audience) and compared with statements' audiences,
 # both at most 200 characters.
 MAX_RESOURCE_LENGTH = 200
+# An audience an operator registers (a client's, a system account's, a personal token's): 1-200
+# visible ASCII characters, no space or control. Also the admin API's pattern for it.
+AUDIENCE_PATTERN = r"^[!-~]{1,200}$"
+AUDIENCE = re.compile(AUDIENCE_PATTERN)
+AUDIENCE_MISMATCH = "audience must be 1-200 printable characters without spaces (visible ASCII)"
+# An absolute URI (RFC 3986 §4.3) as we take one: a scheme, then visible ASCII without "#" (no
+# fragment); http and https name a host. The admin API's pattern for resources and redirect
+# URIs (``resource_problem`` and ``admin.clients`` check the same, and a little more: the port).
+# "\x24" is "$": the patterns keep "$" for the end of the text.
+RESOURCE_MISMATCH = "resource must be an absolute URI of visible ASCII characters without a fragment"
+ABSOLUTE_URI_PATTERN = r"^(?![hH][tT][tT][pP][sS]?:(?!//[^/?#:@]))[A-Za-z][A-Za-z0-9+.-]*:[!\"\x24-~]*$"
 MAX_RESOURCES_PER_REQUEST = 10
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
 
@@ -70,6 +81,15 @@ def resource_problem(value) -> str | None:
 def default_audience(client, settings) -> str:
     """``aud`` when the client names no resource: its own audience, else the provider's."""
     return client.audience or settings.audience
+
+
+def served_by(client, settings) -> set[str]:
+    """The audiences ``client`` (a relying party or a system account's client) is registered
+    for, and so may learn about tokens for by introspection (RFC 7662 §2.1, §4): its own
+    ``audience`` and its RFC 8707 ``resources``. Only what an operator registered counts (not
+    the OIDC_DEFAULT_AUDIENCE fallback every client shares), and never the issuer: a token for
+    the provider itself (userinfo, the admin API) is nobody else's business."""
+    return {a for a in (client.audience, *(client.resources or ())) if a and a != settings.issuer}
 
 
 def allowed(client, settings) -> list[str]:

@@ -8,9 +8,9 @@ import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
 
-from oidc_provider import manage
 from oidc_provider.access import roles as role_service
 from oidc_provider.access.evaluator import Statement
+from oidc_provider.admin import accounts as admin_accounts
 from oidc_provider.extensions import db
 
 from ..helpers import PASSWORD, make_user
@@ -28,7 +28,7 @@ def provider(app_factory):
     with app.app_context():
         role_service.define("admin", [Statement.from_dict({"audience": server.url, "actions": ["admin:*"],
                                                            "resources": ["*"]})])
-        role_service.grant(manage.find_account("alice"), "admin")
+        role_service.grant(admin_accounts.find_account("alice"), "admin")
         db.session.commit()
     yield server.url
     server.stop()

@@ -94,8 +94,8 @@ def _roles_and_tokens(server: LiveServer) -> dict:
     from oidc_provider import create_app
     from oidc_provider.access import personal_tokens
     from oidc_provider.access import roles as role_service
+    from oidc_provider.admin.accounts import find_account
     from oidc_provider.extensions import db
-    from oidc_provider.manage import find_account
     from oidc_provider.settings import Settings
 
     app = create_app(Settings.from_env(server.env))

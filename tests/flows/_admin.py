@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from oidc_provider import manage
 from oidc_provider.access import personal_tokens
 from oidc_provider.access import roles as role_service
+from oidc_provider.admin import accounts as admin_accounts
 from oidc_provider.extensions import db
 from oidc_provider.models import Account, AuditEvent, PersonalToken, Role, RoleGrant
 
@@ -28,20 +28,20 @@ def define_role(app, name: str, *statements: dict) -> None:
 
 def grant(app, username: str, role: str) -> None:
     with app.app_context():
-        role_service.grant(manage.find_account(username), role, actor="test")
+        role_service.grant(admin_accounts.find_account(username), role, actor="test")
         db.session.commit()
 
 
 def revoke(app, username: str, role: str) -> None:
     with app.app_context():
-        role_service.revoke(manage.find_account(username), role, actor="test")
+        role_service.revoke(admin_accounts.find_account(username), role, actor="test")
         db.session.commit()
 
 
 def personal_token(app, username: str, *, audience: str = ISSUER, roles: list[str] | None = None) -> tuple[str, str]:
     """Returns (public id, token)."""
     with app.app_context():
-        row, token = personal_tokens.create(manage.find_account(username), audience=audience, roles=roles)
+        row, token = personal_tokens.create(admin_accounts.find_account(username), audience=audience, roles=roles)
         db.session.commit()
         return row.public_id, token
 
@@ -83,7 +83,7 @@ def snapshot(app) -> dict:
             "roles": [(r.name, r.description, r.statements)
                       for r in db.session.scalars(select(Role).order_by(Role.name))],
             "grants": sorted(db.session.execute(select(RoleGrant.account_id, RoleGrant.role_id)).all()),
-            "tokens": [(t.public_id, t.revoked_at, t.roles) for t in
+            "tokens": [(t.public_id, t.revoked_at, t.role_ids) for t in
                        db.session.scalars(select(PersonalToken).order_by(PersonalToken.id))],
             "audit": db.session.scalar(select(db.func.count()).select_from(AuditEvent)),
         }

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from oidc_provider import manage
+from oidc_provider.access import personal_tokens
 from oidc_provider.access import roles as role_service
+from oidc_provider.admin import accounts as admin_accounts
+from oidc_provider.admin import clients as admin_clients
 from oidc_provider.extensions import db
 from oidc_provider.models import Account, Client, PersonalToken, Role
 
@@ -42,7 +44,7 @@ def _password_is(app, username, password):
 
 def _roles_of(app, username):
     with app.app_context():
-        names = [r.name for r in role_service.roles_of(manage.find_account(username).id)]
+        names = [r.name for r in role_service.roles_of(admin_accounts.find_account(username).id)]
         db.session.remove()
         return names
 
@@ -58,7 +60,8 @@ def _role(app, name):
 def _token_state(app, public_id):
     with app.app_context():
         row = db.session.scalar(select(PersonalToken).where(PersonalToken.public_id == public_id))
-        out = row and {"revoked": row.revoked_at is not None, "roles": row.roles, "audience": row.audience}
+        out = row and {"revoked": row.revoked_at is not None, "roles": personal_tokens.role_names(row),
+                       "audience": row.audience}
         db.session.remove()
         return out
 
@@ -78,7 +81,7 @@ def _client_authenticates(app, client_id, secret) -> bool:
 def _client(app, client_id):
     with app.app_context():
         found = db.session.scalar(select(Client).where(Client.client_id == client_id))
-        view = found and manage.client_view(found)
+        view = found and admin_clients.client_view(found)
         db.session.remove()
         return view
 
@@ -131,6 +134,12 @@ CASES = {
                                     and a["has_secret"] and "client_secret" not in a),
     "services.create": lambda w: Case(body={"name": "backup", "scope": "reports"},
                                       check=lambda app, a: _authenticates(app, a["client_id"], a["client_secret"])),
+    "services.update": lambda w: Case(
+        path={"name": "nightly"}, body={"audience": "https://reports.example", "resources": ["https://api.example"],
+                                        "scope": "reports"},
+        check=lambda app, a: (_client(app, w["nightly"][0])["audience"], _client(app, w["nightly"][0])["resources"],
+                              _client(app, w["nightly"][0])["scope"])
+        == ("https://reports.example", ["https://api.example"], "reports") and _authenticates(app, *w["nightly"])),
     "services.rotate": lambda w: Case(path={"name": "nightly"}, check=lambda app, a: _authenticates(
         app, a["client_id"], a["client_secret"]) and not _authenticates(app, *w["nightly"])),
     "services.set-key": lambda w: Case(path={"name": "nightly"}, body={"jwks": public_jwks(KEY)},

@@ -11,10 +11,10 @@ import pyotp
 import pytest
 from sqlalchemy import func, select
 
-from oidc_provider import manage
 from oidc_provider.access import personal_tokens, principal
 from oidc_provider.access import roles as role_service
 from oidc_provider.access.evaluator import Statement
+from oidc_provider.admin import accounts as admin_accounts
 from oidc_provider.extensions import db
 from oidc_provider.models import AuditEvent, PersonalToken
 from oidc_provider.oauth.tokens import InvalidToken
@@ -42,13 +42,13 @@ def define_role(app, name, audience, actions, resources=("*",)):
 
 def give(app, name, username="alice"):
     with app.app_context():
-        role_service.grant(manage.find_account(username), name)
+        role_service.grant(admin_accounts.find_account(username), name)
         db.session.commit()
 
 
 def take(app, name, username="alice"):
     with app.app_context():
-        role_service.revoke(manage.find_account(username), name)
+        role_service.revoke(admin_accounts.find_account(username), name)
         db.session.commit()
 
 
@@ -102,7 +102,7 @@ def test_create_after_confirming_shows_the_token_once_and_stores_its_digest(app,
     [row] = token_rows(app)
     assert row.token_digest == hashlib.sha256(token.encode()).hexdigest()
     assert token not in {row.public_id, row.token_digest, row.name, row.audience}
-    assert row.roles is None and row.audience == APP and row.name == "backup script"
+    assert row.role_ids is None and row.audience == APP and row.name == "backup script"
     home = browser.http.get("/account")
     assert home.status_code == 200 and token not in home.text
     assert row.public_id in home.text and "backup script" in home.text and "all your roles" in home.text
@@ -174,7 +174,7 @@ def test_bad_form_values_are_400_on_the_page(app, browser, alice, form, message)
 
 def test_too_many_live_tokens_is_400(app, browser, alice):
     with app.app_context():
-        account = manage.find_account("alice")
+        account = admin_accounts.find_account("alice")
         for _ in range(personal_tokens.LIVE_TOKENS_PER_ACCOUNT):
             personal_tokens.create(account, audience=APP)
         db.session.commit()
@@ -187,7 +187,7 @@ def test_too_many_live_tokens_is_400(app, browser, alice):
 def test_revoke_ones_own_token_only(app, browser, alice):
     make_user(app, "bob")
     with app.app_context():
-        _, bobs_token = personal_tokens.create(manage.find_account("bob"), audience=APP, name="bob's")
+        _, bobs_token = personal_tokens.create(admin_accounts.find_account("bob"), audience=APP, name="bob's")
         db.session.commit()
     sign_in(browser)
     token = created_token(create(browser))

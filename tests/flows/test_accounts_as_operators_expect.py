@@ -145,7 +145,7 @@ def test_admin_permissions_are_checked_on_the_path_as_written(app, client):
     _, token = personal_token(app, "helen")
     assert client.get(API + "/accounts/alice", headers=bearer(token)).status_code == 200
     refused = client.get(API + "/accounts/ALICE", headers=bearer(token))
-    assert (refused.status_code, refused.json["error"]) == (403, "forbidden")
+    assert (refused.status_code, refused.json["error"]) == (403, "insufficient_scope")
 
 
 def test_a_role_named_like_a_system_account_in_other_case_delegates_nothing(app, client):
@@ -161,4 +161,4 @@ def test_a_role_named_like_a_system_account_in_other_case_delegates_nothing(app,
     _, token = personal_token(app, "mallory")
     for path in ("/services/BACKUP/credential", "/services/backup/credential"):
         refused = client.post(API + path, headers=bearer(token))
-        assert (refused.status_code, refused.json["error"]) == (403, "forbidden"), path
+        assert (refused.status_code, refused.json["error"]) == (403, "insufficient_scope"), path

@@ -13,9 +13,9 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from oidc_provider import manage
 from oidc_provider.access import system_accounts
 from oidc_provider.admin import OPERATIONS, Permission
+from oidc_provider.admin import services as admin_services
 from oidc_provider.clock import utcnow
 from oidc_provider.extensions import db
 from oidc_provider.models import Client, PersonalToken
@@ -78,6 +78,18 @@ def assert_error(response, status, error):
     assert response.headers["Cache-Control"] == "no-store"
 
 
+def assert_insufficient_scope(response, scope):
+    """RFC 6750 §3.1 ``insufficient_scope``: "The request requires higher privileges than
+    provided by the access token. The resource server SHOULD respond with the HTTP 403
+    (Forbidden) status code and MAY include the scope attribute with the scope necessary to
+    access the protected resource"; §3: the ``WWW-Authenticate: Bearer`` challenge."""
+    assert_error(response, 403, "insufficient_scope")
+    assert response.json["scope"] == scope
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith('Bearer realm="admin", ')
+    assert 'error="insufficient_scope"' in challenge and f'scope="{scope}"' in challenge
+
+
 # ---------------------------------------------------------------- RFC 6750: who may call
 
 def test_rfc6750_3_1_no_token_is_401_with_a_bare_challenge(client, world):
@@ -120,7 +132,7 @@ def test_rfc6750_2_3_token_in_the_query_string_is_400(client, world):
 def service_token(app, client, *, role: str | None = None, audience: str | None = None) -> str:
     """An access token from client_credentials (RFC 6749 §4.4) for a system account."""
     with app.app_context():
-        service, secret = manage.create_service(name="deployer", scope="")
+        service, secret = admin_services.create_service(name="deployer", scope="")
         service_id = service.client_id
         db.session.commit()
     if role:
@@ -159,7 +171,7 @@ def test_read_only_role_lists_but_cannot_create(app, client, world):
     assert call(client, "GET", "/accounts", token).status_code == 200
     before, state = last_audit_id(app), snapshot(app)
     response = call(client, "POST", "/accounts", token, json={"username": "mallory"})
-    assert_error(response, 403, "forbidden")
+    assert_insufficient_scope(response, "admin:accounts:write")
     assert audit_since(app, before) == [{
         "event": "admin:api:denied", "outcome": "failure", "reason": "forbidden", "account": "carol", "actor": None,
         "detail": {"operation": "accounts.create", "permission": "admin:accounts:write",
@@ -173,20 +185,20 @@ def test_statement_resources_narrow_what_a_role_reaches(app, client, world):
     grant(app, "carol", "a-team")
     token = personal_token(app, "carol")[1]
     assert call(client, "GET", "/accounts/alice", token).status_code == 200
-    assert_error(call(client, "GET", "/accounts/bob", token), 403, "forbidden")
+    assert_insufficient_scope(call(client, "GET", "/accounts/bob", token), "admin:accounts:read")
 
 
 def test_pat_narrowed_to_a_non_admin_role_is_forbidden_though_its_owner_is_admin(app, client, world):
     grant(app, "ops", "viewer")
     narrowed = personal_token(app, "ops", roles=["viewer"])[1]
-    assert_error(call(client, "GET", "/accounts", narrowed), 403, "forbidden")
+    assert_insufficient_scope(call(client, "GET", "/accounts", narrowed), "admin:accounts:read")
     assert call(client, "GET", "/accounts", world["token"]).status_code == 200
 
 
 def test_owner_losing_the_admin_role_stops_the_pat_at_once(app, client, world):
     assert call(client, "GET", "/accounts", world["token"]).status_code == 200
     revoke(app, "ops", "admin")
-    assert_error(call(client, "GET", "/accounts", world["token"]), 403, "forbidden")
+    assert_insufficient_scope(call(client, "GET", "/accounts", world["token"]), "admin:accounts:read")
 
 
 # ---------------------------------------------------------------- every operation

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 
-from oidc_provider import manage
 from oidc_provider.access import system_accounts
+from oidc_provider.admin import accounts as admin_accounts
 from oidc_provider.extensions import db
 
 from ..conftest import ISSUER
@@ -69,7 +69,7 @@ def test_roles_write_on_ones_own_role_cannot_become_admin(app, client):
     _, token = personal_token(app, "bob")
     before = snapshot(app)
     answer = client.put(API + "/roles/editors", headers=bearer(token), json={"statements": [ADMIN]})
-    assert (answer.status_code, answer.json["error"]) == (403, "forbidden")
+    assert (answer.status_code, answer.json["error"]) == (403, "insufficient_scope")
     assert "admin:* on *" in answer.json["error_description"]
     assert snapshot(app) == before
     # Within what bob holds, redefining is fine; other audiences are not the provider's.
@@ -87,7 +87,7 @@ def test_granting_a_role_needs_its_provider_statements(app, client):
     grant(app, "carol", "granter")
     _, token = personal_token(app, "carol")
     refused = client.put(API + "/accounts/carol/roles/admin", headers=bearer(token))
-    assert (refused.status_code, refused.json["error"]) == (403, "forbidden")
+    assert (refused.status_code, refused.json["error"]) == (403, "insufficient_scope")
     assert client.put(API + "/accounts/carol/roles/app-user", headers=bearer(token)).status_code == 200
 
 
@@ -105,7 +105,7 @@ def test_no_takeover_of_an_account_holding_more_provider_power(app, client):
                                ("DELETE", "/accounts/ops", None),
                                ("POST", "/tokens", {"user": "ops", "audience": ISSUER})):
         answer = client.open(API + path, method=method, headers=bearer(token), json=body)
-        assert (answer.status_code, answer.json["error"]) == (403, "forbidden"), (method, path)
+        assert (answer.status_code, answer.json["error"]) == (403, "insufficient_scope"), (method, path)
     assert snapshot(app) == before
     # A person without provider power is the helpdesk's to help.
     assert client.put(API + "/accounts/erin/password", headers=bearer(token),
@@ -179,4 +179,4 @@ def test_rfc7517_only_signing_okp_keys_and_no_link_local_jwks_uri(app):
             else:
                 raise AssertionError(f"accepted {json.dumps(bad)}")
         db.session.rollback()
-        assert manage.find_account("keyed") is not None
+        assert admin_accounts.find_account("keyed") is not None

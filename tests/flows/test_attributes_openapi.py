@@ -10,7 +10,7 @@ import re
 import pytest
 from jsonschema import Draft202012Validator
 
-from oidc_provider import manage
+from oidc_provider.admin import services as admin_services
 from oidc_provider.extensions import db
 
 from ..helpers import Browser, make_user
@@ -105,7 +105,7 @@ def tokens(app, browser):
     pwd = pwd_token(Browser(app), *rp)
     narrow = pwd_token(Browser(app), *rp, scope="openid")
     with app.app_context():
-        service, secret = manage.create_service(name="nightly", scope="phone")
+        service, secret = admin_services.create_service(name="nightly", scope="phone")
         db.session.commit()
         service_id = service.client_id
     issued = browser.http.post("/token", data={"grant_type": "client_credentials"}, auth=(service_id, secret))

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, text
 
-from oidc_provider import manage
+from oidc_provider.admin import services as admin_services
 from oidc_provider.authn import throttle
 from oidc_provider.extensions import db
 from oidc_provider.federation.connector import ConnectorError
@@ -79,7 +79,7 @@ def test_a_code_flow_a_refresh_and_client_credentials_move_exactly_their_counter
     make_user(app)
     client_id, secret = make_client(app, grants=["refresh_token"])
     with app.app_context():
-        service, service_secret = manage.create_service(name="backup-job")
+        service, service_secret = admin_services.create_service(name="backup-job")
         service_id = service.client_id
         db.session.commit()
     before, audit_before = scrape(browser.http), _audit_counts(app)

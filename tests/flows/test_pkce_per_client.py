@@ -3,8 +3,8 @@ relaxed one by one, never public clients (RFC 9700 §2.1.1: public clients MUST 
 
 import pytest
 
-from oidc_provider import manage
-from oidc_provider.manage import ManageError
+from oidc_provider.admin import clients as admin_clients
+from oidc_provider.problems import Problem
 
 from ..helpers import make_client, make_user, query_of
 
@@ -34,5 +34,6 @@ def test_other_confidential_clients_still_need_pkce(app, browser):
 
 
 def test_public_clients_cannot_be_relaxed(ctx):
-    with pytest.raises(ManageError, match="public clients always use PKCE"):
-        manage.create_client(name="SPA", redirect_uris=["https://spa.example/cb"], public=True, require_pkce=False)
+    with pytest.raises(Problem, match="public clients always use PKCE"):
+        admin_clients.create_client(name="SPA", redirect_uris=["https://spa.example/cb"], public=True,
+                                    require_pkce=False)

@@ -10,9 +10,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from oidc_provider import manage
 from oidc_provider.access import personal_tokens, roles
 from oidc_provider.access.evaluator import allows
+from oidc_provider.admin import accounts as admin_accounts
+from oidc_provider.admin import clients as admin_clients
+from oidc_provider.admin import services as admin_services
 from oidc_provider.cli import main
 from oidc_provider.extensions import db
 
@@ -46,7 +48,7 @@ def _define_roles(app, holder="alice", held=("viewer", "editor", "accountant")):
     with app.app_context():
         for name, statements in (("viewer", VIEWER), ("editor", EDITOR), ("accountant", ACCOUNTANT)):
             roles.define(name, roles.parse_statements(statements))
-        account = manage.find_account(holder)
+        account = admin_accounts.find_account(holder)
         for name in held:
             roles.grant(account, name)
         db.session.commit()
@@ -54,7 +56,7 @@ def _define_roles(app, holder="alice", held=("viewer", "editor", "accountant")):
 
 def _change_grant(app, name, *, give: bool, username="alice"):
     with app.app_context():
-        account = manage.find_account(username)
+        account = admin_accounts.find_account(username)
         (roles.grant if give else roles.revoke)(account, name)
         db.session.commit()
 
@@ -201,8 +203,8 @@ def test_introspection_reports_aud_and_the_slice(app, browser, rp):
 
 def test_client_credentials_token_carries_the_system_accounts_slice(app, client):
     with app.app_context():
-        service, secret = manage.create_service(name="backup-job")
-        manage.set_client_targets(service, audience=BACKUP)
+        service, secret = admin_services.create_service(name="backup-job")
+        admin_clients.set_client_targets(service, audience=BACKUP)
         roles.define("backup-writer", roles.parse_statements(
             [{"audience": BACKUP, "actions": ["snapshots:create"], "resources": ["volume:*"]}]))
         roles.grant(service.account, "backup-writer")
@@ -219,8 +221,8 @@ def test_client_credentials_token_carries_the_system_accounts_slice(app, client)
 
 def test_client_credentials_require_grant_without_one_is_invalid_target(app, client):
     with app.app_context():
-        service, secret = manage.create_service(name="backup-job")
-        manage.set_client_targets(service, audience=BACKUP, require_grant=True)
+        service, secret = admin_services.create_service(name="backup-job")
+        admin_clients.set_client_targets(service, audience=BACKUP, require_grant=True)
         db.session.commit()
         creds = (service.client_id, secret)
     before = counts(app)
@@ -231,7 +233,7 @@ def test_client_credentials_require_grant_without_one_is_invalid_target(app, cli
 
 def _personal_token(app, *, audience=GRAFANA, narrowed=None) -> str:
     with app.app_context():
-        _, token = personal_tokens.create(manage.find_account("alice"), audience=audience, roles=narrowed)
+        _, token = personal_tokens.create(admin_accounts.find_account("alice"), audience=audience, roles=narrowed)
         db.session.commit()
         return token
 
@@ -241,9 +243,9 @@ def test_personal_token_introspection_for_its_audience(app, browser, rp):
     audience is the token's."""
     token = _personal_token(app)
     info = _introspect(browser.http, rp, token)
-    assert info.pop("exp") > info.pop("iat")
+    assert info.pop("exp") > info.pop("iat") == info.pop("nbf")
     with app.app_context():
-        sub = manage.find_account("alice").subject
+        sub = admin_accounts.find_account("alice").subject
     assert info == {"active": True, "token_type": "Bearer", "iss": ISSUER, "sub": sub,
                     "username": "alice", "aud": GRAFANA, "resource_access": {GRAFANA: GRAFANA_SLICE}}
 
@@ -258,17 +260,68 @@ def test_personal_token_narrowed_to_some_roles_shows_only_those(app, browser, rp
 
 def test_personal_token_is_inactive_to_clients_of_another_audience(app, browser, rp):
     """RFC 7662 §4: the server "SHOULD" limit which clients may learn about a token; a client
-    of another audience gets exactly ``{"active": false}`` (§2.2)."""
-    token = _personal_token(app, audience=WIKI)
+    of another audience gets exactly ``{"active": false}`` (§2.2). A client registered for the
+    audience, as its own or as an RFC 8707 resource, learns about it."""
+    token = _personal_token(app, audience=BILLING)
     assert _introspect(browser.http, rp, token) == {"active": False}
-    wiki_rs = make_client(app, name="Wiki RS", audience=WIKI)
-    assert _introspect(browser.http, wiki_rs, token)["active"] is True
+    billing_rs = make_client(app, name="Billing RS", audience=BILLING)
+    assert _introspect(browser.http, billing_rs, token)["active"] is True
+    assert _introspect(browser.http, rp, _personal_token(app, audience=WIKI))["active"] is True
+
+
+def test_personal_token_narrowed_to_a_role_not_to_its_name(app, browser, rp):
+    """A token narrowed to "viewer" holds that role, by id: once the role is removed, another
+    created under the same name and granted gives the token nothing (it would widen it)."""
+    token = _personal_token(app, narrowed=["viewer"])
+    _change_grant(app, "viewer", give=False)
+    with app.app_context():
+        roles.remove("viewer")
+        roles.define("viewer", roles.parse_statements(
+            [{"audience": GRAFANA, "actions": ["dashboards:*"], "resources": ["*"]}]))
+        roles.grant(admin_accounts.find_account("alice"), "viewer")
+        db.session.commit()
+        assert personal_tokens.view(personal_tokens.list_for(admin_accounts.find_account("alice"))[0])["roles"] == []
+    assert "resource_access" not in _introspect(browser.http, rp, token)
+
+
+def test_personal_token_does_not_follow_a_reused_role_id(app, browser, rp):
+    """SQLite hands the highest id out again once its row is gone: "accountant", the last role
+    defined, removed and defined again, may get the same id. Removing a role takes its id out of
+    the tokens narrowed to it, so the new role is not theirs whatever its id."""
+    token = _personal_token(app, audience=BILLING, narrowed=["accountant"])
+    billing_rs = make_client(app, name="Billing RS", audience=BILLING)
+    assert _introspect(browser.http, billing_rs, token)["resource_access"][BILLING]["roles"] == ["accountant"]
+    _change_grant(app, "accountant", give=False)
+    with app.app_context():
+        roles.remove("accountant")
+        roles.define("accountant", roles.parse_statements(ACCOUNTANT))
+        roles.grant(admin_accounts.find_account("alice"), "accountant")
+        db.session.commit()
+        row = personal_tokens.list_for(admin_accounts.find_account("alice"))[0]
+        assert row.role_ids == [] and personal_tokens.view(row)["roles"] == []
+    assert "resource_access" not in _introspect(browser.http, billing_rs, token)
+
+
+def test_personal_token_keeps_its_role_when_the_role_is_renamed(app, browser, rp):
+    """Renaming the role (here in the database: no operation renames one) neither drops it from
+    the token nor hands the token a new role that takes the old name."""
+    token = _personal_token(app, narrowed=["viewer"])
+    with app.app_context():
+        roles.find_role("viewer").name = "reader"
+        roles.define("viewer", roles.parse_statements(
+            [{"audience": GRAFANA, "actions": ["dashboards:*"], "resources": ["*"]}]))
+        roles.grant(admin_accounts.find_account("alice"), "viewer")
+        db.session.commit()
+        assert personal_tokens.view(personal_tokens.list_for(admin_accounts.find_account("alice"))[0])["roles"] \
+            == ["reader"]
+    assert _introspect(browser.http, rp, token)["resource_access"][GRAFANA] == {
+        "roles": ["reader"], "statements": [{"actions": ["dashboards:read"], "resources": ["team:*"]}]}
 
 
 def test_revoked_or_unknown_personal_token_is_inactive(app, browser, rp):
     token = _personal_token(app)
     with app.app_context():
-        row = personal_tokens.list_for(manage.find_account("alice"))[0]
+        row = personal_tokens.list_for(admin_accounts.find_account("alice"))[0]
         personal_tokens.revoke(row)
         db.session.commit()
     assert _introspect(browser.http, rp, token) == {"active": False}

@@ -493,7 +493,7 @@ def test_delegated_credential_issuance_refused_without_the_role(app, client, peo
                                ("put", f"/api/admin/services/{SERVICE}/key", {"jwks_uri": "https://k.example/j"})):
         response = getattr(client, method)(path, headers=bearer(people["bob"]), json=body)
         assert response.status_code == 403, (path, response.json)
-        assert response.json["error"] == "forbidden"
+        assert response.json["error"] == "insufficient_scope"
     denied = [e for e in audit_since(app, before) if e["event"] == "admin:api:denied"]
     assert len(denied) == 3 and {e["account"] for e in denied} == {"bob"}
     assert {e["detail"]["operation"] for e in denied} == {"services.rotate", "services.revoke", "services.set-key"}
@@ -508,7 +508,7 @@ def test_delegation_is_for_system_accounts_only_and_leaks_no_names(app, client, 
     for name in ("dave", "ghost"):
         response = client.post(f"/api/admin/services/{name}/credential", headers=bearer(people["carol"]))
         assert response.status_code == 403, response.json
-        assert response.json["error"] == "forbidden"
+        assert response.json["error"] == "insufficient_scope"
     response = client.post("/api/admin/services/dave/credential", headers=bearer(admin_token(app)))
     assert response.status_code == 404
     assert response.json["error"] == "not_found"
@@ -533,7 +533,7 @@ def test_delegation_ends_when_the_role_is_revoked(app, client, people):
     revoke(app, "alice", SERVICE)
     response = client.post(CREDENTIAL_PATH, headers=bearer(people["alice"]))
     assert response.status_code == 403
-    assert response.json["error"] == "forbidden"
+    assert response.json["error"] == "insufficient_scope"
 
 
 def test_rfc9068_4_a_token_for_another_audience_is_invalid_at_the_admin_api(app, client, people):
@@ -697,3 +697,45 @@ def assert_never_leaked(app, logged: list[str]) -> None:
     assert any("database-credentials" in line for line in logged)  # the audit lines were captured
     assert DB_PASSWORD not in "\n".join(logged)
     assert DB_PASSWORD not in all_audit_text(app)
+
+
+# ---- a system account's client is changed through the service operations only ----
+
+def test_clients_write_cannot_change_a_system_accounts_client(app, client):
+    """``admin:clients:write`` (here through ``admin:*``) does not reach a system account's
+    client: updating it, rotating its secret or deleting it through the clients operations is
+    403 ``forbidden`` and changes nothing, on the command line too; ``services.update`` does it."""
+    client_id, secret = create_service(app)
+    token = admin_token(app)
+    before = run(app, "services.show", {"name": SERVICE})
+    for method, path, body in (("PATCH", f"/api/admin/clients/{client_id}", {"audience": "https://evil.example"}),
+                               ("PATCH", f"/api/admin/clients/{client_id}", {"scope": "openid admin"}),
+                               ("POST", f"/api/admin/clients/{client_id}/secret", None),
+                               ("DELETE", f"/api/admin/clients/{client_id}", None)):
+        response = client.open(path, method=method, headers=bearer(token), json=body)
+        assert (response.status_code, response.json["error"]) == (403, "forbidden"), (method, path, response.json)
+        assert "service operations" in response.json["error_description"]
+    with pytest.raises(Problem, match="belongs to a system account"):
+        run(app, "clients.update", {"client_id": client_id, "resources": ["https://evil.example"]})
+    assert run(app, "services.show", {"name": SERVICE}) == before
+    assert cc_token(client, client_id, secret).status_code == 200
+    changed = client.patch(f"/api/admin/services/{SERVICE}", headers=bearer(token),
+                           json={"audience": "https://backup.example", "resources": ["https://archive.example"]})
+    assert changed.status_code == 200, changed.json
+    assert (changed.json["audience"], changed.json["resources"]) == ("https://backup.example",
+                                                                     ["https://archive.example"])
+    assert cc_token(client, client_id, secret).json["access_token"]
+
+
+def test_service_update_is_services_write_not_clients_write(app, client):
+    """The service operations keep their own permission: ``admin:clients:write`` alone cannot
+    re-point a system account's audience (RFC 6750 §3.1 insufficient_scope)."""
+    create_service(app)
+    make_user(app, "carol")
+    define_role(app, "client-admin", {"audience": ISSUER, "actions": ["admin:clients:*"], "resources": ["*"]})
+    grant(app, "carol", "client-admin")
+    _, token = personal_token(app, "carol")
+    response = client.patch(f"/api/admin/services/{SERVICE}", headers=bearer(token),
+                            json={"audience": "https://evil.example"})
+    assert (response.status_code, response.json["error"]) == (403, "insufficient_scope")
+    assert response.json["scope"] == "admin:services:write"

@@ -3,7 +3,7 @@ token it yields)."""
 
 from __future__ import annotations
 
-from oidc_provider import manage
+from oidc_provider.admin import services as admin_services
 from oidc_provider.extensions import db
 from oidc_provider.models import Account
 
@@ -13,7 +13,7 @@ from ._clients import claims_of, counts, set_columns
 
 def _service(app, name="backup-job", scope=""):
     with app.app_context():
-        client, secret = manage.create_service(name=name, scope=scope)
+        client, secret = admin_services.create_service(name=name, scope=scope)
         db.session.commit()
         return client.client_id, secret
 

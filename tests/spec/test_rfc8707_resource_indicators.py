@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from oidc_provider import manage
+from oidc_provider.admin import clients as admin_clients
+from oidc_provider.admin import services as admin_services
 from oidc_provider.digests import digest
 from oidc_provider.extensions import db
 from oidc_provider.models import AccessToken, AuthorizationCode, Client
@@ -49,8 +50,8 @@ def _refused(response, description=None):
 
 def _service(app, **targets):
     with app.app_context():
-        client, secret = manage.create_service(name="backup-job")
-        manage.set_client_targets(client, **targets)
+        client, secret = admin_services.create_service(name="backup-job")
+        admin_clients.set_client_targets(client, **targets)
         db.session.commit()
         return client.client_id, secret
 
@@ -242,7 +243,7 @@ def test_2_2_resource_removed_from_the_client_is_refused_later(app, browser, rp)
     body = _redeem(browser, rp, _code(browser, rp[0], resource=API)).json
     with app.app_context():
         client = db.session.scalar(select(Client).where(Client.client_id == rp[0]))
-        manage.set_client_targets(client, resources=[WIKI])
+        admin_clients.set_client_targets(client, resources=[WIKI])
         db.session.commit()
     _refused(refresh(browser.http, *rp, body["refresh_token"]), "The client may not ask for this resource.")
 

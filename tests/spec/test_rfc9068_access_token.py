@@ -6,7 +6,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from oidc_provider import manage
+from oidc_provider.admin import services as admin_services
 from oidc_provider.clock import epoch
 from oidc_provider.extensions import db
 from oidc_provider.models import AccessToken
@@ -98,7 +98,7 @@ def test_2_2_client_credentials_sub_is_the_client(app):
     identifier the authorization server uses to indicate the client application"; and no
     ``auth_time``/``acr`` since nobody authenticated."""
     with app.app_context():
-        client, secret = manage.create_service(name="backup-job")
+        client, secret = admin_services.create_service(name="backup-job")
         client_id = client.client_id
         db.session.commit()
     response = app.test_client().post("/token", data={"grant_type": "client_credentials"},

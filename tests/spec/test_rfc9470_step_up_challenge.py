@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from oidc_provider import manage
+from oidc_provider.admin import services as admin_services
 from oidc_provider.clock import utcnow
 from oidc_provider.extensions import db
 from oidc_provider.models import AccessToken, Account
@@ -233,7 +233,7 @@ def test_rfc6750_3_1_a_client_credentials_token_is_403_insufficient_scope(app, b
     provided by the access token" (RFC 6750 §3.1 insufficient_scope, 403), not invalid_token
     (the token is valid) nor a step-up (no person can step up)."""
     with app.app_context():
-        service, secret = manage.create_service(name="backup-job", scope="phone profile")
+        service, secret = admin_services.create_service(name="backup-job", scope="phone profile")
         db.session.commit()
         client_id = service.client_id
     issued = browser.http.post("/token", data={"grant_type": "client_credentials", "scope": "phone"},

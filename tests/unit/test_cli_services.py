@@ -77,3 +77,24 @@ def test_database_credentials_come_from_standard_input(run, env):
     db.close()
     assert rows and all(b"s3cret-db-password" not in bytes(v) and b"warehouse" not in bytes(v)
                         for row in rows for v in row)
+
+
+def test_audience_and_resources_at_create_and_update(run):
+    """``service create --audience/--resource`` registers what the system account serves (the
+    audiences whose tokens it may introspect); ``service update`` changes them and the scope,
+    never the credential; ``client update`` refuses a system account's client."""
+    created = _json(run("service", "create", "reports-api", "--audience", "https://reports.example",
+                        "--resource", "https://reports.example/v2", "--json"))
+    assert (created["audience"], created["resources"]) == ("https://reports.example", ["https://reports.example/v2"])
+    assert "audience: https://reports.example" in run("service", "show", "reports-api").stdout
+    updated = _json(run("service", "update", "reports-api", "--audience", "none", "--no-resources",
+                        "--scope", "reports:read", "--json"))
+    assert (updated["audience"], updated["resources"], updated["scope"]) == (None, [], "reports:read")
+    assert updated["has_secret"] is True
+    _one_line_error(run("service", "update", "reports-api", "--resource", "not a uri", ok=False))
+    _one_line_error(run("service", "update", "reports-api", "--scope", "bad\"scope", ok=False))
+    refused = run("client", "update", created["client_id"], "--audience", "https://evil.example", ok=False)
+    _one_line_error(refused)
+    assert "belongs to a system account" in refused.stderr
+    both = run("service", "update", "reports-api", "--resource", "https://a.example", "--no-resources", ok=False)
+    assert both.exit_code == 2

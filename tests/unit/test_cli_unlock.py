@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from oidc_provider import manage
+from oidc_provider.admin import accounts as admin_accounts
 from oidc_provider.authn import throttle
 from oidc_provider.cli import main
 from oidc_provider.clock import utcnow
@@ -112,7 +112,7 @@ def _enroll(app):
 
     factors = app.extensions["oidc_second_factors"]
     with app.test_request_context():
-        account = manage.find_account("alice")
+        account = admin_accounts.find_account("alice")
         sealed, shown = factors.begin_totp(account)
         assert factors.confirm_totp(account, sealed, pyotp.TOTP(shown["secret"]).now())
 
@@ -133,7 +133,7 @@ def test_reset_mfa_removes_every_second_factor_ends_sessions_and_is_audited(app,
     make_user(app)
     _enroll(app)
     with app.app_context():
-        account = manage.find_account("alice")
+        account = admin_accounts.find_account("alice")
         db.session.add(BrowserSession(id_digest="d" * 64, account_id=account.id, data={"account_id": account.id},
                                       created_at=utcnow(), last_seen_at=utcnow(),
                                       expires_at=utcnow() + timedelta(hours=1)))
@@ -143,7 +143,7 @@ def test_reset_mfa_removes_every_second_factor_ends_sessions_and_is_audited(app,
     factors = json.loads(run("user", "show", "alice", "--json").stdout)["factors"]
     assert factors == {"totp": None, "recovery_codes_left": 0, "passkeys": []}
     with app.app_context():
-        account = manage.find_account("alice")
+        account = admin_accounts.find_account("alice")
         assert account.totp_secret_encrypted is None
         assert db.session.scalar(select(func.count()).select_from(RecoveryCode)) == 0
         assert db.session.scalar(select(func.count()).select_from(BrowserSession).where(

@@ -7,6 +7,7 @@ here."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 
@@ -183,7 +184,7 @@ def test_0010_keeps_the_most_recent_link_per_account_and_provider_then_refuses_a
                         conn.execute(text("INSERT INTO federated_identity (account_id, provider, subject, linked_at, "
                                           "last_login_at) VALUES (:a, :p, :s, :l, :t)"),
                                      {"a": account, "p": provider, "s": subject, "l": linked, "t": last})
-                upgrade(directory=directory)
+                upgrade(directory=directory, revision="0010")
                 assert _revision(app) == "0010"
                 with db.engine.connect() as conn:
                     kept = sorted(conn.execute(text("SELECT subject FROM federated_identity")).scalars())
@@ -195,6 +196,45 @@ def test_0010_keeps_the_most_recent_link_per_account_and_provider_then_refuses_a
                 with db.engine.begin() as conn:
                     conn.execute(text("INSERT INTO federated_identity (account_id, provider, subject) "
                                       "VALUES (:a, 'github', 'another')"), {"a": ids[1]})
+        finally:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_0011_personal_tokens_narrowed_by_name_become_narrowed_by_id(backend, tmp_path):
+    """Migration 0011: each stored role name becomes the id of the role named so; a name with no
+    role left is dropped (the token stays narrowed, never widened); an unnarrowed token stays
+    unnarrowed. The downgrade gives the names back."""
+    with fresh_database(backend, tmp_path) as url:
+        app = create_app(settings_for(database_url=url))
+        try:
+            with app.app_context():
+                directory = app.extensions["migrate"].directory
+                upgrade(directory=directory, revision="0007")
+                with db.engine.begin() as conn:
+                    conn.execute(text("INSERT INTO account (id, subject, kind, username, email_verified, disabled) "
+                                      "VALUES (1, 's-1', 'human', 'alice', false, false)"))
+                    conn.execute(text("INSERT INTO role (id, name, statements) VALUES (7, 'viewer', '[]'), "
+                                      "(9, 'editor', '[]')"))
+                    for public_id, roles in (("t-both", '["editor", "viewer"]'), ("t-gone", '["removed"]'),
+                                             ("t-some", '["viewer", "removed"]'), ("t-all", None)):
+                        conn.execute(text("INSERT INTO personal_token (public_id, token_digest, account_id, name, "
+                                          "audience, roles) VALUES (:p, :p, 1, '', 'https://app', :r)"),
+                                     {"p": public_id, "r": roles})
+                upgrade(directory=directory, revision="0011")
+                with db.engine.connect() as conn:
+                    rows = dict(conn.execute(text("SELECT public_id, role_ids FROM personal_token")).all())
+                decoded = {k: (json.loads(v) if isinstance(v, str) else v) for k, v in rows.items()}
+                assert decoded == {"t-both": [7, 9], "t-gone": [], "t-some": [7], "t-all": None}
+                assert "roles" not in {c["name"] for c in inspect(db.engine).get_columns("personal_token")}
+
+                downgrade(directory=directory, revision="0007")
+                with db.engine.connect() as conn:
+                    rows = dict(conn.execute(text("SELECT public_id, roles FROM personal_token")).all())
+                decoded = {k: (json.loads(v) if isinstance(v, str) else v) for k, v in rows.items()}
+                assert decoded == {"t-both": ["editor", "viewer"], "t-gone": [], "t-some": ["viewer"], "t-all": None}
         finally:
             with app.app_context():
                 db.session.remove()
