@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from .. import logs, manage, metrics
 from ..audit import Event, record
@@ -209,6 +209,11 @@ def cleanup(as_json):
         cutoff = now - timedelta(days=settings.audit_retention_days)
         counts["audit_events"] = db.session.execute(delete(AuditEvent).where(AuditEvent.at < cutoff)).rowcount or 0
         counts["throttle_counts"] = forget_stale(now=now)
+        # A successor's sealed value is kept only for a retry within the grace window.
+        grace = timedelta(seconds=settings.refresh_reuse_grace_seconds)
+        db.session.execute(update(RefreshToken).where(RefreshToken.sealed_value.is_not(None),
+                                                      RefreshToken.issued_at < now - grace)
+                           .values(sealed_value=None))
         db.session.commit()
         counts["sessions"] = cleanup_expired()
         counts["signing_keys"] = app.extensions["oidc_server"].policy.keys.prune()

@@ -138,7 +138,7 @@ def test_0007_stops_on_usernames_that_differ_only_in_case_and_changes_nothing(ba
                     for old, new in (("Alice", "alice-2"), ("CAROL", "carol-2"), ("Carol", "carol-3")):
                         conn.execute(text("UPDATE account SET username = :new WHERE username = :old"),
                                      {"old": old, "new": new})
-                upgrade(directory=directory)
+                upgrade(directory=directory, revision="0007")
                 assert _revision(app) == "0007"
                 assert _has_case_index(app)
                 with pytest.raises(IntegrityError), db.engine.begin() as conn:
