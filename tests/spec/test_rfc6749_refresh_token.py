@@ -260,3 +260,80 @@ def test_rfc9700_4_14_2_reuse_racing_the_rotation_still_revokes_the_new_tokens(a
     assert replays[0].json["error"] == "invalid_grant"
     assert refresh(browser.http, client_id, secret, rotated.json["refresh_token"]).json["error"] == "invalid_grant"
     assert userinfo_status(browser.http, rotated.json["access_token"]) == 401
+
+
+def _row(app, value: str) -> RefreshToken:
+    with app.app_context():
+        row = db.session.query(RefreshToken).filter_by(token_digest=digest(value)).one()
+        db.session.expunge(row)
+        db.session.remove()
+        return row
+
+
+def test_rfc9700_4_14_2_a_retry_within_the_grace_window_gets_the_same_successor(app, browser):
+    """RFC 9700 §4.14.2 allows a bounded grace for a client whose answer was lost: the rotated
+    token presented again, while its successor was never used and within
+    OIDC_REFRESH_REUSE_GRACE_SECONDS, returns the same successor and a working access token
+    (and ID token, OIDC Core §12.2) instead of revoking the family."""
+    client_id, secret, body = _start(app, browser)
+    lost = refresh(browser.http, client_id, secret, body["refresh_token"])
+    assert lost.status_code == 200
+    retry = refresh(browser.http, client_id, secret, body["refresh_token"])
+    assert retry.status_code == 200, retry.json
+    assert retry.json["refresh_token"] == lost.json["refresh_token"]
+    assert retry.json["access_token"] != lost.json["access_token"]
+    assert userinfo_status(browser.http, retry.json["access_token"]) == 200
+    assert claims_of(retry.json["id_token"])["sub"] == claims_of(body["id_token"])["sub"]
+    # The successor goes on rotating as usual.
+    onward = refresh(browser.http, client_id, secret, retry.json["refresh_token"])
+    assert onward.status_code == 200, onward.json
+    assert onward.json["refresh_token"] != retry.json["refresh_token"]
+
+
+def test_rfc9700_4_14_2_reuse_after_the_successor_was_used_revokes_the_family(app, browser):
+    """RFC 9700 §4.14.2: once the successor was used, the old token presented again is reuse
+    (within the window too): the family is revoked."""
+    client_id, secret, body = _start(app, browser)
+    rotated = refresh(browser.http, client_id, secret, body["refresh_token"])
+    onward = refresh(browser.http, client_id, secret, rotated.json["refresh_token"])
+    assert onward.status_code == 200
+    replay = refresh(browser.http, client_id, secret, body["refresh_token"])
+    assert (replay.status_code, replay.json["error"]) == (400, "invalid_grant")
+    newest = refresh(browser.http, client_id, secret, onward.json["refresh_token"])
+    assert (newest.status_code, newest.json["error"]) == (400, "invalid_grant")
+    assert userinfo_status(browser.http, onward.json["access_token"]) == 401
+
+
+def test_rfc9700_4_14_2_reuse_outside_the_grace_window_revokes_the_family(app, browser):
+    """RFC 9700 §4.14.2: after OIDC_REFRESH_REUSE_GRACE_SECONDS the old token presented again
+    is reuse, even though its successor was never used."""
+    client_id, secret, body = _start(app, browser)
+    rotated = refresh(browser.http, client_id, secret, body["refresh_token"])
+    set_columns(app, RefreshToken, RefreshToken.token_digest == digest(body["refresh_token"]),
+                rotated_at=utcnow() - timedelta(seconds=31))
+    replay = refresh(browser.http, client_id, secret, body["refresh_token"])
+    assert (replay.status_code, replay.json["error"]) == (400, "invalid_grant")
+    newest = refresh(browser.http, client_id, secret, rotated.json["refresh_token"])
+    assert (newest.status_code, newest.json["error"]) == (400, "invalid_grant")
+
+
+def test_rfc9700_4_14_2_the_successor_is_kept_sealed_only_until_it_is_used(app, browser):
+    """Refresh tokens are stored as digests; what a retry needs is the successor's value, kept
+    sealed (AES-GCM, not the value itself) on its row and erased when the successor is used."""
+    client_id, secret, body = _start(app, browser)
+    assert _row(app, body["refresh_token"]).sealed_value is None  # from a code: no predecessor
+    rotated = refresh(browser.http, client_id, secret, body["refresh_token"]).json["refresh_token"]
+    kept = _row(app, rotated)
+    assert kept.sealed_value is not None and rotated.encode() not in kept.sealed_value
+    assert kept.predecessor_id == _row(app, body["refresh_token"]).id
+    refresh(browser.http, client_id, secret, rotated)
+    assert _row(app, rotated).sealed_value is None
+
+
+def test_rfc9700_4_14_2_without_a_grace_window_nothing_is_kept(app_factory):
+    """OIDC_REFRESH_REUSE_GRACE_SECONDS=0: no successor value is stored at all."""
+    app = app_factory(refresh_reuse_grace_seconds=0)
+    browser = Browser(app)
+    client_id, secret, body = _start(app, browser)
+    rotated = refresh(browser.http, client_id, secret, body["refresh_token"]).json["refresh_token"]
+    assert _row(app, rotated).sealed_value is None
