@@ -217,3 +217,39 @@ def test_rfc9700_4_14_2_a_retried_refresh_within_the_window_gets_the_same_succes
         assert (reuse.status_code, reuse.json()["error"]) == (400, "invalid_grant")
         revoked = _refresh(pair.first.url, client, onward.json()["refresh_token"])
         assert (revoked.status_code, revoked.json()["error"]) == (400, "invalid_grant")
+
+
+def _silent_code(url: str, session: requests.Session, client: dict) -> tuple[requests.Response, str]:
+    """An app's silent authorization (``prompt=none``) in the person's browser, on ``url``:
+    (the answer, the PKCE verifier)."""
+    verifier, challenge = pkce_pair()
+    return session.get(f"{url}/authorize?{_query(client, challenge, prompt='none')}", allow_redirects=False,
+                       timeout=TIMEOUT), verifier
+
+
+def test_rfc6749_10_5_silent_authorizations_racing_the_withdrawal_yield_no_redeemable_code(two_instances):
+    """RFC 6749 §10.5: codes issued while the person withdraws consent (silent authorizations
+    on both instances) are issued under the old generation or not at all (``consent_required``):
+    none of them redeems afterwards, and nothing answers 5xx."""
+    pair = two_instances
+    client = _client(pair, "Race silent")
+    browser = LiveBrowser(pair.live)
+    codes_refused = 0
+    for _ in range(ROUNDS):
+        _code(pair, browser, client)  # signs in (and allows)
+        action, fields = _withdrawal(pair, browser, client)
+        answers = _at_once(
+            *(functools.partial(_silent_code, url, _clone(browser), client) for url in pair.urls * 2),
+            functools.partial(browser.http.post, action, data=fields, allow_redirects=False, timeout=TIMEOUT))
+        *silent, withdrawn = answers
+        assert withdrawn.status_code == 302
+        assert all(answer.status_code == 302 for answer, _ in silent), [a.status_code for a, _ in silent]
+        for answer, verifier in silent:
+            query = parse_qs(urlsplit(answer.headers["Location"]).query)
+            if "code" in query:
+                refused = _redeem(pair.second.url, client, query["code"][0], verifier)
+                assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
+                codes_refused += 1
+            else:
+                assert query["error"] == ["consent_required"], query
+    assert codes_refused > 0  # the race did hand out codes, and each was refused
