@@ -337,3 +337,25 @@ def test_rfc9700_4_14_2_without_a_grace_window_nothing_is_kept(app_factory):
     client_id, secret, body = _start(app, browser)
     rotated = refresh(browser.http, client_id, secret, body["refresh_token"]).json["refresh_token"]
     assert _row(app, rotated).sealed_value is None
+
+
+def test_rfc9700_4_14_2_a_refresh_that_fails_before_its_successor_is_stored_leaves_the_token_usable(app, browser):
+    """RFC 9700 §4.14.2: a client retrying is not an attacker. The rotation is committed only
+    with its successor: a request that dies in between (here: storing fails) consumes nothing,
+    and the client's retry is an ordinary refresh, not reuse."""
+    client_id, secret, body = _start(app, browser)
+    server = app.extensions["oidc_server"]
+    save = server._save_token
+
+    def crash(token, request):
+        raise RuntimeError("the process died here")
+
+    server._save_token = crash
+    try:
+        assert refresh(browser.http, client_id, secret, body["refresh_token"]).status_code == 500
+    finally:
+        server._save_token = save
+    assert _row(app, body["refresh_token"]).rotated_at is None
+    retry = refresh(browser.http, client_id, secret, body["refresh_token"])
+    assert retry.status_code == 200, retry.json
+    assert refresh(browser.http, client_id, secret, retry.json["refresh_token"]).status_code == 200
