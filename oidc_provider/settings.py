@@ -91,6 +91,13 @@ class Settings:
     """OIDC_REFRESH_TOKEN_ABSOLUTE_TTL. Absolute cap in seconds on a refresh-token family,
     counted from the original authorization."""
 
+    refresh_reuse_grace_seconds: int = 30
+    """OIDC_REFRESH_REUSE_GRACE_SECONDS. For this many seconds after a refresh token is rotated,
+    presenting it again, while its successor has never been used, returns that same successor
+    (and a new access token) instead of revoking the family: a client whose answer was lost
+    can retry (RFC 9700 §4.14.2). 0 turns it off; at most 300. The successor's value is kept
+    sealed at rest only for this window."""
+
     session_ttl: int = 12 * 3600
     """OIDC_SESSION_TTL. Seconds a browser session lasts after login."""
 
@@ -370,6 +377,8 @@ class Settings:
             # RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is
             # RECOMMENDED."
             errors.append("OIDC_AUTHORIZATION_CODE_TTL must be at most 600 seconds")
+        if not 0 <= self.refresh_reuse_grace_seconds <= 300:
+            errors.append("OIDC_REFRESH_REUSE_GRACE_SECONDS must be 0 to 300")
         if self.refresh_token_absolute_ttl < self.refresh_token_ttl:
             errors.append("OIDC_REFRESH_TOKEN_ABSOLUTE_TTL must be >= OIDC_REFRESH_TOKEN_TTL")
         for name in ("serve_request_timeout", "serve_graceful_timeout"):

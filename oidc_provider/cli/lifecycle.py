@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import make_url
 
 from .. import dbfiles, logs, metrics, serving
@@ -212,7 +212,8 @@ Try it: open {settings.issuer}/account and sign in, or point any OIDC library at
 @json_option
 def cleanup(as_json):
     """Delete expired codes, tokens, expired or revoked personal tokens, sessions, passkey
-    challenges, upstream login states, forgotten throttle counts, old audit rows and retired keys."""
+    challenges, upstream login states, forgotten throttle counts, old audit rows and retired keys;
+    erase refresh-token successors kept past the retry window."""
     from ..authn.sessions import cleanup_expired
 
     with app_context() as app:
@@ -234,6 +235,11 @@ def cleanup(as_json):
         cutoff = now - timedelta(days=settings.audit_retention_days)
         counts["audit_events"] = db.session.execute(delete(AuditEvent).where(AuditEvent.at < cutoff)).rowcount or 0
         counts["throttle_counts"] = forget_stale(now=now)
+        # A successor's sealed value is kept only for a retry within the grace window.
+        grace = timedelta(seconds=settings.refresh_reuse_grace_seconds)
+        counts["refresh_successors_erased"] = db.session.execute(
+            update(RefreshToken).where(RefreshToken.sealed_value.is_not(None), RefreshToken.issued_at < now - grace)
+            .values(sealed_value=None)).rowcount or 0
         db.session.commit()
         counts["sessions"] = cleanup_expired()
         counts["signing_keys"] = app.extensions["oidc_server"].policy.keys.prune()

@@ -1,5 +1,6 @@
 """Encryption at rest: AES-256-GCM under a key derived from ``OIDC_SECRET_KEY`` with
-HKDF-SHA256, one derived key per purpose (signing keys, TOTP secrets, database credentials).
+HKDF-SHA256, one derived key per purpose (signing keys, TOTP secrets, database credentials, refresh-token
+successors kept for a retry).
 The caller binds each ciphertext to its row with associated data (a ``kid``, an account's
 ``sub``), so a ciphertext moved to another row does not open.
 
@@ -18,6 +19,8 @@ _VERSION = b"\x01"
 SIGNING_KEYS = b"oidc-provider signing keys v1"
 TOTP_SECRETS = b"oidc-provider totp secrets v1"
 DATABASE_CREDENTIALS = b"oidc-provider database credentials v1"
+# A rotated refresh token's successor, kept for OIDC_REFRESH_REUSE_GRACE_SECONDS (oauth/tokens.py).
+REFRESH_SUCCESSORS = b"oidc-provider refresh successors v1"
 MIN_SECRET_BYTES = 32
 
 

@@ -4,7 +4,10 @@ What is sealed (``keys/encryption.py``): the private part of every signing key t
 revoked, every account's TOTP secret and every system account's database credentials (DSN and
 password). A TOTP enrolment waiting in a browser session is dropped rather than re-sealed
 (the person sees a fresh secret when they reload the page: nothing was enrolled yet). Upstream
-connector secrets are settings, not stored values, so they are not concerned.
+connector secrets are settings, not stored values, so they are not concerned. Nor are the
+refresh-token successors kept for a retried refresh (``oauth/tokens.py``): each lives at most
+OIDC_REFRESH_REUSE_GRACE_SECONDS and opens with OIDC_SECRET_KEY_PREVIOUS meanwhile; one that no
+longer opens makes a retry count as reuse.
 
 Each value is opened with the current key (or ``OIDC_SECRET_KEY_PREVIOUS``) and sealed under
 the new key as it is read, and the transaction is committed only once all of them were; when

@@ -5,7 +5,7 @@ from .account import Account, RecoveryCode
 from .attribute import AccountAttribute
 from .audit import AuditEvent
 from .client import Client
-from .consent import Consent
+from .consent import Consent, ConsentGeneration
 from .credential import Passkey, WebAuthnChallenge
 from .federation import FederatedIdentity, UpstreamState
 from .key import SigningKey
@@ -14,7 +14,8 @@ from .throttle import AuthThrottle
 from .token import AccessToken, AuthorizationCode, RefreshToken, UsedAssertion
 
 __all__ = [
-    "Account", "RecoveryCode", "AuditEvent", "AuthThrottle", "Client", "Consent", "SigningKey", "BrowserSession",
+    "Account", "RecoveryCode", "AuditEvent", "AuthThrottle", "Client", "Consent", "ConsentGeneration", "SigningKey",
+    "BrowserSession",
     "AccessToken", "AuthorizationCode", "RefreshToken", "UsedAssertion",
     "AccountAttribute", "DatabaseCredential", "PersonalToken", "Role", "RoleGrant",
     "Passkey", "WebAuthnChallenge", "FederatedIdentity", "UpstreamState",

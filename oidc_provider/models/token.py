@@ -6,7 +6,7 @@ tokens and each rotation of the refresh token. Replaying a code or a rotated ref
 revokes the whole family (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
 """
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import epoch, utcnow
@@ -33,6 +33,8 @@ class AuthorizationCode(db.Model):
     amr: Mapped[list | None] = mapped_column(JSON, nullable=True)
     auth_time = mapped_column(DateTime, nullable=True)
     session_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The consent generation it was issued under (models/consent.py): redeemed only while current.
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at = mapped_column(DateTime, default=utcnow)
     expires_at = mapped_column(DateTime, index=True)
     redeemed_at = mapped_column(DateTime, nullable=True)
@@ -98,6 +100,13 @@ class RefreshToken(db.Model):
     family_expires_at = mapped_column(DateTime)
     rotated_at = mapped_column(DateTime, nullable=True)
     revoked_at = mapped_column(DateTime, nullable=True)
+    # The consent generation of the family (models/consent.py): refreshed only while current.
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The token this one was rotated from and, only for OIDC_REFRESH_REUSE_GRACE_SECONDS and
+    # until this one is used or revoked, this token's own value sealed at rest: a client whose
+    # answer was lost retries with the predecessor and gets this one back (RFC 9700 §4.14.2).
+    predecessor_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    sealed_value: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
     # ---- what Authlib's RefreshTokenGrant reads ----
     def check_client(self, client):

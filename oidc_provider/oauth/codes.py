@@ -5,6 +5,10 @@ authorization code is used more than once, the authorization server MUST deny th
 SHOULD revoke (when possible) all tokens previously issued based on that authorization code."
 Authlib issues tokens *before* deleting the code, so redemption here is one atomic conditional
 UPDATE: of two concurrent redemptions exactly one sees ``rowcount == 1``.
+
+A code records the generation of the consent it was issued under and redeems only while that
+generation is current, checked under the generation's lock (``consents``): a code issued
+before the person withdrew consent is refused (RFC 6749 §10.5, RFC 9700 §4.14).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from ..clock import from_epoch, utcnow
 from ..digests import digest, new_secret
 from ..extensions import db
 from ..models import AuthorizationCode
+from . import consents
 
 
 def save(code: str, request, *, ttl: int, claims: dict | None,
@@ -33,6 +38,7 @@ def save(code: str, request, *, ttl: int, claims: dict | None,
         acr=subject.acr, amr=subject.amr,
         auth_time=from_epoch(subject.auth_time) if subject.auth_time else None,
         session_id=subject.session_id, expires_at=utcnow() + timedelta(seconds=ttl),
+        generation=consents.current_generation(subject.account.id, request.client.client_id),
     )
     db.session.add(row)
     db.session.commit()
@@ -44,6 +50,15 @@ def redeem(code: str, client, revoke_family) -> AuthorizationCode | None:
     if not isinstance(code, str) or not code or len(code) > 256:
         return None
     code_digest = digest(code)
+    issued = db.session.execute(
+        select(AuthorizationCode.account_id, AuthorizationCode.generation)
+        .where(AuthorizationCode.code_digest == code_digest, AuthorizationCode.client_id == client.client_id)
+    ).one_or_none()
+    # Locked until the commit below: a withdrawal either came first (the generation moved on and
+    # the code is refused) or waits for this redemption and then revokes what it issues.
+    if issued is not None and issued.generation != consents.current_generation(issued.account_id, client.client_id):
+        db.session.rollback()
+        return None  # RFC 6749 §10.5: the consent this code carried was withdrawn
     now = utcnow()
     result = db.session.execute(
         update(AuthorizationCode)

@@ -8,8 +8,9 @@ import json
 import time
 from datetime import timedelta
 
-from authlib.oauth2.rfc6749 import InvalidClientError
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError
 from authlib.oidc.core.util import create_half_hash
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import select, update
 
 from .. import metrics
@@ -18,10 +19,11 @@ from ..authn.subject import AuthenticatedSubject
 from ..clock import epoch, from_epoch, utcnow
 from ..digests import digest, new_secret
 from ..extensions import db
+from ..keys.encryption import REFRESH_SUCCESSORS, Sealer
 from ..keys.store import InvalidSignature
 from ..models import AccessToken, Account, AuthorizationCode, Client, RefreshToken
 from ..models.client import credential_fingerprint
-from . import codes
+from . import codes, consents
 from .claims import roles_claims, user_claims
 from .resources import Target
 
@@ -34,6 +36,7 @@ class TokenService:
     def __init__(self, settings, keys):
         self.settings = settings
         self.keys = keys
+        self._successors = Sealer.for_settings(settings, REFRESH_SUCCESSORS)
 
     # ---- the token generator every grant calls (grants/target.py) ----
     def generate(self, grant_type, client, user=None, scope=None, expires_in=None,
@@ -94,18 +97,27 @@ class TokenService:
         family = source.family if source is not None else new_secret()
         claims_request = source.claims if source is not None else None
         account_id = subject.account.id if subject is not None else None
+        generation = 0
+        if source is not None:
+            # Under the consent generation's lock until the commit below (oauth/consents.py): a
+            # withdrawal either came first and nothing is stored, or comes after and revokes it.
+            generation = consents.current_generation(source.account_id, client.client_id)
+            if source.generation != generation:
+                db.session.rollback()
+                raise InvalidGrantError("The authorization was withdrawn.")
         db.session.add(AccessToken(
             jti=claims["jti"], family=family, client_id=client.client_id, account_id=account_id,
             scope=token.get("scope", ""), claims=claims_request, audience=claims["aud"],
             issued_at=from_epoch(claims["iat"]), expires_at=from_epoch(claims["exp"]),
         ))
-        if "refresh_token" in token:
+        if "refresh_token" in token and getattr(request, "reissued_refresh_token", None) is None:
             now = utcnow()
             if isinstance(source, RefreshToken):
                 family_expires_at, scope = source.family_expires_at, source.scope
             else:
                 family_expires_at = now + timedelta(seconds=self.settings.refresh_token_absolute_ttl)
                 scope = token.get("scope", "")
+            predecessor_id = source.id if isinstance(source, RefreshToken) else None
             db.session.add(RefreshToken(
                 token_digest=digest(token["refresh_token"]), family=family,
                 client_id=client.client_id, account_id=account_id, scope=scope,
@@ -113,7 +125,8 @@ class TokenService:
                 acr=subject.acr, amr=subject.amr,
                 auth_time=from_epoch(subject.auth_time) if subject.auth_time else None,
                 expires_at=min(now + timedelta(seconds=self.settings.refresh_token_ttl), family_expires_at),
-                family_expires_at=family_expires_at,
+                family_expires_at=family_expires_at, generation=generation, predecessor_id=predecessor_id,
+                sealed_value=self._seal_successor(token["refresh_token"], family, predecessor_id),
             ))
         db.session.commit()
         metrics.token_issued(request.payload.grant_type)
@@ -185,57 +198,97 @@ class TokenService:
             return None
         return db.session.scalar(select(RefreshToken).where(RefreshToken.token_digest == digest(token)))
 
-    def claim_refresh_token(self, token: str) -> RefreshToken | None:
+    def claim_refresh_token(self, token: str, *, scope: str | None = None) -> tuple[RefreshToken, str | None] | None:
         """Rotate atomically: mark the presented refresh token used, or detect its reuse.
+        Returns the token to refresh from and, for a retry within the grace window, the value
+        of the successor to give back again. ``scope``: the scope the request asks for.
 
         RFC 9700 §4.14.2: when a refresh token that was already rotated is presented again,
         "the authorization server cannot determine which party submitted the invalid refresh
-        token" and revokes the active refresh token, i.e. the whole family.
+        token" and revokes the active refresh token, i.e. the whole family. The rotation is not
+        committed here: ``save`` commits it with the successor, so a crash in between leaves
+        the presented token usable, and the consent generation stays locked throughout.
         """
         row = self.find_refresh_token(token)
         if row is None:
             return None
+        if row.generation != consents.current_generation(row.account_id, row.client_id):
+            db.session.rollback()
+            return None  # consent withdrawn (RFC 6749 §10.5): its tokens were revoked with it
         now = utcnow()
         result = db.session.execute(
             update(RefreshToken)
             .where(RefreshToken.id == row.id, RefreshToken.rotated_at.is_(None),
                    RefreshToken.revoked_at.is_(None), RefreshToken.expires_at > now,
                    RefreshToken.family_expires_at > now)
-            .values(rotated_at=now)
+            .values(rotated_at=now, sealed_value=None)
             .execution_options(synchronize_session=False)
         )
-        db.session.commit()
-        if result.rowcount == 1:
-            db.session.refresh(row)
-            return row
         db.session.refresh(row)
+        if result.rowcount == 1:
+            return row, None
+        retried = self._retried(row, now, scope)
+        if retried is not None:
+            return retried
         if row.rotated_at is not None and row.revoked_at is None:
             self.revoke_family(row.family)
             record(Event.REFRESH_REUSED, outcome="failure", reason="refresh_token_reused",
                    client=row.client_id, detail={"family_revoked": True})
+        db.session.rollback()
         return None
+
+    def _retried(self, row: RefreshToken, now, scope: str | None) -> tuple[RefreshToken, str] | None:
+        """RFC 9700 §4.14.2 leaves room for a bounded grace: a token rotated at most
+        OIDC_REFRESH_REUSE_GRACE_SECONDS ago whose successor has never been used (nor revoked,
+        nor expired) is a client retrying a lost answer; it gets that successor again. A retry
+        repeats its request: one asking for scope beyond the grant is reuse, not a retry."""
+        grace = self.settings.refresh_reuse_grace_seconds
+        if grace <= 0 or row.rotated_at is None or row.revoked_at is not None \
+                or row.rotated_at < now - timedelta(seconds=grace):
+            return None
+        successor = db.session.scalar(
+            select(RefreshToken).where(RefreshToken.predecessor_id == row.id).with_for_update())
+        if successor is None or successor.sealed_value is None or successor.rotated_at is not None \
+                or successor.revoked_at is not None or successor.expires_at <= now \
+                or not set((scope or "").split()) <= set(successor.scope.split()):
+            return None
+        try:
+            value = self._successors.open(successor.sealed_value, _successor_binding(row.family, row.id)).decode()
+        except (InvalidTag, ValueError):
+            return None  # sealed under a secret key that is gone: an ordinary reuse
+        if digest(value) != successor.token_digest:
+            return None
+        return successor, value
+
+    def _seal_successor(self, value: str, family: str, predecessor_id: int | None) -> bytes | None:
+        """The new token's value, sealed, for a retry of its predecessor (``_retried``); kept
+        only when a grace window is set."""
+        if predecessor_id is None or self.settings.refresh_reuse_grace_seconds <= 0:
+            return None
+        return self._successors.seal(value.encode(), _successor_binding(family, predecessor_id))
 
     @staticmethod
     def _was_revoked(row: RefreshToken) -> bool:
         return db.session.scalar(select(RefreshToken.revoked_at).where(RefreshToken.id == row.id)) is not None
 
-    def revoke_for(self, account_id: int, client_id: str) -> None:
+    def revoke_for(self, account_id: int, client_id: str, *, commit: bool = True) -> None:
         """Withdrawn consent: every token the client holds for the account stops working."""
         now = utcnow()
         for model in (AccessToken, RefreshToken):
             db.session.execute(
                 update(model).where(model.account_id == account_id, model.client_id == client_id,
                                     model.revoked_at.is_(None))
-                .values(revoked_at=now).execution_options(synchronize_session=False)
+                .values(**_revoked(model, now)).execution_options(synchronize_session=False)
             )
-        db.session.commit()
+        if commit:
+            db.session.commit()
 
     def revoke_family(self, family: str) -> None:
         now = utcnow()
         for model in (AccessToken, RefreshToken):
             db.session.execute(
                 update(model).where(model.family == family, model.revoked_at.is_(None))
-                .values(revoked_at=now).execution_options(synchronize_session=False)
+                .values(**_revoked(model, now)).execution_options(synchronize_session=False)
             )
         db.session.commit()
 
@@ -254,3 +307,13 @@ def _unverified_claims(token: str) -> dict:
     """Read the payload of a JWT this process has just signed (no verification needed)."""
     payload = token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def _revoked(model, now) -> dict:
+    """A revoked refresh token's sealed value (kept for a retry) goes with it."""
+    return {"revoked_at": now, "sealed_value": None} if model is RefreshToken else {"revoked_at": now}
+
+
+def _successor_binding(family: str, predecessor_id: int) -> bytes:
+    """Associated data: a sealed successor opens only on the row that follows its predecessor."""
+    return f"refresh-successor:{family}:{predecessor_id}".encode()

@@ -20,6 +20,7 @@ from ..authn.sessions import current_login, elevate, log_out, reauthenticate
 from ..errors import error_page
 from ..extensions import db
 from ..models import BrowserSession, Client, Consent
+from ..oauth import consents
 
 bp = Blueprint("account", __name__)
 
@@ -267,9 +268,8 @@ def revoke_consent(consent_id):
     row = db.session.get(Consent, consent_id)
     if row is not None and row.account_id == account.id:
         client = db.session.get(Client, row.client_id)
-        db.session.delete(row)
-        # Withdrawing consent also ends the app's access: its refresh and access tokens.
-        current_app.extensions["oidc_server"].policy.tokens.revoke_for(account.id, client.client_id)
+        # Withdrawing consent also ends the app's access: its tokens, and codes and refreshes in flight.
+        consents.withdraw(row, client, current_app.extensions["oidc_server"].policy.tokens)
         record(Event.CONSENT_REVOKED, account=account, client=client)
     return redirect(url_for("account.home"))
 

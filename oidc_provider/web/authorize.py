@@ -26,7 +26,7 @@ from ..errors import error_page, redirect_error
 from ..extensions import csrf, db
 from ..keys.store import InvalidSignature
 from ..models import Consent
-from ..oauth import OAuth2Error
+from ..oauth import OAuth2Error, consents
 from ..oauth.claims import (
     ClaimsRequestError,
     consented_scopes,
@@ -124,6 +124,10 @@ def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = Non
         return _refuse(error.error, error.description, redirect_uri, values, client=client)
 
     subject = _subject(login)
+    if subject is not None:
+        # Locked until the code is stored (oauth/consents.py): a withdrawal cannot fall
+        # between the consent read below and the code, which would then carry the new generation.
+        consents.current_generation(subject.account.id, client.client_id)
     scopes = set(consented_scopes(client, grant.request.scope, checked["claims"]))
     checked["claims"] = restrict_claims_request(checked["claims"], list(scopes))
     situation = _situation(subject, checked, client, scopes, entry, values, settings.ladder)

@@ -8,7 +8,8 @@ from ..audit import Event, record
 from ..authn import pending
 from ..authn.sessions import current_login
 from ..extensions import db
-from ..models import Client, Consent
+from ..models import Client
+from ..oauth import consents
 from ..oauth.claims import ClaimsRequestError, consented_scopes, parse_claims_request
 
 bp = Blueprint("consent", __name__)
@@ -42,13 +43,7 @@ def consent(pid):
         return render_template("consent/consent.html", pid=pid, client=client, account=account,
                                scopes=[(s, SCOPE_TEXT.get(s, s)) for s in scopes])
     if request.form.get("decision") == "allow":
-        row = db.session.scalar(select(Consent).where(Consent.account_id == account.id,
-                                                      Consent.client_id == client.id))
-        granted = set(scopes) | (set(row.scope.split()) if row else set())
-        if row is None:
-            row = Consent(account_id=account.id, client_id=client.id, scope="")
-            db.session.add(row)
-        row.scope = " ".join(sorted(granted))
+        row = consents.grant(account, client, scopes)
         record(Event.CONSENT_GRANTED, account=account, client=client, detail={"scope": row.scope})
         pending.update(session, pid, consent="granted")
     else:

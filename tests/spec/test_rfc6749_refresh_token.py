@@ -63,12 +63,14 @@ def test_6_refresh_rotates_and_the_old_token_stops_working(app, browser):
     assert second.json["refresh_token"] not in (body["refresh_token"], first.json["refresh_token"])
 
 
-def test_rfc9700_4_14_2_reuse_of_rotated_token_revokes_the_family(app, browser):
+def test_rfc9700_4_14_2_reuse_of_rotated_token_revokes_the_family(app_factory):
     """RFC 9700 §4.14.2: "If a refresh token is compromised and subsequently used by both the
     attacker and the legitimate client, one of them will present an invalidated refresh token,
     which will inform the authorization server of the breach. The authorization server cannot
     determine which party submitted the invalid refresh token, but it will revoke the active
-    refresh token." """
+    refresh token." (Without the retry grace, any reuse is such a breach.)"""
+    app = app_factory(refresh_reuse_grace_seconds=0)
+    browser = Browser(app)
     client_id, secret, body = _start(app, browser)
     rotated = refresh(browser.http, client_id, secret, body["refresh_token"])
     assert rotated.status_code == 200
@@ -223,6 +225,7 @@ def test_rfc9700_4_14_2_reuse_with_a_wider_scope_still_revokes_the_family(app, b
     client_id, secret, body = _start(app, browser)
     rotated = refresh(browser.http, client_id, secret, body["refresh_token"])
     assert rotated.status_code == 200
+    # Within the retry grace too: a retry repeats its request, this one asks for more.
     replay = refresh(browser.http, client_id, secret, body["refresh_token"], scope="openid profile email admin")
     assert replay.status_code == 400
     assert replay.json["error"] == "invalid_grant"
@@ -241,6 +244,10 @@ def test_rfc9700_4_14_2_reuse_racing_the_rotation_still_revokes_the_new_tokens(a
 
     def save_after_a_replay(token, request):
         if not replays:
+            # The rotation is normally committed with its successor, and a replay waits for
+            # both (the lock): commit it alone here, so the replay sees a claimed token that
+            # has no successor yet (it cannot be a retry of a lost answer).
+            db.session.commit()
             replays.append(refresh(attacker.http, client_id, secret, body["refresh_token"]))
         return save(token, request)
 
@@ -253,3 +260,102 @@ def test_rfc9700_4_14_2_reuse_racing_the_rotation_still_revokes_the_new_tokens(a
     assert replays[0].json["error"] == "invalid_grant"
     assert refresh(browser.http, client_id, secret, rotated.json["refresh_token"]).json["error"] == "invalid_grant"
     assert userinfo_status(browser.http, rotated.json["access_token"]) == 401
+
+
+def _row(app, value: str) -> RefreshToken:
+    with app.app_context():
+        row = db.session.query(RefreshToken).filter_by(token_digest=digest(value)).one()
+        db.session.expunge(row)
+        db.session.remove()
+        return row
+
+
+def test_rfc9700_4_14_2_a_retry_within_the_grace_window_gets_the_same_successor(app, browser):
+    """RFC 9700 §4.14.2 allows a bounded grace for a client whose answer was lost: the rotated
+    token presented again, while its successor was never used and within
+    OIDC_REFRESH_REUSE_GRACE_SECONDS, returns the same successor and a working access token
+    (and ID token, OIDC Core §12.2) instead of revoking the family."""
+    client_id, secret, body = _start(app, browser)
+    lost = refresh(browser.http, client_id, secret, body["refresh_token"])
+    assert lost.status_code == 200
+    retry = refresh(browser.http, client_id, secret, body["refresh_token"])
+    assert retry.status_code == 200, retry.json
+    assert retry.json["refresh_token"] == lost.json["refresh_token"]
+    assert retry.json["access_token"] != lost.json["access_token"]
+    assert userinfo_status(browser.http, retry.json["access_token"]) == 200
+    assert claims_of(retry.json["id_token"])["sub"] == claims_of(body["id_token"])["sub"]
+    # The successor goes on rotating as usual.
+    onward = refresh(browser.http, client_id, secret, retry.json["refresh_token"])
+    assert onward.status_code == 200, onward.json
+    assert onward.json["refresh_token"] != retry.json["refresh_token"]
+
+
+def test_rfc9700_4_14_2_reuse_after_the_successor_was_used_revokes_the_family(app, browser):
+    """RFC 9700 §4.14.2: once the successor was used, the old token presented again is reuse
+    (within the window too): the family is revoked."""
+    client_id, secret, body = _start(app, browser)
+    rotated = refresh(browser.http, client_id, secret, body["refresh_token"])
+    onward = refresh(browser.http, client_id, secret, rotated.json["refresh_token"])
+    assert onward.status_code == 200
+    replay = refresh(browser.http, client_id, secret, body["refresh_token"])
+    assert (replay.status_code, replay.json["error"]) == (400, "invalid_grant")
+    newest = refresh(browser.http, client_id, secret, onward.json["refresh_token"])
+    assert (newest.status_code, newest.json["error"]) == (400, "invalid_grant")
+    assert userinfo_status(browser.http, onward.json["access_token"]) == 401
+
+
+def test_rfc9700_4_14_2_reuse_outside_the_grace_window_revokes_the_family(app, browser):
+    """RFC 9700 §4.14.2: after OIDC_REFRESH_REUSE_GRACE_SECONDS the old token presented again
+    is reuse, even though its successor was never used."""
+    client_id, secret, body = _start(app, browser)
+    rotated = refresh(browser.http, client_id, secret, body["refresh_token"])
+    set_columns(app, RefreshToken, RefreshToken.token_digest == digest(body["refresh_token"]),
+                rotated_at=utcnow() - timedelta(seconds=31))
+    replay = refresh(browser.http, client_id, secret, body["refresh_token"])
+    assert (replay.status_code, replay.json["error"]) == (400, "invalid_grant")
+    newest = refresh(browser.http, client_id, secret, rotated.json["refresh_token"])
+    assert (newest.status_code, newest.json["error"]) == (400, "invalid_grant")
+
+
+def test_rfc9700_4_14_2_the_successor_is_kept_sealed_only_until_it_is_used(app, browser):
+    """Refresh tokens are stored as digests; what a retry needs is the successor's value, kept
+    sealed (AES-GCM, not the value itself) on its row and erased when the successor is used."""
+    client_id, secret, body = _start(app, browser)
+    assert _row(app, body["refresh_token"]).sealed_value is None  # from a code: no predecessor
+    rotated = refresh(browser.http, client_id, secret, body["refresh_token"]).json["refresh_token"]
+    kept = _row(app, rotated)
+    assert kept.sealed_value is not None and rotated.encode() not in kept.sealed_value
+    assert kept.predecessor_id == _row(app, body["refresh_token"]).id
+    refresh(browser.http, client_id, secret, rotated)
+    assert _row(app, rotated).sealed_value is None
+
+
+def test_rfc9700_4_14_2_without_a_grace_window_nothing_is_kept(app_factory):
+    """OIDC_REFRESH_REUSE_GRACE_SECONDS=0: no successor value is stored at all."""
+    app = app_factory(refresh_reuse_grace_seconds=0)
+    browser = Browser(app)
+    client_id, secret, body = _start(app, browser)
+    rotated = refresh(browser.http, client_id, secret, body["refresh_token"]).json["refresh_token"]
+    assert _row(app, rotated).sealed_value is None
+
+
+def test_rfc9700_4_14_2_a_refresh_that_fails_before_its_successor_is_stored_leaves_the_token_usable(app, browser):
+    """RFC 9700 §4.14.2: a client retrying is not an attacker. The rotation is committed only
+    with its successor: a request that dies in between (here: storing fails) consumes nothing,
+    and the client's retry is an ordinary refresh, not reuse."""
+    client_id, secret, body = _start(app, browser)
+    server = app.extensions["oidc_server"]
+    save = server._save_token
+
+    def crash(token, request):
+        raise RuntimeError("the process died here")
+
+    server._save_token = crash
+    try:
+        assert refresh(browser.http, client_id, secret, body["refresh_token"]).status_code == 500
+    finally:
+        server._save_token = save
+    assert _row(app, body["refresh_token"]).rotated_at is None
+    retry = refresh(browser.http, client_id, secret, body["refresh_token"])
+    assert retry.status_code == 200, retry.json
+    assert refresh(browser.http, client_id, secret, retry.json["refresh_token"]).status_code == 200

@@ -156,6 +156,44 @@ def test_0007_stops_on_usernames_that_differ_only_in_case_and_changes_nothing(ba
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @EXPRESSION_INDEX_WARNINGS
+def test_0008_gives_existing_codes_and_refresh_tokens_generation_0_and_downgrades(backend, tmp_path):
+    """Migration 0008 (consent generations): codes and refresh tokens stored before it carry
+    generation 0, the generation a grant starts at, so they keep working until a withdrawal;
+    the downgrade removes what it added."""
+    with fresh_database(backend, tmp_path) as url:
+        app = create_app(settings_for(database_url=url))
+        try:
+            with app.app_context():
+                directory = app.extensions["migrate"].directory
+                upgrade(directory=directory, revision="0007")
+                with db.engine.begin() as conn:
+                    account_id = conn.execute(text(
+                        "INSERT INTO account (subject, kind, username, email_verified, disabled) "
+                        "VALUES ('s-1', 'human', 'alice', false, false) RETURNING id")).scalar()
+                    conn.execute(text("INSERT INTO refresh_token (token_digest, family, client_id, account_id, scope) "
+                                      "VALUES ('d1', 'f1', 'c1', :a, 'openid')"), {"a": account_id})
+                    conn.execute(text("INSERT INTO authorization_code (code_digest, family, client_id, account_id, "
+                                      "redirect_uri, scope) VALUES ('d2', 'f2', 'c1', :a, 'https://rp/cb', 'openid')"),
+                                 {"a": account_id})
+                upgrade(directory=directory, revision="0008")
+                assert _revision(app) == "0008"
+                with db.engine.connect() as conn:
+                    assert conn.execute(text("SELECT generation, predecessor_id, sealed_value "
+                                             "FROM refresh_token")).one() == (0, None, None)
+                    assert conn.execute(text("SELECT generation FROM authorization_code")).scalar() == 0
+                    assert conn.execute(text("SELECT count(*) FROM consent_generation")).scalar() == 0
+                downgrade(directory=directory, revision="0007")
+                tables = inspect(db.engine)
+                assert "consent_generation" not in tables.get_table_names()
+                assert "generation" not in {c["name"] for c in tables.get_columns("refresh_token")}
+        finally:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@EXPRESSION_INDEX_WARNINGS
 def test_0010_keeps_the_most_recent_link_per_account_and_provider_then_refuses_a_second(backend, tmp_path):
     """Migration 0010 (issue 12: a unique ``(account, provider)`` on federated identities):
     duplicates an old race left are removed first, keeping the most recently used one (last

@@ -249,3 +249,14 @@ def test_log_format_is_text_or_json(value):
     assert _load().log_format == "text"
     assert _load(OIDC_LOG_FORMAT="json").log_format == "json"
     assert "OIDC_LOG_FORMAT must be text or json" in _error(OIDC_LOG_FORMAT=value)
+
+
+@pytest.mark.parametrize("value", ["-1", "301"])
+def test_refresh_reuse_grace_is_bounded(value):
+    """OIDC_REFRESH_REUSE_GRACE_SECONDS: a short window (RFC 9700 §4.14.2), 0 to 300."""
+    assert "OIDC_REFRESH_REUSE_GRACE_SECONDS must be 0 to 300" in _error(OIDC_REFRESH_REUSE_GRACE_SECONDS=value)
+
+
+def test_refresh_reuse_grace_defaults_to_30_seconds_and_0_turns_it_off():
+    assert _load().refresh_reuse_grace_seconds == 30
+    assert _load(OIDC_REFRESH_REUSE_GRACE_SECONDS="0").refresh_reuse_grace_seconds == 0

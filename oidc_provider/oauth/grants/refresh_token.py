@@ -1,6 +1,7 @@
 """``grant_type=refresh_token`` (RFC 6749 §6) with rotation and reuse detection
-(RFC 9700 §4.14.2), a fresh ID token when ``openid`` was granted (OIDC Core §12.2), and the
-authorization's resources carried across rotations (RFC 8707 §2.2)."""
+(RFC 9700 §4.14.2) and its bounded grace for a retried request, a fresh ID token when
+``openid`` was granted (OIDC Core §12.2), and the authorization's resources carried across
+rotations (RFC 8707 §2.2)."""
 
 from authlib.oauth2.rfc6749 import grants
 
@@ -31,12 +32,23 @@ class RefreshTokenGrant(TargetMixin, grants.RefreshTokenGrant):
                 # RFC 8707 too before the rotation: a refused resource leaves the refresh
                 # token usable (and a retry is not mistaken for reuse).
                 self.resolve_target(granted=found.resources, account=subject.account)
-        row = self.policy.tokens.claim_refresh_token(refresh_token)
+        claimed = self.policy.tokens.claim_refresh_token(refresh_token, scope=self.request.payload.scope)
         # A disabled or deleted account's refresh tokens are invalid_grant (RFC 6749 §5.2),
         # not Authlib's "no user" invalid_request.
-        if row is None or self.policy.tokens.subject_of(row) is None:
+        subject = self.policy.tokens.subject_of(claimed[0]) if claimed is not None else None
+        if subject is None:
             return None
+        row, self.request.reissued_refresh_token = claimed
+        if self.request.reissued_refresh_token is not None:
+            # A retry within the grace window: answered from the successor it was given before.
+            self.resolve_target(granted=row.resources, account=subject.account)
         return row
+
+    def issue_token(self, user, refresh_token):
+        token = super().issue_token(user, refresh_token)
+        if self.request.reissued_refresh_token is not None:
+            token["refresh_token"] = self.request.reissued_refresh_token
+        return token
 
     def authenticate_user(self, refresh_token):
         return self.policy.tokens.subject_of(refresh_token)
