@@ -9,6 +9,7 @@ from .consent import Consent
 from .credential import Passkey, WebAuthnChallenge
 from .federation import FederatedIdentity, UpstreamState
 from .key import SigningKey
+from .pending import PendingRequest
 from .session import BrowserSession
 from .throttle import AuthThrottle
 from .token import AccessToken, AuthorizationCode, RefreshToken, UsedAssertion
@@ -17,5 +18,5 @@ __all__ = [
     "Account", "RecoveryCode", "AuditEvent", "AuthThrottle", "Client", "Consent", "SigningKey", "BrowserSession",
     "AccessToken", "AuthorizationCode", "RefreshToken", "UsedAssertion",
     "AccountAttribute", "DatabaseCredential", "PersonalToken", "Role", "RoleGrant",
-    "Passkey", "WebAuthnChallenge", "FederatedIdentity", "UpstreamState",
+    "Passkey", "WebAuthnChallenge", "FederatedIdentity", "UpstreamState", "PendingRequest",
 ]
