@@ -122,13 +122,6 @@ def check_form_token(entry: dict, token: str | None) -> bool:
     return any(hmac.compare_digest(_mac(key, entry), token) for key in keys if key)
 
 
-def cleanup_expired() -> int:
-    """Delete expired pending requests (``oidc-provider cleanup``)."""
-    result = db.session.execute(delete(PendingRequest).where(PendingRequest.expires_at < utcnow()))
-    db.session.commit()
-    return result.rowcount or 0
-
-
 def cookie_name(pid: str) -> str:
     return f"{_prefix()}{pid}"
 
