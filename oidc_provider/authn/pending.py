@@ -26,6 +26,8 @@ import re
 import secrets
 from datetime import timedelta
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import after_this_request, current_app, g, request
 from sqlalchemy import delete, select
 
@@ -39,6 +41,7 @@ PENDING_TTL = 1800
 PID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 # Keys of ``progress`` a caller may set with ``update``; the stamps are the module's own.
 FIELDS = frozenset({"level", "reason", "step", "declined", "consent"})
+FORM_TOKENS = b"oidc-provider pending request forms v1"
 
 
 def create(session, params: list[tuple[str, str]]) -> str:
@@ -112,14 +115,17 @@ def form_token(entry: dict) -> str:
     """A CSRF token for a form of this pending request (the login page): an HMAC of the
     request's binding value, so it needs no session. Parallel first sign-ins in several tabs
     each check against their own request, never against one session value the last tab wrote."""
-    return _mac(current_app.config["SECRET_KEY"], entry)
+    settings = current_app.extensions["oidc_settings"]
+    return _mac(settings.secret_key, entry)
 
 
 def check_form_token(entry: dict, token: str | None) -> bool:
+    """The current key, then ``OIDC_SECRET_KEY_PREVIOUS`` (a page opened before a key change)."""
     if not isinstance(token, str):
         return False
-    keys = [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]
-    return any(hmac.compare_digest(_mac(key, entry), token) for key in keys if key)
+    settings = current_app.extensions["oidc_settings"]
+    return any(hmac.compare_digest(_mac(key, entry), token)
+               for key in (settings.secret_key, settings.secret_key_previous) if key)
 
 
 def cookie_name(pid: str) -> str:
@@ -136,9 +142,10 @@ def _secure() -> bool:
     return current_app.extensions["oidc_settings"].secure_cookies
 
 
-def _mac(key, entry: dict) -> str:
-    key = key.encode() if isinstance(key, str) else key
-    mac = hmac.new(key, f"pending-form|{entry['pid']}|{entry['binder']}".encode(), hashlib.sha256).digest()
+def _mac(secret_key: str, entry: dict) -> str:
+    # A key of its own, derived like the keys of keys/encryption.py (HKDF-SHA256, one per purpose).
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=FORM_TOKENS).derive(secret_key.encode())
+    mac = hmac.new(key, f"{entry['pid']}|{entry['binder']}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
