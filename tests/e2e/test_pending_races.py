@@ -152,3 +152,23 @@ def test_signing_out_while_other_tabs_load_gives_them_no_5xx(two_instances):
             assert all(status < 500 for status in statuses), (round_, page, statuses)
         account = http.get(f"{pair.first.url}/account", allow_redirects=False, timeout=TIMEOUT)
         assert account.status_code == 302 and "/login" in account.headers["Location"], round_
+
+
+def test_3_1_2_1_prompt_login_in_one_tab_is_not_satisfied_by_a_sign_in_in_another(two_instances):
+    """OIDC Core §3.1.2.1 prompt=login, per request: two tabs of a signed-in browser each ask
+    for a fresh sign-in (on either instance); signing in on the second tab's page does not
+    complete the first, which still shows its own login page."""
+    pair = two_instances
+    client_id = pair.live.clients["pair"]["client_id"]
+    http, _ = _signed_in_browser(pair)
+    first, second = Tab(pair, http, pair.first.url), Tab(pair, http, pair.second.url)
+    first_page = first.walk(first.get(f"/authorize?{_query(pair.live, client_id, 'first', prompt='login')}"))
+    second_page = second.walk(second.get(f"/authorize?{_query(pair.live, client_id, 'second', prompt='login')}"))
+    assert 'name="password"' in first_page.text and 'name="password"' in second_page.text
+    done = second.sign_in(second_page)
+    assert parse_qs(urlsplit(done.headers["Location"]).query)["state"] == ["second"]
+    pid = _hidden_fields(first_page.text)["p"]
+    resumed = first.walk(first.get(f"/authorize/continue/{pid}"))
+    assert resumed.status_code == 200 and 'name="password"' in resumed.text, resumed.status_code
+    done = first.sign_in(resumed)
+    assert parse_qs(urlsplit(done.headers["Location"]).query)["state"] == ["first"]
