@@ -41,7 +41,7 @@ def login():
     checked = check_password(current_app.extensions["oidc_passwords"], username,
                              request.form.get("password") or "", request.remote_addr)
     if checked.account is None:
-        return _refused(pid, next_url, username)
+        return _refused(pid, entry, next_url, username)
     account = checked.account
     # RFC 8176 §2: "pwd" = password-based authentication.
     log_in(session, account, acr="pwd", amr=["pwd"])
@@ -56,8 +56,7 @@ def _next_url() -> str | None:
     return return_url(request.values.get("next"), current_app.extensions["oidc_settings"].forward_auth_rules)
 
 
-def _refused(pid, next_url, username):
-    entry = pending.load(session, pid)
+def _refused(pid, entry, next_url, username):
     return render_template("login/login.html", pid=pid, next=next_url, username=username,
                            form_token=pending.form_token(entry) if entry else None,
                            error="Incorrect username or password."), 401
