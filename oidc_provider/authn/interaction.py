@@ -71,6 +71,9 @@ class Situation:
     reachable: str | None = None  # the highest level the account's enrolled factors reach
     enrollable: str | None = None  # the highest level enrolling a factor here would reach
     declined: str | None = None  # the level the person declined ("Not now" / "Cancel") on a step-up page
+    # The session's account signed in for this very request (its login page, passkey or
+    # upstream), not for another request in another tab.
+    authenticated_for_request: bool = False
 
 
 def parse_prompt(raw: str | None) -> frozenset[str]:
@@ -95,9 +98,11 @@ def parse_max_age(raw: str | None) -> int | None:
 
 def next_step(s: Situation, *, now: int) -> Step:
     silent = "none" in s.prompt
-    # A login that happened after this request started satisfies prompt=login and max_age.
-    fresh = (s.logged_in and s.interaction_started is not None and s.auth_time is not None
-             and s.auth_time >= s.interaction_started)
+    # A sign-in done for this request satisfies its prompt=login and max_age (OIDC Core
+    # §3.1.2.1); one done for another request, or a step-up that proved only a second factor,
+    # does not, however recent.
+    fresh = (s.logged_in and s.authenticated_for_request and s.interaction_started is not None
+             and s.auth_time is not None and s.auth_time >= s.interaction_started)
     reason = None
     if not s.logged_in:
         reason = "no_session"

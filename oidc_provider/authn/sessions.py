@@ -8,14 +8,14 @@ usable cookie. Cookies are HttpOnly, SameSite=Lax and, under an https issuer, Se
 
 from __future__ import annotations
 
+import secrets
 from contextlib import suppress
 from datetime import timedelta
 
 from flask import request
 from flask.sessions import SessionInterface, SessionMixin
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm.attributes import flag_modified
 from werkzeug.datastructures import CallbackDict
 
 from ..clock import epoch, utcnow
@@ -41,6 +41,7 @@ class ServerSession(CallbackDict, SessionMixin):
         self.modified = False
         self.rotate = False
         self.ended = False
+        self.logged_in_now = False  # log_in: a new session even if the old one was ended meanwhile
 
 
 class DatabaseSessionInterface(SessionInterface):
@@ -70,6 +71,9 @@ class DatabaseSessionInterface(SessionInterface):
                     db.session.rollback()
                 return ServerSession(unavailable=exc)
             if row is not None and row.expires_at > utcnow():
+                # A snapshot, detached: the ORM never flushes or refreshes it, so a session
+                # deleted meanwhile (signed out in another tab) cannot fail this request.
+                db.session.expunge(row)
                 return ServerSession(dict(row.data or {}), row)
         return ServerSession()
 
@@ -88,36 +92,44 @@ class DatabaseSessionInterface(SessionInterface):
         if session.row is None and not dict(session):
             return
         now = utcnow()
-        raw = None
-        if session.row is None or session.rotate:
-            if session.row is not None:
-                db.session.execute(delete(BrowserSession).where(BrowserSession.id == session.row.id))
-            raw = new_secret()
-            session.row = BrowserSession(id_digest=digest(raw), created_at=now)
-            db.session.add(session.row)
-        row = session.row
         data = dict(session)
-        row.data = data
-        # Nested values (pending requests) may have been changed in place, and so compare
-        # equal to what was loaded: tell SQLAlchemy the column changed.
-        flag_modified(row, "data")
-        row.account_id = data.get("account_id")
-        row.acr = data.get("acr")
-        row.amr = data.get("amr")
-        row.last_seen_at = now
-        if row.account_id and session.rotate:
-            row.expires_at = now + self.ttl
+        if session.row is not None and not session.rotate:
+            # A plain UPDATE ... WHERE id, never the ORM's flush of the loaded row: a session
+            # ended (signed out, deleted) while this request ran matches no row, and an ended
+            # session stays ended instead of failing this request (issue 12: no StaleDataError).
+            db.session.execute(update(BrowserSession).where(BrowserSession.id == session.row.id).values(
+                data=data, account_id=data.get("account_id"), acr=data.get("acr"), amr=data.get("amr"),
+                last_seen_at=now))
+            db.session.commit()
+            return
+        if session.row is not None:
+            deleted = db.session.execute(delete(BrowserSession).where(BrowserSession.id == session.row.id)).rowcount
+            if not deleted and not session.logged_in_now:
+                # Ended while this request ran (a step-up or "confirm it's you" racing a sign
+                # out): it stays ended rather than coming back under a new id.
+                db.session.commit()
+                return
+        # The CSRF token is made with the session (and again with each new id after a login),
+        # so pages loading at once in several tabs never each write one of their own, the last
+        # overwriting the others' (issue 12).
+        field = app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+        if field not in data:
+            data[field] = secrets.token_hex(20)
+        raw = new_secret()
+        account_id = data.get("account_id")
+        row = BrowserSession(
+            id_digest=digest(raw), created_at=now, data=data, account_id=account_id, acr=data.get("acr"),
+            amr=data.get("amr"), last_seen_at=now, user_agent=(request.headers.get("User-Agent") or "")[:300],
+            expires_at=now + (self.ttl if account_id else ANONYMOUS_TTL))
+        if account_id and session.rotate:
             row.auth_time = now
-        elif row.expires_at is None:
-            row.expires_at = now + (self.ttl if row.account_id else ANONYMOUS_TTL)
-        if raw is not None:
-            row.user_agent = (request.headers.get("User-Agent") or "")[:300]
+        session.row = row
+        db.session.add(row)
         db.session.commit()
-        if raw is not None:
-            response.set_cookie(
-                self.cookie_name, raw, max_age=int(self.ttl.total_seconds()), path="/", domain=self.domain,
-                secure=self.secure, httponly=True, samesite="Lax",
-            )
+        response.set_cookie(
+            self.cookie_name, raw, max_age=int(self.ttl.total_seconds()), path="/", domain=self.domain,
+            secure=self.secure, httponly=True, samesite="Lax",
+        )
 
 
 # ---- the login held in a session ----
@@ -139,16 +151,15 @@ def current_login(session) -> tuple[Account, dict] | None:
 
 def log_in(session, account: Account, *, acr: str, amr: list[str]) -> None:
     """Record a fresh authentication and issue a new session id."""
-    # Pending requests survive the login (it is what they wait for), but a consent decision
-    # made by whoever was signed in before does not.
-    pending = {pid: {**entry, "consent": None} for pid, entry in (session.get("pending") or {}).items()}
+    # Pending requests are rows of their own (authn.pending) and survive the login, which is
+    # what they wait for; a consent decision in one counts only for the account that made it.
     now = epoch(utcnow())
     session.clear()
-    session["pending"] = pending
     # "mfa" is kept as proven too: an upstream trusted for MFA (federation, trust_mfa) vouches
     # for it; a local second factor adds its own method.
     session.update(account_id=account.id, auth_time=now, acr=acr, amr=amr, proven={method: now for method in amr})
     session.rotate = True
+    session.logged_in_now = True
 
 
 def elevate(session, *, method: str, ladder) -> str:

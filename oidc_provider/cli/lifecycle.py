@@ -29,6 +29,7 @@ from ..models import (
     Account,
     AuditEvent,
     AuthorizationCode,
+    PendingRequest,
     PersonalToken,
     RefreshToken,
     UpstreamState,
@@ -212,8 +213,9 @@ Try it: open {settings.issuer}/account and sign in, or point any OIDC library at
 @json_option
 def cleanup(as_json):
     """Delete expired codes, tokens, expired or revoked personal tokens, sessions, passkey
-    challenges, upstream login states, forgotten throttle counts, old audit rows and retired keys;
-    erase refresh-token successors kept past the retry window."""
+    challenges, upstream login states, pending authorization requests, forgotten throttle
+    counts, old audit rows and retired keys; erase refresh-token successors kept past the
+    retry window."""
     from ..authn.sessions import cleanup_expired
 
     with app_context() as app:
@@ -227,6 +229,7 @@ def cleanup(as_json):
             ("used_assertions", UsedAssertion, UsedAssertion.expires_at),
             ("webauthn_challenges", WebAuthnChallenge, WebAuthnChallenge.expires_at),
             ("upstream_states", UpstreamState, UpstreamState.expires_at),
+            ("pending_requests", PendingRequest, PendingRequest.expires_at),
         ):
             counts[name] = db.session.execute(delete(model).where(column < now)).rowcount or 0
         # Personal tokens: expired or revoked ones (the audit trail keeps their history).

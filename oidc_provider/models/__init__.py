@@ -9,6 +9,7 @@ from .consent import Consent, ConsentGeneration
 from .credential import Passkey, WebAuthnChallenge
 from .federation import FederatedIdentity, UpstreamState
 from .key import SigningKey
+from .pending import PendingRequest
 from .session import BrowserSession
 from .throttle import AuthThrottle
 from .token import AccessToken, AuthorizationCode, RefreshToken, UsedAssertion
@@ -18,5 +19,5 @@ __all__ = [
     "BrowserSession",
     "AccessToken", "AuthorizationCode", "RefreshToken", "UsedAssertion",
     "AccountAttribute", "DatabaseCredential", "PersonalToken", "Role", "RoleGrant",
-    "Passkey", "WebAuthnChallenge", "FederatedIdentity", "UpstreamState",
+    "Passkey", "WebAuthnChallenge", "FederatedIdentity", "UpstreamState", "PendingRequest",
 ]

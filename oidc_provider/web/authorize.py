@@ -87,10 +87,14 @@ def bad_input(exc: BadInput):
 def resume(pid):
     entry = pending.load(session, pid)
     if entry is None:
-        return error_page("Sign-in request expired",
-                          "This sign-in request has expired or was already completed. "
-                          "Go back to the application and start again.", 400)
+        return _expired()
     return dispatch(MultiDict(entry["params"]), pid=pid, entry=entry)
+
+
+def _expired():
+    return error_page("Sign-in request expired",
+                      "This sign-in request has expired or was already completed. "
+                      "Go back to the application and start again.", 400)
 
 
 def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = None):
@@ -149,9 +153,10 @@ def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = Non
         page = f"step_up.{kind}"
         return redirect(url_for(page, pid=pid))
 
+    if pid and not pending.finish(session, pid):
+        # Completed already (a double click, or another tab racing this one): once only.
+        return _expired()
     code = grant.issue_code(subject, checked["claims"], checked["resources"])
-    if pid:
-        pending.finish(session, pid)
     record(Event.CODE_ISSUED, account=subject.account, client=client, detail={"scope": grant.request.scope})
     params = [("code", code)]
     if values.get("state"):
@@ -190,7 +195,8 @@ def _situation(subject, checked: dict, client, scopes: set[str], entry: dict | N
     return interaction.Situation(
         prompt=checked["prompt"], max_age=checked["max_age"], logged_in=subject is not None,
         auth_time=subject.auth_time if subject else None, hint_matches=hint_matches,
-        interaction_started=entry["created"] if entry else None, client_trusted=client.trusted,
+        interaction_started=entry["created"] if entry else None,
+        authenticated_for_request=bool(entry and entry["authenticated"]), client_trusted=client.trusted,
         consent_covers=bool(consent and consent.covers(scopes)),
         consent_decision=entry.get("consent") if entry else None,
         ladder=ladder, session_acr=subject.acr if subject else None,

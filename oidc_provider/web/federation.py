@@ -147,6 +147,7 @@ def callback(name):
     except service.Refused as exc:
         return _page(exc.title, exc.message, exc.status, consumed.pending_id)
     log_in(session, signed_in.account, acr=signed_in.acr, amr=signed_in.amr)
+    pending.authenticated(session, consumed.pending_id)
     if consumed.pending_id:
         return redirect(url_for("authorize.resume", pid=consumed.pending_id))
     return redirect(url_for("account.home"))

@@ -6,17 +6,20 @@ a URL on a forward-auth host (``forward_auth_rules.return_url``: RFC 9700 §4.11
 redirect; anything else is ignored), else the account page."""
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import CSRFError
 
 from ..access.forward_auth_rules import return_url
 from ..audit import Event, record
 from ..authn import pending
 from ..authn.password_check import check_password
 from ..authn.sessions import log_in
+from ..extensions import csrf
 
 bp = Blueprint("login", __name__)
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@csrf.exempt  # checked below: against the pending request when there is one, else the session
 def login():
     pid = request.values.get("p")
     entry = pending.load(session, pid)
@@ -25,16 +28,24 @@ def login():
     hint = _param(entry, "login_hint") or ""
     next_url = _next_url()
     if request.method == "GET":
-        return render_template("login/login.html", pid=pid, next=next_url, username=hint[:150], error=None)
+        return render_template("login/login.html", pid=pid, next=next_url, username=hint[:150], error=None,
+                               form_token=pending.form_token(entry) if entry else None)
+    if entry is None:
+        csrf.protect()
+    elif not pending.check_form_token(entry, request.form.get("csrf_token")):
+        # A login form for a pending request carries a token bound to that request, so first
+        # sign-ins in several tabs, each with no session yet, all pass (issue 12).
+        raise CSRFError("The CSRF token is missing or does not match this sign-in request.")
 
     username = (request.form.get("username") or "").strip()[:150]
     checked = check_password(current_app.extensions["oidc_passwords"], username,
                              request.form.get("password") or "", request.remote_addr)
     if checked.account is None:
-        return _refused(pid, next_url, username)
+        return _refused(pid, entry, next_url, username)
     account = checked.account
     # RFC 8176 §2: "pwd" = password-based authentication.
     log_in(session, account, acr="pwd", amr=["pwd"])
+    pending.authenticated(session, pid)
     record(Event.LOGIN_SUCCESS, account=account, detail={"amr": ["pwd"]})
     if pid:
         return redirect(url_for("authorize.resume", pid=pid))
@@ -45,8 +56,9 @@ def _next_url() -> str | None:
     return return_url(request.values.get("next"), current_app.extensions["oidc_settings"].forward_auth_rules)
 
 
-def _refused(pid, next_url, username):
+def _refused(pid, entry, next_url, username):
     return render_template("login/login.html", pid=pid, next=next_url, username=username,
+                           form_token=pending.form_token(entry) if entry else None,
                            error="Incorrect username or password."), 401
 
 

@@ -178,6 +178,7 @@ def login():
     acr = ladder.level_of(result.amr)
     # RFC 8176 "hwk"/"swk" and "user": with user verification the passkey alone reaches phr.
     log_in(session, result.account, acr=acr, amr=result.amr)
+    pending.authenticated(session, body.get("p"))
     record(Event.LOGIN_SUCCESS, account=result.account, detail={"amr": result.amr, "acr": acr})
     return _json({"acr": acr, "next": _next_url(body)})
 

@@ -263,10 +263,14 @@ def test_login_page_fits_a_phone_screen(setup, chromium, tmp_path):
 def test_login_page_session_cookie_is_httponly_lax_and_renewed_at_login(setup, context, page):
     """The session cookie cannot be read by scripts (HttpOnly), is not sent on cross-site
     subrequests (SameSite=Lax), and gets a new value when the person signs in, so a cookie
-    planted before login is useless afterwards (session fixation)."""
-    page.goto(authorization_request(setup).url)
+    planted before login is useless afterwards (session fixation). The authorization request's
+    own cookie (issue 12) has the same flags."""
+    page.goto(f"{setup.issuer}/login")  # a session before signing in: what a fixation plants
     before = session_cookie(context)
     assert before is not None, context.cookies()
+    page.goto(authorization_request(setup).url)
+    request_cookies = [c for c in context.cookies() if c["name"].startswith("oidc_pending_")]
+    assert [(c["httpOnly"], c["sameSite"]) for c in request_cookies] == [(True, "Lax")], context.cookies()
     sign_in(page)
     expect(page.get_by_role("heading", name="Allow Browser Test RP?")).to_be_visible()
 

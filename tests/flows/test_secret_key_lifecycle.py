@@ -322,6 +322,9 @@ def test_a_totp_enrolment_waiting_in_a_session_starts_again_after_a_rekey(app, a
     assert json.loads(done.stdout)["pending_totp_enrolments_dropped"] == 1
     renewed = app_factory(secret_key=NEW).test_client()
     renewed.set_cookie(SESSION_COOKIE, browser.http.get_cookie(SESSION_COOKIE).value)
+    pid = location.rsplit("/", 1)[1]
+    pending = f"oidc_pending_{pid}"  # the authorization request's own cookie (issue 12)
+    renewed.set_cookie(pending, browser.http.get_cookie(pending).value)
     page = renewed.get(location)
     assert page.status_code == 200
     assert read_enrolment(page.text) != first

@@ -277,3 +277,27 @@ def test_0011_personal_tokens_narrowed_by_name_become_narrowed_by_id(backend, tm
             with app.app_context():
                 db.session.remove()
                 db.engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@EXPRESSION_INDEX_WARNINGS
+def test_0009_pending_requests_table_goes_up_and_down(backend, tmp_path):
+    """Migration 0009 adds the table of pending authorization requests (one row each, issue
+    12) and its downgrade removes it, leaving the rest as 0007 made it."""
+    with fresh_database(backend, tmp_path) as url:
+        app = create_app(settings_for(database_url=url))
+        try:
+            with app.app_context():
+                directory = app.extensions["migrate"].directory
+                upgrade(directory=directory, revision="0007")
+                assert "pending_request" not in inspect(db.engine).get_table_names()
+                upgrade(directory=directory, revision="0009")
+                columns = {c["name"] for c in inspect(db.engine).get_columns("pending_request")}
+                assert columns == {"id", "pid", "binder_digest", "params", "progress", "created_at", "expires_at"}
+                downgrade(directory=directory, revision="0007")
+                assert "pending_request" not in inspect(db.engine).get_table_names()
+                assert _has_case_index(app)
+        finally:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()

@@ -32,8 +32,8 @@ SIGNED_IN = Situation(
     interaction_started=None, client_trusted=False, consent_covers=True, consent_decision=None,
 )
 ANONYMOUS = replace(SIGNED_IN, logged_in=False, auth_time=None, consent_covers=False)
-# This request sent the person to the login page 30 s ago and they have just signed in.
-JUST_SIGNED_IN = replace(SIGNED_IN, auth_time=NOW - 10, interaction_started=NOW - 30)
+# This request sent the person to the login page 30 s ago and they have just signed in for it.
+JUST_SIGNED_IN = replace(SIGNED_IN, auth_time=NOW - 10, interaction_started=NOW - 30, authenticated_for_request=True)
 
 
 def p(*values):
@@ -97,6 +97,12 @@ NEXT_STEPS = [
     ("prompt=login, just signed in", replace(JUST_SIGNED_IN, prompt=p("login")), Proceed()),
     ("prompt=login, signed in before this request started",
      replace(SIGNED_IN, prompt=p("login"), interaction_started=NOW - 30), Login("prompt_login")),
+    # OIDC Core §3.1.2.1 prompt=login is per request: a sign-in or step-up done since, but for
+    # another request (another tab), is not a re-authentication for this one.
+    ("prompt=login, signed in since but for another request",
+     replace(JUST_SIGNED_IN, prompt=p("login"), authenticated_for_request=False), Login("prompt_login")),
+    ("max_age=0, signed in since but for another request",
+     replace(JUST_SIGNED_IN, max_age=0, authenticated_for_request=False), Login("max_age")),
     ("prompt=select_account", replace(SIGNED_IN, prompt=p("select_account")), Login("select_account")),
     ("prompt=select_account, just signed in",
      replace(JUST_SIGNED_IN, prompt=p("select_account")), Proceed()),
