@@ -15,12 +15,13 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from ..audit import Event, record
 from ..authn import levels, pending
 from ..authn.sessions import current_login, log_in
-from ..extensions import db
+from ..extensions import csrf, db
 from ..federation import service
 from ..federation import state as upstream_state
 from ..federation.connector import ConnectorError
 from ..federation.registry import callback_url
 from ..models import FederatedIdentity
+from .login import protect_form
 
 bp = Blueprint("federation", __name__)
 log = logging.getLogger("oidc_provider.federation")
@@ -85,6 +86,7 @@ def _redirect_upstream(connector, started, *, pid=None, purpose="login", account
 
 
 @bp.post("/federation/<name>/start")
+@csrf.exempt  # checked in the view, as the sign-in form is (web/login.py protect_form)
 def start(name):
     """Send the browser to the upstream with a new state, PKCE S256 challenge and nonce. POST
     with the CSRF token only (a GET is 405, ``Allow: POST``): a cross-site link or image must
@@ -94,9 +96,11 @@ def start(name):
     if connector is None:
         return _unknown_connector()
     pid = request.form.get("p") or None
-    if pid is not None and pending.load(session, pid) is None:
+    entry = pending.load(session, pid) if pid is not None else None
+    if pid is not None and entry is None:
         return _page("Sign-in request expired", "This sign-in request has expired or was already completed. "
                      "Go back to the application and start again.", 400)
+    protect_form(entry)
     started = upstream_state.issue(session, connector=name, purpose="login", pending_id=pid)
     return _redirect_upstream(connector, started, pid=pid)
 

@@ -30,12 +30,7 @@ def login():
     if request.method == "GET":
         return render_template("login/login.html", pid=pid, next=next_url, username=hint[:150], error=None,
                                form_token=pending.form_token(entry) if entry else None)
-    if entry is None:
-        csrf.protect()
-    elif not pending.check_form_token(entry, request.form.get("csrf_token")):
-        # A login form for a pending request carries a token bound to that request, so first
-        # sign-ins in several tabs, each with no session yet, all pass (issue 12).
-        raise CSRFError("The CSRF token is missing or does not match this sign-in request.")
+    protect_form(entry)
 
     username = (request.form.get("username") or "").strip()[:150]
     checked = check_password(current_app.extensions["oidc_passwords"], username,
@@ -69,3 +64,13 @@ def _param(entry, name):
         if key == name:
             return value
     return None
+
+
+def protect_form(entry: dict | None) -> None:
+    """CSRF check of a form on the sign-in page (the password form, "Continue with ..."): a form
+    for a pending request carries a token bound to that request, so first sign-ins in several
+    tabs, each with no session yet, all pass (issue 12); other forms use the session's token."""
+    if entry is None:
+        csrf.protect()
+    elif not pending.check_form_token(entry, request.form.get("csrf_token")):
+        raise CSRFError("The CSRF token is missing or does not match this sign-in request.")

@@ -68,8 +68,11 @@ def connect(app, name="github", who=None, error=None, **flags) -> FakeConnector:
 
 
 def press_start(browser, name="github", p=None):
-    """Press "Continue with ..." on the login page: a POST with the page's CSRF token."""
-    page = browser.http.get("/login")
+    """Press "Continue with ..." on the login page (the one for request ``p`` when given): a POST
+    with that page's CSRF token."""
+    page = browser.http.get("/login", query_string={"p": p} if p else None)
+    if page.status_code != 200:  # no such request: the plain sign-in page's form
+        page = browser.http.get("/login")
     return browser.http.post(f"/federation/{name}/start",
                              data={"csrf_token": csrf_token(page.text), **({"p": p} if p else {})})
 
