@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, jsonify, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -29,6 +29,7 @@ from ..authn.passkeys import PasskeyError, Reason
 from ..authn.sessions import current_login, log_in, reauthenticate
 from ..errors import error_page
 from ..extensions import db
+from .account_guard import Gate, check, signed_in
 
 bp = Blueprint("passkeys", __name__)
 
@@ -155,7 +156,13 @@ def login():
     # RFC 8176 "hwk"/"swk" and "user": with user verification the passkey alone reaches phr.
     log_in(session, result.account, acr=acr, amr=result.amr)
     record(Event.LOGIN_SUCCESS, account=result.account, detail={"amr": result.amr, "acr": acr})
-    return _json({"acr": acr, "next": _next_url(body)})
+    next_url = _next_url(body)
+    enrolled = current_app.extensions["oidc_second_factors"].enrolled_level(result.account)
+    if not isinstance(body.get("p"), str) or not PENDING_ID.fullmatch(body["p"]):
+        if enrolled and not ladder.satisfies(acr, enrolled):
+            # A passkey without user verification is one factor: the enrolled second one first.
+            next_url = url_for("step_up.sign_in", next=next_url)
+    return _json({"acr": acr, "next": next_url})
 
 
 # ---- a signed-in person proves a passkey (step-up, fresh authentication) ----
@@ -192,25 +199,28 @@ def verify():
 
 # ---- registration and management ----
 
-def _may_add_a_factor(account, facts) -> None:
-    level = current_app.extensions["oidc_second_factors"].level_to_add_a_factor(account, facts["acr"])
-    if level is not None:
+def _guarded(*, recent: str | None = None):
+    """``account_guard.check`` in this blueprint's JSON shape: 401 when signed out, 403
+    ``fresh_authentication_required`` with the page that gets the person there (the second-factor
+    step, or ``/account/confirm`` for a change that needs a recent sign-in)."""
+    result = check(recent=recent, back=url_for("passkeys.page"))
+    if isinstance(result, Gate):
+        if result.reason == "login_required":
+            raise NotSignedIn("Sign in first.")
         raise FreshAuthenticationRequired(
-            "Confirm it's you with your second factor before adding a passkey.", level=level,
-            confirm_url=url_for("account.confirm", level=level, why="add-factor"))
+            "Confirm it's you with your factors first.", level=result.level, confirm_url=result.url)
+    return result
 
 
 @bp.post("/passkeys/register/options")
 def register_options():
-    account, facts = _signed_in()
-    _may_add_a_factor(account, facts)
+    account, _ = _guarded(recent="add-factor")
     return _json(_service().registration_options(account))
 
 
 @bp.post("/passkeys/register")
 def register():
-    account, facts = _signed_in()
-    _may_add_a_factor(account, facts)
+    account, _ = _guarded(recent="add-factor")
     body = _body()
     try:
         name = clean_name(body.get("name") or "Passkey")
@@ -228,16 +238,14 @@ def register():
 
 
 @bp.get("/account/passkeys")
-def page():
-    login = current_login(session)
-    if login is None:
-        return redirect(url_for("login.login"))
-    return render_template("passkeys/page.html", account=login[0])
+@signed_in()
+def page(account, facts):
+    return render_template("passkeys/page.html", account=account)
 
 
 @bp.patch("/account/passkeys/<int:passkey_id>")
 def rename(passkey_id):
-    account, _ = _signed_in()
+    account, _ = _guarded()
     try:
         name = clean_name(_body().get("name"))
     except ValueError as exc:
@@ -247,7 +255,7 @@ def rename(passkey_id):
 
 @bp.delete("/account/passkeys/<int:passkey_id>")
 def remove(passkey_id):
-    account, facts = _signed_in()
+    account, facts = _guarded(recent="remove-passkey")
     _service().remove(account, passkey_id, proven=facts["proven"])
     current_app.extensions["oidc_second_factors"].drop_unused_recovery_codes(account)
     db.session.commit()
