@@ -50,16 +50,17 @@ def check(*, enrolled: bool = True, recent: str | None = None, back: str | None 
         return Gate("login_required", url_for("login.login", next=back))
     account, facts = login
     factors = current_app.extensions["oidc_second_factors"]
-    ladder = current_app.extensions["oidc_settings"].ladder
-    if enrolled and (level := factors.enrolled_level(account)) and not ladder.satisfies(facts["acr"], level):
-        return Gate("second_factor_required", url_for("step_up.sign_in", next=back), level)
+    settings = current_app.extensions["oidc_settings"]
+    ladder = settings.ladder
     if recent is not None:
+        # Checked first: a recent sign-in at the strongest level also meets the enrolled one.
         level = factors.strongest_level(account)
-        window = current_app.extensions["oidc_settings"].account_reauth_seconds
         if not levels.fresh_enough(ladder, proven=facts["proven"], level=level, now=int(time.time()),
-                                   window=window):
+                                   window=settings.account_reauth_seconds):
             return Gate("fresh_authentication_required",
                         url_for("account.confirm", level=level, why=recent, next=back), level)
+    if enrolled and (level := factors.enrolled_level(account)) and not ladder.satisfies(facts["acr"], level):
+        return Gate("second_factor_required", url_for("step_up.sign_in", next=back), level)
     return account, facts
 
 

@@ -208,7 +208,8 @@ def _guarded(*, recent: str | None = None):
         if result.reason == "login_required":
             raise NotSignedIn("Sign in first.")
         raise FreshAuthenticationRequired(
-            "Confirm it's you with your factors first.", level=result.level, confirm_url=result.url)
+            "Confirm it's you with your factors first.", level=result.level, confirm_url=result.url,
+            max_age=current_app.extensions["oidc_settings"].account_reauth_seconds)
     return result
 
 
@@ -234,6 +235,9 @@ def register():
     # The first second factor brings recovery codes, shown once (in this answer only).
     codes = current_app.extensions["oidc_second_factors"].first_recovery_codes(account)
     db.session.commit()
+    # Like typing the first TOTP code: the ceremony proved the new passkey, so the session holds
+    # it (else the enrolled-factors policy would ask for it again at once).
+    reauthenticate(session, amr=stored_amr(row), ladder=current_app.extensions["oidc_settings"].ladder)
     return _json({"passkey": _shown(row, account), "recovery_codes": codes}, 201)
 
 
