@@ -57,6 +57,8 @@ def confirm(browser, response, code, password=PASSWORD, kind="totp"):
     level = re.search(r'name="level" value="([^"]*)"', page.text).group(1)
     why = re.search(r'name="why" value="([^"]*)"', page.text).group(1)
     data = {"csrf_token": csrf_token(page.text), "level": level, "why": why, "password": password, "code": code}
+    if back := re.search(r'name="next" value="([^"]*)"', page.text):
+        data["next"] = back.group(1)  # where the confirmation returns to
     if kind == "recovery":
         data["kind"] = "recovery"
     return browser.http.post("/account/confirm", data=data)
