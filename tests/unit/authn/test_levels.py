@@ -155,12 +155,14 @@ def test_strongest_level_is_what_the_enrolled_factors_reach(methods, level):
     (Requirement("phr", "pwd", "acr_values", floor_reason="client_min_acr"), "mfa", "min_acr",
      Requirement("phr", "mfa", "acr_values", floor_reason="min_acr")),
     # Already as strict: unchanged.
-    (Requirement("mfa", "mfa", "client_min_acr"), "mfa", "enrolled_factors", Requirement("mfa", "mfa", "client_min_acr")),
+    (Requirement("mfa", "mfa", "client_min_acr"), "mfa", "enrolled_factors",
+     Requirement("mfa", "mfa", "client_min_acr")),
     (Requirement("phr", "phr", "essential_acr"), "mfa", "enrolled_factors", Requirement("phr", "phr", "essential_acr")),
     (Requirement("mfa", "pwd", "acr_values", floor_reason="client_min_acr"), "mfa", "min_acr",
      Requirement("mfa", "mfa", "min_acr")),
     # A client minimum the ladder lacks stays: unmeetable, fail closed.
-    (Requirement("gold", "gold", "client_min_acr"), "mfa", "enrolled_factors", Requirement("gold", "gold", "client_min_acr")),
+    (Requirement("gold", "gold", "client_min_acr"), "mfa", "enrolled_factors",
+     Requirement("gold", "gold", "client_min_acr")),
 ])
 def test_with_floor_keeps_the_stricter_binding_level(need, level, reason, expected):
     assert with_floor(LADDER, need, level, reason) == expected
