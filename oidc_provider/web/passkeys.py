@@ -156,13 +156,7 @@ def login():
     # RFC 8176 "hwk"/"swk" and "user": with user verification the passkey alone reaches phr.
     log_in(session, result.account, acr=acr, amr=result.amr)
     record(Event.LOGIN_SUCCESS, account=result.account, detail={"amr": result.amr, "acr": acr})
-    next_url = _next_url(body)
-    enrolled = current_app.extensions["oidc_second_factors"].enrolled_level(result.account)
-    if not isinstance(body.get("p"), str) or not PENDING_ID.fullmatch(body["p"]):
-        if enrolled and not ladder.satisfies(acr, enrolled):
-            # A passkey without user verification is one factor: the enrolled second one first.
-            next_url = url_for("step_up.sign_in", next=next_url)
-    return _json({"acr": acr, "next": next_url})
+    return _json({"acr": acr, "next": _next_url(body)})
 
 
 # ---- a signed-in person proves a passkey (step-up, fresh authentication) ----
@@ -260,7 +254,8 @@ def rename(passkey_id):
 @bp.delete("/account/passkeys/<int:passkey_id>")
 def remove(passkey_id):
     account, facts = _guarded(recent="remove-passkey")
-    _service().remove(account, passkey_id, proven=facts["proven"])
+    _service().remove(account, passkey_id, proven=facts["proven"],
+                      window=current_app.extensions["oidc_settings"].account_reauth_seconds)
     current_app.extensions["oidc_second_factors"].drop_unused_recovery_codes(account)
     db.session.commit()
     return _json({"removed": passkey_id})
