@@ -204,6 +204,12 @@ class Settings:
     ``Authorization: Bearer <token>`` (at least 32 bytes); empty leaves it open to whoever can
     reach it, so restrict it at the proxy (docs/operator-guide.md, Metrics)."""
 
+    jwks_uri_allow_loopback: bool = False
+    """OIDC_JWKS_URI_ALLOW_LOOPBACK. Let a system account's ``jwks_uri`` resolve to a loopback
+    address (127.0.0.1, ::1) when its keys are fetched. Off, any jwks_uri whose host resolves to
+    a loopback, private, link-local or otherwise non-public address is refused at fetch time
+    (server-side request forgery); turn it on only for tests or a key server on this machine."""
+
     extra: dict = field(default_factory=dict, compare=False, repr=False)
     # Not settings: the OIDC_CONNECTOR_<NAME>_CLIENT_SECRET variables found at load.
     connector_secrets: dict = field(default_factory=dict, compare=False, repr=False)

@@ -80,6 +80,7 @@ class Reason(StrEnum):
     # Decided by the caller, which holds the challenges and credential records:
     CHALLENGE_EXPIRED = "challenge_expired"
     CHALLENGE_UNKNOWN = "challenge_unknown"  # never issued, already used, or for another ceremony
+    CHALLENGE_FOREIGN = "challenge_foreign_session"  # issued to another browser session
     UNKNOWN_CREDENTIAL = "unknown_credential"
     USER_HANDLE = "user_handle_mismatch"
     ALREADY_REGISTERED = "already_registered"

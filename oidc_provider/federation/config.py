@@ -19,7 +19,7 @@ DEFAULTS = {
     "oidc": ("Single sign-on", "openid email profile", False),
 }
 KEYS = {"kind", "client_id", "client_secret", "display_name", "scopes", "issuer", "match_email", "signup",
-        "trust_mfa", "github_url", "github_api_url"}
+        "trust_mfa", "github_url", "github_api_url", "trusted_audiences"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,9 @@ class ConnectorConfig:
     trust_mfa: bool = False  # an upstream that says it did MFA reaches mfa here
     github_url: str = "https://github.com"  # GitHub Enterprise (or a test server)
     github_api_url: str = "https://api.github.com"
+    # OIDC Core §3.1.3.7 step 3: audiences besides our client_id an upstream ID token may name
+    # (its other clients that we trust); any other extra audience is refused.
+    trusted_audiences: tuple[str, ...] = ()
 
 
 def secret_variable(name: str) -> str:
@@ -105,7 +108,13 @@ def parse(text: str, secrets: dict[str, str] | None = None) -> tuple[dict[str, C
                 errors.append(f"{where}: {key} must be an https URL (http only on a loopback host)")
         if kind in ("google", "oidc") and "openid" not in values["scopes"].split():
             errors.append(f"{where}: scopes must include 'openid'")
-        found[name] = ConnectorConfig(name=name, kind=kind, **values, **flags)
+        audiences = raw.get("trusted_audiences", [])
+        if not isinstance(audiences, list) or not all(isinstance(a, str) and a.strip() for a in audiences):
+            errors.append(f"{where}: trusted_audiences must be a list of client ids")
+            continue
+        if kind == "github" and audiences:
+            errors.append(f"{where}: trusted_audiences applies to OpenID Connect upstreams only")
+        found[name] = ConnectorConfig(name=name, kind=kind, **values, **flags, trusted_audiences=tuple(audiences))
     return ({} if errors else found), errors
 
 

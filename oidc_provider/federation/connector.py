@@ -29,8 +29,8 @@ class Identity:
 
 class ConnectorError(Exception):
     """The upstream login failed. ``reason`` is a code for the audit row (``access_denied``,
-    ``missing_code``, ``token_exchange``, ``profile``, ``email``, ``id_token``,
-    ``unreachable``); ``message`` is for the person and names no secret."""
+    ``missing_code``, ``token_exchange``, ``profile``, ``email``, ``id_token``, ``userinfo``,
+    ``userinfo_encrypted``, ``unreachable``); ``message`` is for the person and names no secret."""
 
     def __init__(self, reason: str, message: str):
         super().__init__(message)

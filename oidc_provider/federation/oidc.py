@@ -1,9 +1,12 @@
 """A generic OpenID Connect upstream, found by its issuer alone: OIDC Discovery 1.0 §4 for the
 endpoints, the authorization code flow with PKCE S256 (RFC 7636) and a ``nonce`` (OIDC Core
 §3.1.2.1), the ``iss`` authorization response parameter (RFC 9207 §2.4), and the ID token
-validated with joserfc as OIDC Core §3.1.3.7 asks. Identity comes from the ID token only.
-Discovery and the JWKS are cached on the instance; nothing the upstream sends back (codes,
-tokens, its error text) ever reaches a ConnectorError message."""
+validated with joserfc as OIDC Core §3.1.3.7 asks. Identity comes from the ID token, and from
+the UserInfo endpoint (§5.3) when the ID token lacks the profile claims sign-up and linking use
+(§5.4: with an access token issued, an upstream may put ``email`` and ``profile`` claims only
+there, as node oidc-provider does by default). Discovery and the JWKS are cached on the
+instance; nothing the upstream sends back (codes, tokens, its error text) ever reaches a
+ConnectorError message."""
 
 from __future__ import annotations
 
@@ -12,19 +15,26 @@ import time
 from collections.abc import Callable, Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
+import requests
 from joserfc import jwk, jws, jwt
 from joserfc.errors import JoseError
 
 from .config import ConnectorConfig
-from .connector import Connector, ConnectorError, Identity
+from .connector import TIMEOUT, Connector, ConnectorError, Identity
 
 DISCOVERY_TTL = 3600.0  # seconds a discovery document is reused
 LEEWAY = 60  # seconds of clock skew tolerated on exp and iat
 ALGORITHMS = {"RS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}  # never "none", never HS* (§3.1.3.7 step 8)
 MAX_ID_TOKEN = 16384
+MAX_USERINFO = 65536
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# What sign-up and linking read; the ID token lacking any of the first two sends us to userinfo.
+PROFILE_NEEDED = ("email", "name")
 
 BAD_TOKEN = "The other site sent a sign-in token that could not be trusted."
+BAD_USERINFO = "The other site sent profile information that could not be trusted."
+ENCRYPTED_USERINFO = ("The other site sent its profile information encrypted, which this site does not read. "
+                      "The site's operator should turn off userinfo encryption for this client at the other site.")
 MISCONFIGURED = "The other site's sign-in settings could not be used. Try again later."
 
 
@@ -86,6 +96,8 @@ class OidcConnector(Connector):
         tokens = self.token_request(metadata, redirect_uri=redirect_uri, code=params["code"],
                                     code_verifier=code_verifier)
         claims = self.validate_id_token(tokens.get("id_token"), nonce=nonce)
+        if any(_text(claims.get(name)) is None for name in PROFILE_NEEDED) and metadata.get("userinfo_endpoint"):
+            claims = self.with_userinfo(claims, self.userinfo(metadata, tokens.get("access_token"), claims))
         return self.identity(claims)
 
     def check_response_issuer(self, params: Mapping[str, str], metadata: dict) -> None:
@@ -157,6 +169,10 @@ class OidcConnector(Connector):
         audiences = [aud] if isinstance(aud, str) else aud
         if not isinstance(audiences, list) or client_id not in audiences:
             raise ConnectorError("id_token", BAD_TOKEN)
+        # Step 3: "The ID Token MUST be rejected if the ID Token ... contains additional
+        # audiences not trusted by the Client": only those the operator listed.
+        if any(a != client_id and a not in self.config.trusted_audiences for a in audiences):
+            raise ConnectorError("id_token", BAD_TOKEN)
         # Steps 4-5: with several audiences the azp Claim names the party it was issued to, and
         # if present it must be us.
         azp = claims.get("azp")
@@ -180,6 +196,82 @@ class OidcConnector(Connector):
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub or len(sub) > 255:
             raise ConnectorError("id_token", BAD_TOKEN)
+
+    # ---- the UserInfo endpoint (OIDC Core §5.3) ----
+    def userinfo(self, metadata: dict, access_token, id_claims: dict) -> dict:
+        """§5.3.1: GET with the access token as a Bearer token (RFC 6750 §2.1). §5.3.2: the
+        answer is JSON, or a JWT signed (and verified here with the upstream's keys, like the
+        ID token) when the client registered a signed response; an encrypted one is refused
+        with a message saying so. Its ``sub`` "MUST be verified to exactly match the sub Claim
+        in the ID Token; if they do not match, the UserInfo Response values MUST NOT be used"."""
+        endpoint = metadata.get("userinfo_endpoint")
+        if not _safe_url(endpoint):
+            raise ConnectorError("unreachable", MISCONFIGURED)
+        if not isinstance(access_token, str) or not access_token:
+            raise ConnectorError("userinfo", "The other site sent no access token for the profile.")
+        try:
+            response = self.http.request("GET", endpoint, timeout=TIMEOUT, allow_redirects=False, headers={
+                "Authorization": f"Bearer {access_token}", "Accept": "application/json, application/jwt"})
+        except requests.RequestException as exc:
+            raise ConnectorError("unreachable", "The other site could not be reached. Try again later.") from exc
+        if response.status_code != 200 or len(response.content) > MAX_USERINFO:
+            raise ConnectorError("userinfo", "The other site did not send the profile. Try again later.")
+        media = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if media == "application/jwt":
+            claims = self._signed_userinfo(response.text.strip())
+        else:
+            try:
+                claims = response.json()
+            except ValueError as exc:
+                raise ConnectorError("userinfo", BAD_USERINFO) from exc
+        if not isinstance(claims, dict):
+            raise ConnectorError("userinfo", BAD_USERINFO)
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not hmac.compare_digest(sub.encode(), id_claims["sub"].encode()):
+            raise ConnectorError("userinfo", BAD_USERINFO)
+        return claims
+
+    def _signed_userinfo(self, token: str) -> dict:
+        if token.count(".") == 4:
+            # §5.3.2: "If ... encrypted, ... the response body is a JWE": we register none.
+            raise ConnectorError("userinfo_encrypted", ENCRYPTED_USERINFO)
+        if token.count(".") != 2:
+            raise ConnectorError("userinfo", BAD_USERINFO)
+        try:
+            header = jws.extract_compact(token.encode("ascii")).protected
+            if header.get("alg") not in ALGORITHMS:  # never "none", never HS* (as the ID token)
+                raise ConnectorError("userinfo", BAD_USERINFO)
+            key = self.signing_key(header.get("kid"), header["alg"])
+            claims = jwt.decode(token, key, algorithms=[header["alg"]]).claims
+        except ConnectorError as exc:
+            raise ConnectorError("userinfo", BAD_USERINFO) from exc
+        except (JoseError, ValueError, UnicodeError, TypeError) as exc:
+            raise ConnectorError("userinfo", BAD_USERINFO) from exc
+        # §5.3.2: a signed response "SHOULD contain the Claims iss (issuer) and aud": when they
+        # are there they must name this upstream and us.
+        if "iss" in claims and claims["iss"] not in self.accepted_issuers():
+            raise ConnectorError("userinfo", BAD_USERINFO)
+        if "aud" in claims:
+            aud = claims["aud"]
+            if self.config.client_id not in ([aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []):
+                raise ConnectorError("userinfo", BAD_USERINFO)
+        return claims
+
+    @staticmethod
+    def with_userinfo(id_claims: dict, userinfo: dict) -> dict:
+        """The ID token's claims, completed with profile claims only userinfo had. ``email``
+        and ``email_verified`` travel together: a verified flag from one source never
+        vouches for an address from the other."""
+        merged = dict(id_claims)
+        if _text(id_claims.get("email")) is None:
+            merged.pop("email_verified", None)
+            for name in ("email", "email_verified"):
+                if name in userinfo:
+                    merged[name] = userinfo[name]
+        for name in ("name", "preferred_username"):
+            if _text(merged.get(name)) is None and name in userinfo:
+                merged[name] = userinfo[name]
+        return merged
 
     # ---- the upstream's keys ----
     def signing_key(self, kid, alg: str):

@@ -149,7 +149,11 @@ def link_to(account: Account, identity: Identity, *, fresh: bool, issuer: str | 
         raise _refuse(decision.reason, identity, account=account, event=Event.FEDERATED_LINKED)
     if _has_provider(account, identity.provider):
         raise _refuse("provider_already_linked", identity, account=account, event=Event.FEDERATED_LINKED)
-    link = _link(account, identity, rule="explicit", issuer=issuer)
+    try:
+        link = _link(account, identity, rule="explicit", issuer=issuer)
+    except IntegrityError:
+        # A concurrent link won the race: (provider, subject) or (account, provider) is taken.
+        raise _refuse("provider_already_linked", identity, account=account, event=Event.FEDERATED_LINKED) from None
     _refresh(link, identity)
     db.session.commit()
     return link
@@ -172,17 +176,35 @@ def can_unlink(account: Account) -> bool:
     return ways["password"] or ways["passkeys"] > 0 or ways["links"] > 1
 
 
-def unlink(account: Account, link: FederatedIdentity, *, by: str = "account", force: bool = False) -> None:
+def unlink(account: Account, link: FederatedIdentity, *, by: str = "account", force: bool = False) -> bool:
     """Remove one linked identity of ``account``; raises ``Refused("last_way_to_sign_in")``
-    unless another way to sign in remains (an operator may ``force``)."""
+    unless another way to sign in remains (an operator may ``force``). False when the link was
+    already gone (another request removed it first).
+
+    The check and the delete run under a lock on the account's row (``SELECT ... FOR UPDATE``
+    on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises writers), so two unlinks of
+    an account's last two links, at two provider processes at once, cannot each count the
+    other and leave the account with no way in."""
+    link_id, provider = link.id, link.provider
+    db.session.execute(select(Account.id).where(Account.id == account.id).with_for_update())
+    # Read again under the lock: what another request committed meanwhile counts.
+    current = db.session.scalar(select(FederatedIdentity).where(
+        FederatedIdentity.id == link_id, FederatedIdentity.account_id == account.id)
+        .execution_options(populate_existing=True))
+    if current is None:
+        db.session.rollback()
+        return False
+    db.session.refresh(account)
     if not force and not can_unlink(account):
+        db.session.rollback()
         record(Event.FEDERATED_UNLINKED, outcome="failure", reason="last_way_to_sign_in", account=account,
-               detail={"provider": link.provider, "by": by})
+               detail={"provider": provider, "by": by})
         raise Refused("last_way_to_sign_in")
     record(Event.FEDERATED_UNLINKED, account=account, commit=False,
-           detail={"provider": link.provider, "by": by, "forced": force})
-    db.session.delete(link)
+           detail={"provider": provider, "by": by, "forced": force})
+    db.session.delete(current)
     db.session.commit()
+    return True
 
 
 # ---- helpers ----

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
@@ -10,10 +10,12 @@ from ..extensions import db
 
 
 class FederatedIdentity(db.Model):
-    """``(provider, subject)`` -> account: one upstream identity signs in to one account."""
+    """``(provider, subject)`` -> account: one upstream identity signs in to one account; and
+    ``(account, provider)`` unique: an account links at most one identity per upstream."""
 
     __tablename__ = "federated_identity"
-    __table_args__ = (UniqueConstraint("provider", "subject", name="uq_federated_identity_provider_subject"),)
+    __table_args__ = (UniqueConstraint("provider", "subject", name="uq_federated_identity_provider_subject"),
+                      Index("uq_federated_identity_account_provider", "account_id", "provider", unique=True))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)

@@ -52,7 +52,10 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         def resolve(token):
             kid = token.headers().get("kid")
             try:
-                return self.remote_keys.get(url, kid if isinstance(kid, str) else None, client_id=client_id)
+                # Issue 12: no transaction (on SQLite, the write lock) open while the client's
+                # key server answers, for up to 5 s.
+                return self.remote_keys.get(url, kid if isinstance(kid, str) else None, client_id=client_id,
+                                            before_fetch=db.session.commit)
             except RemoteKeyError as exc:
                 raise InvalidClientError(description="The client's keys at its jwks_uri are unavailable.") from exc
         return resolve

@@ -5,6 +5,13 @@ A JWK set here holds public asymmetric keys only: a private member means the cli
 private key, and a symmetric (``oct``) key published at a URL or handed to an admin would let
 anyone who read it sign assertions.
 
+The host name is resolved when the set is fetched, and refused if any address it resolves to
+is loopback (unless ``OIDC_JWKS_URI_ALLOW_LOOPBACK``), private, link-local, shared or otherwise
+not public (server-side request forgery: cloud metadata at 169.254.169.254, internal hosts);
+the connection then goes to the address that was checked, with the name kept for ``Host`` and
+TLS (SNI and certificate checks), so a name re-pointed between the check and the connection
+(DNS rebinding) reaches nothing new.
+
 Fetched sets are cached per URL in the process for ``CACHE_SECONDS``: a cache, not shared
 state, since every process can fetch the same set. An assertion whose ``kid`` the cached set
 lacks triggers one refetch, at most once per ``REFETCH_SECONDS`` per URL, which is how OIDC
@@ -16,15 +23,19 @@ without the response body.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
+import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry, KeySet
 
@@ -119,22 +130,65 @@ def check_jwks_uri(uri) -> str:
     return uri
 
 
-def fetch(url: str) -> KeySet:
-    """GET the set: no redirects, ``TIMEOUT_SECONDS`` in all, at most ``MAX_BYTES``."""
+def public_address(host: str, port: int, *, allow_loopback: bool = False) -> str:
+    """The address to connect to for ``host``: every address the name resolves to must be
+    public (``ipaddress``'s ``is_global``: not private, link-local, shared, reserved or
+    unspecified) and not multicast; loopback only with ``allow_loopback``. Raises
+    RemoteKeyError, naming no address."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError):
+        raise RemoteKeyError("the host name does not resolve") from None
+    addresses = []
+    for *_, sockaddr in found:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if address.version == 6 and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if address.is_loopback:
+            if not allow_loopback:
+                raise RemoteKeyError("the host resolves to a loopback address")
+        elif not address.is_global or address.is_multicast:
+            raise RemoteKeyError("the host resolves to a private, link-local or reserved address")
+        addresses.append(str(address))
+    if not addresses:
+        raise RemoteKeyError("the host name does not resolve")
+    return addresses[0]
+
+
+def fetch(url: str, *, allow_loopback: bool = False) -> KeySet:
+    """GET the set from the checked address (``public_address``): no redirects, no proxy,
+    ``TIMEOUT_SECONDS`` in all, at most ``MAX_BYTES``."""
     deadline = time.monotonic() + TIMEOUT_SECONDS
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    address = public_address(parts.hostname or "", port, allow_loopback=allow_loopback)
+    timeout = urllib3.Timeout(connect=TIMEOUT_SECONDS, read=TIMEOUT_SECONDS)
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=requests.certs.where())
+        pool = urllib3.HTTPSConnectionPool(address, port, timeout=timeout, retries=False, ssl_context=context,
+                                           server_hostname=parts.hostname, assert_hostname=parts.hostname)
+    else:
+        pool = urllib3.HTTPConnectionPool(address, port, timeout=timeout, retries=False)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host = parts.hostname if ":" not in (parts.hostname or "") else f"[{parts.hostname}]"
     body = b""
     try:
-        with requests.get(url, timeout=TIMEOUT_SECONDS, allow_redirects=False, stream=True,
-                          headers={"Accept": "application/jwk-set+json, application/json"}) as response:
-            if response.status_code != 200:
-                raise RemoteKeyError(f"HTTP status {response.status_code}")
-            for chunk in response.iter_content(8192):
-                body += chunk
-                if len(body) > MAX_BYTES:
-                    raise RemoteKeyError(f"the response is larger than {MAX_BYTES} bytes")
-                if time.monotonic() > deadline:
-                    raise RemoteKeyError(f"the response took longer than {TIMEOUT_SECONDS} s")
-    except (requests.RequestException, ValueError) as exc:  # ValueError: a URL requests cannot use
+        with pool:
+            response = pool.urlopen("GET", target, redirect=False, preload_content=False, retries=False, headers={
+                "Host": f"{host}:{parts.port}" if parts.port else host,
+                "Accept": "application/jwk-set+json, application/json"})
+            try:
+                if response.status != 200:
+                    raise RemoteKeyError(f"HTTP status {response.status}")
+                for chunk in response.stream(8192):
+                    body += chunk
+                    if len(body) > MAX_BYTES:
+                        raise RemoteKeyError(f"the response is larger than {MAX_BYTES} bytes")
+                    if time.monotonic() > deadline:
+                        raise RemoteKeyError(f"the response took longer than {TIMEOUT_SECONDS} s")
+            finally:
+                response.release_conn()
+    except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
         raise RemoteKeyError(type(exc).__name__) from None
     try:
         return public_key_set(json.loads(body), ignore_unknown=True)[0]
@@ -154,14 +208,17 @@ class RemoteKeySets:
     """The per-process cache of jwks_uri sets; ``fetcher`` and ``clock`` are injectable.
     Requests for one URL wait for a fetch in flight instead of failing or fetching twice."""
 
-    def __init__(self, *, fetcher=fetch, clock=time.monotonic):
-        self._fetch = fetcher
+    def __init__(self, *, fetcher=None, clock=time.monotonic, allow_loopback: bool = False):
+        self._fetch = fetcher or functools.partial(fetch, allow_loopback=allow_loopback)
         self._clock = clock
         self._lock = threading.Lock()
         self._url_locks: dict[str, threading.Lock] = {}
         self._entries: dict[str, _Entry] = {}
 
-    def get(self, url: str, kid: str | None, *, client_id: str = "") -> KeySet:
+    def get(self, url: str, kid: str | None, *, client_id: str = "", before_fetch=None) -> KeySet:
+        """The set at ``url`` for an assertion naming ``kid``. ``before_fetch`` is called just
+        before a request goes out (the caller ends its database transaction there: no lock is
+        held while a remote host answers)."""
         with self._lock:
             url_lock = self._url_locks.setdefault(url, threading.Lock())
         with url_lock:
@@ -177,6 +234,8 @@ class RemoteKeySets:
             if entry is None:
                 entry = self._entries[url] = _Entry(None, frozenset(), None, now)
             entry.attempted_at = now
+            if before_fetch is not None:
+                before_fetch()
             try:
                 keys = self._fetch(url)
             except RemoteKeyError as exc:

@@ -26,6 +26,7 @@ from .grants.client_credentials import ClientCredentialsGrant
 from .grants.refresh_token import RefreshTokenGrant
 from .openid import OpenIDCode
 from .pkce import S256CodeChallenge
+from .remote_keys import RemoteKeySets
 from .requests import ProviderRequest
 from .tokens import TokenService
 
@@ -106,7 +107,8 @@ def build_server(settings) -> AuthorizationServer:
     server.register_client_auth_method("client_secret_basic", client_secret_basic)
     server.register_client_auth_method(
         PrivateKeyJWT.CLIENT_AUTH_METHOD,
-        PrivateKeyJWT(settings.issuer, settings.issuer + "/token"),
+        PrivateKeyJWT(settings.issuer, settings.issuer + "/token",
+                      RemoteKeySets(allow_loopback=settings.jwks_uri_allow_loopback)),
     )
     server.register_endpoint(RevocationEndpoint)
     server.register_endpoint(IntrospectionEndpoint)

@@ -64,7 +64,17 @@ def _unknown_connector():
                  "one from the sign-in page.", 404)
 
 
+def _outside_transaction() -> None:
+    """Issue 12: no database transaction is open while an upstream answers (discovery, token
+    exchange, userinfo, its JWKS): on SQLite every transaction holds the database's write lock
+    (``BEGIN IMMEDIATE``), on PostgreSQL row locks, so a slow upstream would stall every other
+    request. Commit whatever is pending and hand the connection back before calling out; what
+    follows the call begins a new transaction."""
+    db.session.commit()
+
+
 def _redirect_upstream(connector, started, *, pid=None, purpose="login", account=None):
+    _outside_transaction()  # start() may fetch the discovery document
     try:
         url = connector.start(redirect_uri=callback_url(_settings().issuer, connector.name), state=started.state,
                               nonce=started.nonce, code_challenge=started.code_challenge)
@@ -74,18 +84,30 @@ def _redirect_upstream(connector, started, *, pid=None, purpose="login", account
     return redirect(url)
 
 
-@bp.get("/federation/<name>/start")
+@bp.post("/federation/<name>/start")
 def start(name):
-    """Send the browser to the upstream with a new state, PKCE S256 challenge and nonce."""
+    """Send the browser to the upstream with a new state, PKCE S256 challenge and nonce. POST
+    with the CSRF token only (a GET is 405, ``Allow: POST``): a cross-site link or image must
+    not be able to start an upstream login in someone's browser (RFC 6749 §10.12 login CSRF;
+    RFC 9700 §4.7), nor fill the state table."""
     connector = _connectors().get(name)
     if connector is None:
         return _unknown_connector()
-    pid = request.args.get("p") or None
+    pid = request.form.get("p") or None
     if pid is not None and pending.load(session, pid) is None:
         return _page("Sign-in request expired", "This sign-in request has expired or was already completed. "
                      "Go back to the application and start again.", 400)
     started = upstream_state.issue(session, connector=name, purpose="login", pending_id=pid)
     return _redirect_upstream(connector, started, pid=pid)
+
+
+@bp.get("/federation/<name>/start")
+def start_by_get(name):
+    """RFC 9110 §15.5.6: 405, and ``Allow`` names the method that works. Answered here rather
+    than by the app's generic handler so the header is certain to be sent."""
+    body, status = _page("Use the sign-in page", "Start signing in with another site from the button on the "
+                         "sign-in page.", 405)
+    return body, status, {"Allow": "POST"}
 
 
 @bp.get("/federation/<name>/callback")
@@ -104,6 +126,7 @@ def callback(name):
         consumed = upstream_state.consume(session, connector=name, state=request.args.get("state"))
     except upstream_state.StateError as exc:
         return _failed(name, f"state_{exc.reason}", *STATE_PAGES[exc.reason])
+    _outside_transaction()  # finish() exchanges the code, may fetch userinfo and the JWKS
     try:
         identity = connector.finish(redirect_uri=callback_url(_settings().issuer, name),
                                     params=request.args.to_dict(), nonce=consumed.nonce,
@@ -195,10 +218,10 @@ def unlink(link_id):
     if link is None or link.account_id != account.id:
         return redirect(url_for("account.home"))
     try:
-        service.unlink(account, link)
+        removed = service.unlink(account, link)
     except service.Refused as exc:
         return _page(exc.title, exc.message, exc.status, back="account")
-    return redirect(url_for("account.home", done="unlinked"))
+    return redirect(url_for("account.home", done="unlinked") if removed else url_for("account.home"))
 
 
 @bp.app_context_processor

@@ -22,11 +22,12 @@ from werkzeug.exceptions import HTTPException
 
 from ..access.forward_auth_rules import return_url
 from ..audit import Event, record
-from ..authn import pending
+from ..authn import pending, throttle
 from ..authn.levels import AMR_HARDWARE_KEY, AMR_PASSWORD
 from ..authn.passkey_service import FreshAuthenticationRequired, ManageError, clean_name, stored_amr
 from ..authn.passkeys import PasskeyError, Reason
 from ..authn.sessions import current_login, log_in, reauthenticate
+from ..clock import utcnow
 from ..errors import error_page
 from ..extensions import db
 from .account_guard import Gate, check, signed_in
@@ -36,7 +37,8 @@ bp = Blueprint("passkeys", __name__)
 PENDING_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 STATUS = {"login_required": 401, "not_found": 404, "fresh_authentication_required": 403,
           "last_sign_in_method": 409, "limit_reached": 409}
-EXPIRED = (Reason.CHALLENGE_EXPIRED, Reason.CHALLENGE_UNKNOWN)
+EXPIRED = (Reason.CHALLENGE_EXPIRED, Reason.CHALLENGE_UNKNOWN, Reason.CHALLENGE_FOREIGN)
+OPTIONS_THROTTLE_KEY = "ip:{address}:passkey-login-options"
 
 
 class InvalidBody(Exception):
@@ -139,16 +141,38 @@ def _signed_in():
 
 # ---- username-less sign-in (first factor) ----
 
+def _options_throttled(address: str | None):
+    """The one place ``/passkeys/login/options`` meets ``authn.throttle``: every request counts
+    against the client address (an "ip:" key, so the address allowance applies: 10 in an hour,
+    then a lock doubling from 1 s up to 15 min) and a locked address gets no challenge. Each
+    answer writes a challenge row, so an unthrottled endpoint let anyone grow the table and
+    load the database. Returns the ``Blocked`` lock, or None."""
+    keys = [OPTIONS_THROTTLE_KEY.format(address=address or "unknown")]
+    now = utcnow()
+    blocked = throttle.check(keys, now=now)
+    if blocked is None:
+        throttle.fail(keys, now=now)
+    return blocked
+
+
 @bp.post("/passkeys/login/options")
 def login_options():
-    return _json(_service().authentication_options(None))
+    """Options for a username-less sign-in; the challenge is bound to this browser session."""
+    blocked = _options_throttled(request.remote_addr)
+    if blocked is not None:
+        wait = max(1, int((blocked.until - utcnow()).total_seconds()) + 1)
+        response = _error("slow_down", "Too many sign-in attempts from your network. Wait a moment and try "
+                                       "again.", 429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+    return _json(_service().authentication_options(None, session=session))
 
 
 @bp.post("/passkeys/login")
 def login():
     body = _body()
     try:
-        result = _service().authenticate(_credential(body), account=None)
+        result = _service().authenticate(_credential(body), account=None, session=session)
     except PasskeyError as exc:
         return _refused(exc)
     ladder = current_app.extensions["oidc_settings"].ladder

@@ -53,7 +53,7 @@ def setup(app_factory, relying_party, fake_github):
 def test_continue_with_github_from_an_rps_request_links_by_verified_email_and_the_rp_gets_fed(setup, page):
     request = authorization_request(setup)
     page.goto(request.url)
-    page.get_by_role("link", name="Continue with GitHub").click()
+    page.get_by_role("button", name="Continue with GitHub").click()
     expect(page.get_by_role("heading", name="Allow Browser Test RP?")).to_be_visible()
     page.get_by_role("button", name="Allow").click()
     page.wait_for_url(f"{setup.redirect_uri}?*")
@@ -68,7 +68,7 @@ def test_continue_with_github_from_an_rps_request_links_by_verified_email_and_th
     page.get_by_role("button", name="Sign out", exact=True).click()
     again = authorization_request(setup)
     page.goto(again.url)
-    page.get_by_role("link", name="Continue with GitHub").click()
+    page.get_by_role("button", name="Continue with GitHub").click()
     page.wait_for_url(f"{setup.redirect_uri}?*")
     assert id_token_claims(setup, again)["sub"] == claims["sub"]
 
@@ -77,7 +77,7 @@ def test_denied_at_github_is_a_clear_page_and_no_sign_in(setup, page, fake_githu
     fake_github.deny_with = "access_denied"
     request = authorization_request(setup)
     page.goto(request.url)
-    page.get_by_role("link", name="Continue with GitHub").click()
+    page.get_by_role("button", name="Continue with GitHub").click()
     expect(page.get_by_role("heading", level=1)).to_be_visible()
     assert "did not allow" in page.content()
     assert page.url.startswith(setup.issuer), "no redirect to the relying party"

@@ -1,8 +1,10 @@
 """A fake Google that speaks Google's OpenID Connect protocol over real HTTP on 127.0.0.1:
 discovery (``/.well-known/openid-configuration``), JWKS (``/oauth2/v3/certs``), authorize
 (``/o/oauth2/v2/auth``, no UI: it redirects straight back with a code, or with
-``error=access_denied``) and token (``/token``: client authentication, single-use codes, the
-redirect_uri and PKCE S256 checked), with an ID token signed by keys generated at test time.
+``error=access_denied``), token (``/token``: client authentication, single-use codes, the
+redirect_uri and PKCE S256 checked), with an ID token signed by keys generated at test time,
+and userinfo (``/v1/userinfo``, OIDC Core §5.3: the Bearer access token checked; JSON, or a
+signed JWT, or a JWE when a knob says so).
 
 ``FakeGoogle.knobs`` tampers with what it sends, one defect at a time, so a test can show the
 connector refusing it. ``fake_google`` is the fixture: a fresh fake per test, stopped at teardown.
@@ -64,6 +66,12 @@ class Knobs:
     callback_iss: str | None = None  # RFC 9207 iss sent back on the callback (Google sends none)
     auth_methods: list = field(default_factory=lambda: ["client_secret_post", "client_secret_basic"])
     metadata: dict = field(default_factory=dict)  # added to (or replacing parts of) the discovery document
+    # node oidc-provider's default (OIDC Core §5.4): with an access token issued, the profile
+    # and email claims go to userinfo only, and the ID token carries none of them.
+    claims_in_userinfo: bool = False
+    userinfo_sub: str | None = None  # replaces sub in the userinfo answer
+    userinfo_format: str = "json"  # "json", "jwt" (signed RS256), "jwt-forged", "jwe" (encrypted)
+    userinfo_claims: dict = field(default_factory=dict)  # added to (or replacing) the userinfo claims
 
 
 class FakeGoogle:
@@ -78,8 +86,10 @@ class FakeGoogle:
         self.keys = {alg: self._named(make()) for alg, make in KEY_MAKERS.items()}
         self.codes: dict[str, dict] = {}
         self.seen: list[tuple[str, str]] = []  # (method, path) of every request
+        self.on_request = None  # called with the path of every request, before it is answered
         self.auth_used: list[str] = []  # how the client authenticated at the token endpoint
         self.issued: list[str] = []  # every code and token handed out (tests check none leaks)
+        self.access_tokens: set[str] = set()
         self.app = self._build()
 
     @staticmethod
@@ -108,6 +118,9 @@ class FakeGoogle:
             "nonce": k.nonce if k.nonce is not None else grant["nonce"],
             **k.extra,
         }
+        if k.claims_in_userinfo:
+            for name in ("email", "email_verified", "name"):
+                claims.pop(name, None)
         for name in k.omit:
             claims.pop(name, None)
         if k.alg == "none":
@@ -133,6 +146,30 @@ class FakeGoogle:
         @app.before_request
         def _record():
             self.seen.append((request.method, request.path))
+            if self.on_request is not None:
+                self.on_request(request.path)
+
+        @app.get("/v1/userinfo")
+        def userinfo():
+            header = request.headers.get("Authorization", "")
+            if not header.startswith("Bearer ") or header[7:] not in self.access_tokens:
+                return "", 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            k = self.knobs
+            claims = {"sub": k.userinfo_sub or self.user.sub, "email": self.user.email,
+                      "email_verified": self.user.email_verified, "name": self.user.name, **k.userinfo_claims}
+            if k.userinfo_format == "json":
+                return jsonify(claims)
+            if k.userinfo_format == "jwe":
+                parts = [_b64(json.dumps({"alg": "RSA-OAEP", "enc": "A256GCM"}).encode())] + [
+                    _b64(secrets.token_bytes(16)) for _ in range(4)]
+                return ".".join(parts), 200, {"Content-Type": "application/jwt"}
+            signer = self.keys["RS256"]
+            if k.userinfo_format == "jwt-forged":
+                signer = {"key": KEY_MAKERS["RS256"](), "kid": signer["kid"]}
+            signed = jwt.encode({"alg": "RS256", "kid": signer["kid"]},
+                                {"iss": self.issuer, "aud": self.client_id, **claims}, signer["key"],
+                                algorithms=["RS256"])
+            return signed, 200, {"Content-Type": "application/jwt"}
 
         @app.get("/.well-known/openid-configuration")
         def discovery():
@@ -208,6 +245,7 @@ class FakeGoogle:
                 return jsonify({"error": "invalid_grant", "error_description": "Bad Request"}), 400
             answer = {"access_token": "ya29." + secrets.token_urlsafe(32), "token_type": "Bearer",
                       "expires_in": 3599, "scope": "openid email profile"}
+            self.access_tokens.add(answer["access_token"])
             if not self.knobs.no_id_token:
                 answer["id_token"] = self.id_token(grant)
             self.issued += [value for key, value in answer.items() if key in ("access_token", "id_token")]

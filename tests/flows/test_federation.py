@@ -67,9 +67,16 @@ def connect(app, name="github", who=None, error=None, **flags) -> FakeConnector:
     return connector
 
 
+def press_start(browser, name="github", p=None):
+    """Press "Continue with ..." on the login page: a POST with the page's CSRF token."""
+    page = browser.http.get("/login")
+    return browser.http.post(f"/federation/{name}/start",
+                             data={"csrf_token": csrf_token(page.text), **({"p": p} if p else {})})
+
+
 def go_upstream(browser, name="github", p=None):
     """Press "Continue with ..."; returns the state the upstream was sent."""
-    response = browser.http.get(f"/federation/{name}/start", query_string={"p": p} if p else {})
+    response = press_start(browser, name, p)
     assert response.status_code == 302, (response.status_code, response.text[:300])
     assert response.headers["Location"].startswith(UPSTREAM)
     return query_of(response.headers["Location"])["state"]
@@ -142,7 +149,7 @@ def test_a_button_per_configured_connector_carries_the_pending_request(app, brow
     pid = query_of(response.headers["Location"])["p"]
     page = browser.http.get(response.headers["Location"])
     assert "Continue with GitHub" in page.text and "Continue with Corp SSO" in page.text
-    assert f'href="/federation/github/start?p={pid}"' in page.text
+    assert 'action="/federation/github/start"' in page.text and f'name="p" value="{pid}"' in page.text
 
 
 def test_start_sends_state_pkce_s256_and_nonce_and_the_callback(app, browser):
@@ -285,13 +292,33 @@ def test_an_unexpected_connector_failure_is_a_page_not_a_500(app, browser):
 
 
 def test_unknown_connector_is_404(app, browser):
-    refused(browser.http.get("/federation/nope/start"), 404, "no sign-in option by that name")
+    refused(press_start(browser, "nope"), 404, "no sign-in option by that name")
     refused(browser.http.get("/federation/nope/callback?state=x&code=y"), 404, "no sign-in option")
 
 
 def test_start_with_a_dead_pending_request_is_refused(app, browser):
     connect(app)
-    refused(browser.http.get("/federation/github/start?p=not-a-request"), 400, "expired")
+    refused(press_start(browser, p="not-a-request"), 400, "expired")
+
+
+def test_rfc9110_15_5_6_start_by_get_is_405_with_allow_post(app, browser):
+    """A link or an image on another site cannot start an upstream login (login CSRF, RFC 6749
+    §10.12): GET is 405 with ``Allow: POST`` (RFC 9110 §15.5.6: the server MUST send Allow)."""
+    connect(app)
+    response = browser.http.get("/federation/github/start")
+    assert (response.status_code, response.headers.get("Allow")) == (405, "POST")
+    with app.app_context():
+        assert db.session.scalar(select(UpstreamState)) is None, "no state was issued"
+
+
+def test_start_without_the_csrf_token_is_refused_and_issues_no_state(app, browser):
+    """A cross-site form POST lacks the page's CSRF token: refused, nothing stored."""
+    connect(app)
+    response = browser.http.post("/federation/github/start", data={})
+    assert response.status_code == 400
+    assert "Form expired" in response.text
+    with app.app_context():
+        assert db.session.scalar(select(UpstreamState)) is None
 
 
 # ---- the upstream state (RFC 6749 §10.12) ----
@@ -529,7 +556,7 @@ def test_unlinking_someone_elses_link_changes_nothing(app, browser, alice):
 def test_the_upstream_url_carries_the_challenge_never_the_verifier(app, browser):
     """RFC 7636 §4.3: the verifier stays here until the token request."""
     connect(app)
-    response = browser.http.get("/federation/github/start")
+    response = press_start(browser)
     with app.app_context():
         verifier = db.session.scalar(select(UpstreamState.code_verifier))
     assert verifier not in response.headers["Location"]

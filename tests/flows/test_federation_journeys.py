@@ -36,7 +36,7 @@ from ..e2e.conftest import Live, LiveBrowser, _form_action, _hidden_fields
 from ..e2e.test_upstream_oidc import CALLBACK, UpstreamServer
 from ..fakes import github as github_fakes
 from ..fakes import google as google_fakes
-from ..helpers import Browser, make_client, make_user, query_of
+from ..helpers import Browser, csrf_token, make_client, make_user, query_of
 from ..spec._support import at_consent, at_login, redirected_to_client, start, verified_claims
 
 fake_github = github_fakes.fake_github
@@ -211,12 +211,15 @@ class Person:
         assert at_login(response), (response.status_code, response.headers.get("Location"))
         pid = query_of(response.headers["Location"])["p"]
         page = self.browser.http.get(response.headers["Location"])
-        assert f'href="/federation/{self.upstream.name}/start?p={pid}"' in page.text, "the login page's button"
+        assert f'action="/federation/{self.upstream.name}/start"' in page.text, "the login page's button"
+        assert f'name="p" value="{pid}"' in page.text
         return pid, params
 
     def to_upstream_and_back(self, pid: str) -> str:
         """Press "Continue with ...", sign in at the upstream; the upstream's redirect back."""
-        response = self.browser.http.get(f"/federation/{self.upstream.name}/start", query_string={"p": pid})
+        page = self.browser.http.get("/login", query_string={"p": pid})
+        response = self.browser.http.post(f"/federation/{self.upstream.name}/start",
+                                          data={"csrf_token": csrf_token(page.get_data(as_text=True)), "p": pid})
         assert response.status_code == 302, (response.status_code, response.get_data(as_text=True)[:300])
         back = self.upstream.walk(response.headers["Location"])
         parts = urlsplit(back)

@@ -275,16 +275,19 @@ def test_7_2_username_less_sign_in_without_user_verification_is_refused(app, bro
 
 
 def test_13_4_3_a_challenge_is_used_once(app, browser, alice):
-    """§13.4.3: challenges are "never reused"; replaying a verified response is refused."""
+    """§13.4.3: challenges are "never reused"; replaying a verified response is refused, in
+    the session it was issued to (the sign-in spent it) and in any other (not its session)."""
     authenticator = registered(app, browser)
     options, csrf = login_options(browser)
     credential = authenticator.get(b64url_decode(options["challenge"]))
     assert call(browser, "/passkeys/login", {"credential": credential}, csrf=csrf).status_code == 200
+    again = call(browser, "/passkeys/login", {"credential": credential}, csrf=page_csrf(browser, "/login"))
     replay = Browser(app)
     response = call(replay, "/passkeys/login", {"credential": credential}, csrf=page_csrf(replay, "/login"))
-    assert (response.status_code, response.json["error"]) == (400, "challenge_expired")
+    for refused in (again, response):
+        assert (refused.status_code, refused.json["error"]) == (400, "challenge_expired")
     assert signed_in(replay) is None
-    assert reasons(app, "account:passkey-login:failure") == ["challenge_unknown"]
+    assert reasons(app, "account:passkey-login:failure") == ["challenge_foreign_session"] * 2
 
 
 def test_13_4_3_concurrent_uses_of_one_challenge_sign_in_once(app, browser, alice):

@@ -12,6 +12,7 @@ admin API; tokens are checked at the real /token, /introspect and bearer endpoin
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import threading
@@ -25,10 +26,11 @@ from oidc_provider import admin
 from oidc_provider.admin import Caller
 from oidc_provider.extensions import db
 from oidc_provider.models import Account, AuditEvent, Client, DatabaseCredential
-from oidc_provider.oauth.remote_keys import RemoteKeyError, RemoteKeySets
+from oidc_provider.oauth.remote_keys import RemoteKeyError, RemoteKeySets, public_address
 from oidc_provider.problems import Problem
 
 from ..conftest import ISSUER
+from ..e2e.test_federation_upstream_claims import TransactionProbe
 from ..helpers import make_user
 from ..spec._clients import assertion_form, client_assertion, public_jwks, rsa_key
 from ._admin import APP, admin_token, audit_since, bearer, define_role, grant, last_audit_id, personal_token, revoke
@@ -116,11 +118,14 @@ class JWKSServer:
 
     def __init__(self):
         self.status, self.body, self.headers, self.hits = 200, b"{}", {}, 0
+        self.on_request = None  # called before each answer (a database probe, say)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - the http.server API
                 outer.hits += 1
+                if outer.on_request is not None:
+                    outer.on_request(self.path)
                 self.send_response(outer.status)
                 self.send_header("Content-Type", "application/json")
                 for name, value in outer.headers.items():
@@ -151,6 +156,14 @@ def jwks_server():
     server = JWKSServer()
     yield server
     server.close()
+
+
+@pytest.fixture
+def loopback_keys(app_factory):
+    """(app, test client) of a provider that may fetch keys from a loopback jwks_uri
+    (OIDC_JWKS_URI_ALLOW_LOOPBACK), as these tests' key server is on 127.0.0.1."""
+    app = app_factory(jwks_uri_allow_loopback=True)
+    return app, app.test_client()
 
 
 # ---- one live credential at a time ----
@@ -234,10 +247,11 @@ def test_rfc7523_set_key_refuses_a_jwks_uri_that_is_not_https(app):
         run(app, "services.set-key", {"name": SERVICE})  # neither jwks nor jwks_uri
 
 
-def test_oidc_core_10_1_1_jwks_uri_keys_are_fetched_and_cached(app, client, jwks_server):
+def test_oidc_core_10_1_1_jwks_uri_keys_are_fetched_and_cached(loopback_keys, jwks_server):
     """OIDC Core §9/§10.1.1: the client's keys published at its jwks_uri verify its assertions;
     the set is fetched over real HTTP once and cached; an unknown kid right after a fetch does
     not fetch again (at most once per 30 s) and is ``invalid_client``."""
+    app, client = loopback_keys
     client_id, secret = create_service(app)
     first, second = ec_key(), rsa_key()
     jwks_server.serve(first)
@@ -255,10 +269,11 @@ def test_oidc_core_10_1_1_jwks_uri_keys_are_fetched_and_cached(app, client, jwks
 
 
 @pytest.mark.parametrize("case", ["status_500", "redirect", "too_big", "not_json", "private_key", "closed"])
-def test_rfc7523_3_jwks_uri_failures_are_invalid_client_and_logged(app, client, jwks_server, logged, case):
+def test_rfc7523_3_jwks_uri_failures_are_invalid_client_and_logged(loopback_keys, jwks_server, logged, case):
     """RFC 7523 §3: an assertion that cannot be verified is ``invalid_client``: a jwks_uri that
     fails, redirects, answers too much or not a public JWK set never turns into a 500, and the
     failure is logged without the response."""
+    app, client = loopback_keys
     client_id, _ = create_service(app)
     key = ec_key()
     url = jwks_server.url
@@ -283,11 +298,76 @@ def test_rfc7523_3_jwks_uri_failures_are_invalid_client_and_logged(app, client, 
     assert "secret-page-body" not in "".join(logged) and '"d"' not in "".join(logged)
 
 
+def test_ssrf_jwks_uri_host_name_resolving_to_loopback_is_refused_at_fetch_time(app, client, jwks_server,
+                                                                               logged, app_factory):
+    """OIDC Core §10.1.1 keys fetched from a client's jwks_uri, without server-side request
+    forgery (issue 12): a jwks_uri whose *name* resolves to a loopback
+    address ("localhost") passes registration (it is not an address) but is refused when the
+    keys are fetched: ``invalid_client``, the key server never asked, the reason logged. With
+    OIDC_JWKS_URI_ALLOW_LOOPBACK the same set verifies the assertion."""
+    client_id, _ = create_service(app)
+    key = ec_key()
+    jwks_server.serve(key)
+    url = jwks_server.url.replace("127.0.0.1", "localhost")
+    run(app, "services.set-key", {"name": SERVICE, "jwks_uri": url})
+    assert_invalid_client(cc_token_with_key(client, client_id, key))
+    assert jwks_server.hits == 0
+    failures = [json.loads(line) for line in logged if "oauth:jwks-uri:fetch-failed" in line]
+    assert [f["reason"] for f in failures] == ["the host resolves to a loopback address"]
+
+    allowed = app_factory(jwks_uri_allow_loopback=True)
+    assert cc_token_with_key(allowed.test_client(), client_id, key).status_code == 200
+    assert jwks_server.hits == 1
+
+
+def test_no_database_transaction_is_open_while_a_jwks_uri_answers(loopback_keys, jwks_server):
+    """Issue 12 ("upstream HTTP calls ... never run inside a transaction holding a
+    database-wide lock"): the token request ends its transaction before fetching the client's
+    keys, so a slow key server (up to 5 s) stalls no other request."""
+    app, client = loopback_keys
+    client_id, _ = create_service(app)
+    key = ec_key()
+    jwks_server.serve(key)
+    run(app, "services.set-key", {"name": SERVICE, "jwks_uri": jwks_server.url})
+    probe = TransactionProbe(app.extensions["oidc_settings"].database_url)
+    jwks_server.on_request = probe
+    try:
+        assert cc_token_with_key(client, client_id, key).status_code == 200
+    finally:
+        if probe.engine is not None:
+            probe.engine.dispose()
+    assert probe.found == [("/jwks.json", False)]
+
+
+@pytest.mark.parametrize("host", ["10.0.0.1", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
+                                  "0.0.0.0", "224.0.0.1", "fe80::1", "fc00::1", "::ffff:10.0.0.1", "::"])
+def test_ssrf_jwks_uri_resolving_to_private_link_local_or_reserved_addresses_is_refused(host):
+    """SSRF: whatever a name resolves to (here the resolver's own answer for each address) is
+    checked at fetch time; private, link-local (cloud metadata), shared, reserved, multicast
+    and IPv4-mapped private addresses are refused even with loopback allowed."""
+    with pytest.raises(RemoteKeyError) as caught:
+        public_address(host, 443, allow_loopback=True)
+    assert "private, link-local or reserved" in str(caught.value)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
+def test_ssrf_jwks_uri_loopback_only_when_allowed(host):
+    with pytest.raises(RemoteKeyError):
+        public_address(host, 443)
+    assert ipaddress.ip_address(public_address(host, 443, allow_loopback=True)).is_loopback
+
+
+def test_ssrf_public_addresses_are_fetched_from_the_checked_address():
+    assert public_address("93.184.215.14", 443) == "93.184.215.14"
+    with pytest.raises(RemoteKeyError):
+        public_address("no-such-host.invalid", 443)
+
+
 def test_oidc_core_10_1_1_unknown_kid_refetches_at_most_every_30_seconds(jwks_server):
     """OIDC Core §10.1.1: a new kid in the assertion is how a client announces a rotated key;
     the provider fetches again, but at most once per 30 s, and after 5 minutes in any case."""
     now = [1000.0]
-    cache = RemoteKeySets(clock=lambda: now[0])
+    cache = RemoteKeySets(clock=lambda: now[0], allow_loopback=True)
     first, second = ec_key(), ec_key()
     jwks_server.serve(first)
     assert [k.kid for k in cache.get(jwks_server.url, first.kid)] == [first.kid]

@@ -138,7 +138,7 @@ def test_0007_stops_on_usernames_that_differ_only_in_case_and_changes_nothing(ba
                     for old, new in (("Alice", "alice-2"), ("CAROL", "carol-2"), ("Carol", "carol-3")):
                         conn.execute(text("UPDATE account SET username = :new WHERE username = :old"),
                                      {"old": old, "new": new})
-                upgrade(directory=directory)
+                upgrade(directory=directory, revision="0007")
                 assert _revision(app) == "0007"
                 assert _has_case_index(app)
                 with pytest.raises(IntegrityError), db.engine.begin() as conn:
@@ -147,6 +147,54 @@ def test_0007_stops_on_usernames_that_differ_only_in_case_and_changes_nothing(ba
 
                 downgrade(directory=directory, revision="0006")
                 assert not _has_case_index(app)
+        finally:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@EXPRESSION_INDEX_WARNINGS
+def test_0010_keeps_the_most_recent_link_per_account_and_provider_then_refuses_a_second(backend, tmp_path):
+    """Migration 0010 (issue 12: a unique ``(account, provider)`` on federated identities):
+    duplicates an old race left are removed first, keeping the most recently used one (last
+    sign-in, else last linked); other accounts and upstreams are untouched; afterwards the
+    database refuses a second identity at the same upstream for one account."""
+    with fresh_database(backend, tmp_path) as url:
+        app = create_app(settings_for(database_url=url))
+        try:
+            with app.app_context():
+                directory = app.extensions["migrate"].directory
+                upgrade(directory=directory, revision="0007")
+                with db.engine.begin() as conn:
+                    ids = [conn.execute(text(
+                        "INSERT INTO account (subject, kind, username, email_verified, disabled) "
+                        "VALUES (:s, 'human', :u, false, false) RETURNING id"), {"s": name, "u": name}).scalar()
+                        for name in ("alice", "bob")]
+                    rows = [  # (account, provider, subject, linked_at, last_login_at)
+                        (ids[0], "github", "old-used", "2026-01-01 00:00:00", "2026-06-01 00:00:00"),
+                        (ids[0], "github", "recent-used", "2026-02-01 00:00:00", "2026-11-01 00:00:00"),
+                        (ids[0], "github", "never-used", "2026-12-01 00:00:00", None),
+                        (ids[0], "corp", "corp-a", "2026-01-01 00:00:00", None),
+                        (ids[0], "corp", "corp-b", "2026-03-01 00:00:00", None),
+                        (ids[1], "github", "bobs", "2026-01-01 00:00:00", None),
+                    ]
+                    for account, provider, subject, linked, last in rows:
+                        conn.execute(text("INSERT INTO federated_identity (account_id, provider, subject, linked_at, "
+                                          "last_login_at) VALUES (:a, :p, :s, :l, :t)"),
+                                     {"a": account, "p": provider, "s": subject, "l": linked, "t": last})
+                upgrade(directory=directory)
+                assert _revision(app) == "0010"
+                with db.engine.connect() as conn:
+                    kept = sorted(conn.execute(text("SELECT subject FROM federated_identity")).scalars())
+                assert kept == ["bobs", "corp-b", "recent-used"]
+                with pytest.raises(IntegrityError), db.engine.begin() as conn:
+                    conn.execute(text("INSERT INTO federated_identity (account_id, provider, subject) "
+                                      "VALUES (:a, 'github', 'another')"), {"a": ids[1]})
+                downgrade(directory=directory, revision="0007")
+                with db.engine.begin() as conn:
+                    conn.execute(text("INSERT INTO federated_identity (account_id, provider, subject) "
+                                      "VALUES (:a, 'github', 'another')"), {"a": ids[1]})
         finally:
             with app.app_context():
                 db.session.remove()

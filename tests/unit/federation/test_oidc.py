@@ -159,6 +159,7 @@ DEFECTS = {
     "step_2_iss_is_not_the_issuer": {"iss": "https://evil.example"},
     "step_3_aud_is_another_client": {"aud": "someone-else.apps.googleusercontent.com"},
     "step_3_aud_list_without_us": {"aud": ["someone-else"]},
+    "step_3_untrusted_extra_audience": {"aud": [None, "not-trusted"]},
     "step_4_several_audiences_without_azp": {"aud": [None, "someone-else"], "omit": {"azp"}},
     "step_5_azp_is_another_client": {"azp": "someone-else"},
     "step_6_bad_signature": {"bad_signature": True},
@@ -182,14 +183,98 @@ def test_3_1_3_7_defective_id_token_is_refused(fake_google, defect):
         if knob == "aud":
             value = [fake_google.client_id if v is None else v for v in value] if isinstance(value, list) else value
         setattr(fake_google.knobs, knob, value)
-    error = refused(connector_for(fake_google, OidcConnector))
+    # "someone-else" is a trusted extra audience, so steps 4-5 are what refuses those cases.
+    error = refused(connector_for(fake_google, OidcConnector, trusted_audiences=["someone-else"]))
     assert error.reason == "id_token"
 
 
-def test_3_1_3_7_steps_4_5_several_audiences_with_our_azp_are_accepted(fake_google):
-    """OIDC Core §3.1.3.7 steps 4-5: several audiences are fine when azp names us."""
+def test_3_1_3_7_steps_4_5_several_audiences_with_our_azp_are_accepted_when_trusted(fake_google):
+    """OIDC Core §3.1.3.7 steps 3-5: several audiences are fine when azp names us and every
+    other audience is one the operator trusts (``trusted_audiences``)."""
     fake_google.knobs.aud = [fake_google.client_id, "another-audience"]
-    assert sign_in(connector_for(fake_google)).subject == fake_google.user.sub
+    connector = connector_for(fake_google, OidcConnector, trusted_audiences=["another-audience"])
+    assert sign_in(connector).subject == fake_google.user.sub
+
+
+@pytest.mark.parametrize("cls", [OidcConnector, GoogleConnector])
+def test_3_1_3_7_step_3_untrusted_extra_audience_is_refused_even_with_our_azp(fake_google, cls):
+    """OIDC Core §3.1.3.7 step 3: "The ID Token MUST be rejected if the ID Token does not list
+    the Client as a valid audience, or if it contains additional audiences not trusted by the
+    Client." azp naming us does not make an unknown audience trusted."""
+    fake_google.knobs.aud = [fake_google.client_id, "another-audience"]
+    assert refused(connector_for(fake_google, cls)).reason == "id_token"
+    fake_google.knobs.aud = [fake_google.client_id, "another-audience", "a-third"]
+    assert refused(connector_for(fake_google, cls, trusted_audiences=["another-audience"])).reason == "id_token"
+
+
+def test_trusted_audiences_must_be_a_list_of_client_ids():
+    for bad in ("one-string", [""], [3], {"a": 1}):
+        _, errors = parse(json.dumps({"corp": {"kind": "oidc", "issuer": "https://sso.example", "client_id": "c",
+                                               "client_secret": "s", "trusted_audiences": bad}}))
+        assert errors == ["connector 'corp': trusted_audiences must be a list of client ids"], bad
+    _, errors = parse(json.dumps({"gh": {"kind": "github", "client_id": "c", "client_secret": "s",
+                                         "trusted_audiences": ["x"]}}))
+    assert errors == ["connector 'gh': trusted_audiences applies to OpenID Connect upstreams only"]
+
+
+# ---- the UserInfo endpoint, OIDC Core §5.3 ----
+def test_5_3_claims_only_in_userinfo_are_read_from_it(fake_google):
+    """OIDC Core §5.4: an upstream that issues an access token may return the profile and email
+    claims from the UserInfo endpoint only (node oidc-provider's default); the connector asks
+    it (§5.3.1, Bearer access token) when the ID token lacks them."""
+    fake_google.knobs.claims_in_userinfo = True
+    fake_google.knobs.extra = {"preferred_username": "alice"}
+    identity = sign_in(connector_for(fake_google, OidcConnector))
+    assert (identity.subject, identity.email, identity.email_verified, identity.name, identity.username) == (
+        fake_google.user.sub, "alice@example.com", True, "Alice Example", "alice")
+    assert fake_google.hits("/v1/userinfo") == 1
+
+
+def test_5_3_userinfo_is_not_asked_when_the_id_token_has_the_claims(fake_google):
+    identity = sign_in(connector_for(fake_google, OidcConnector))
+    assert identity.email == "alice@example.com" and fake_google.hits("/v1/userinfo") == 0
+
+
+def test_5_3_2_userinfo_sub_differing_from_the_id_tokens_is_refused(fake_google):
+    """OIDC Core §5.3.2: "The sub Claim in the UserInfo Response MUST be verified to exactly
+    match the sub Claim in the ID Token; if they do not match, the UserInfo Response values
+    MUST NOT be used." Here: the sign-in is refused."""
+    fake_google.knobs.claims_in_userinfo = True
+    fake_google.knobs.userinfo_sub = "someone-else"
+    assert refused(connector_for(fake_google, OidcConnector)).reason == "userinfo"
+
+
+def test_5_3_2_signed_userinfo_is_verified_with_the_upstreams_keys(fake_google):
+    """OIDC Core §5.3.2: a signed answer (``application/jwt``) is verified with the upstream's
+    published keys, its iss and aud checked; one with a forged signature is refused."""
+    fake_google.knobs.claims_in_userinfo = True
+    fake_google.knobs.userinfo_format = "jwt"
+    assert sign_in(connector_for(fake_google, OidcConnector)).email == "alice@example.com"
+    fake_google.knobs.userinfo_claims = {"aud": "another-client"}
+    assert refused(connector_for(fake_google, OidcConnector)).reason == "userinfo"
+    fake_google.knobs.userinfo_claims = {}
+    fake_google.knobs.userinfo_format = "jwt-forged"  # the upstream's kid, another key
+    assert refused(connector_for(fake_google, OidcConnector)).reason == "userinfo"
+
+
+def test_5_3_2_encrypted_userinfo_is_refused_with_a_clear_reason(fake_google):
+    """OIDC Core §5.3.2: an encrypted answer is a JWE; this provider registers no encryption
+    key, so it says so instead of failing obscurely."""
+    fake_google.knobs.claims_in_userinfo = True
+    fake_google.knobs.userinfo_format = "jwe"
+    error = refused(connector_for(fake_google, OidcConnector))
+    assert error.reason == "userinfo_encrypted"
+    assert "encrypted" in error.message and "operator" in error.message
+
+
+def test_5_3_2_email_verified_never_crosses_sources(fake_google):
+    """The ID token's email_verified vouches for the ID token's email only: with the address
+    from userinfo, the flag must come from userinfo too."""
+    fake_google.knobs.claims_in_userinfo = True
+    fake_google.knobs.extra = {"email_verified": True}
+    fake_google.user.email_verified = False
+    identity = sign_in(connector_for(fake_google, OidcConnector))
+    assert (identity.email, identity.email_verified) == ("alice@example.com", False)
 
 
 def test_3_1_3_7_step_9_small_clock_skew_is_tolerated(fake_google):
