@@ -63,12 +63,24 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["oidc_connectors"] = build_connectors(settings)
 
     from . import errors
-    from .web import account, authorize, consent, discovery, login, logout, passkeys, step_up, token, userinfo
+    from .web import (
+        account,
+        account_tokens,
+        authorize,
+        consent,
+        discovery,
+        login,
+        logout,
+        passkeys,
+        step_up,
+        token,
+        userinfo,
+    )
     from .web import federation as federation_views
     from .web import forward_auth as forward_auth_views
 
-    for module in (discovery, authorize, login, step_up, consent, token, userinfo, logout, account, passkeys,
-                   federation_views, forward_auth_views):
+    for module in (discovery, authorize, login, step_up, consent, token, userinfo, logout, account, account_tokens,
+                   passkeys, federation_views, forward_auth_views):
         app.register_blueprint(module.bp)
     from .api import admin as admin_api
     from .api import attributes as attributes_api

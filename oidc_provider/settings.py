@@ -23,7 +23,7 @@ from .access.forward_auth_rules import parse as parse_forward_auth
 from .access.forward_auth_rules import text_of as forward_auth_text
 from .authn.attribute_policy import configuration_errors as attribute_levels_errors
 from .authn.attribute_policy import overrides_text
-from .authn.levels import Ladder, LadderError
+from .authn.levels import ENROLLED_FACTORS_MODES, Ladder, LadderError
 from .authn.password_policy import setting_errors as password_setting_errors
 from .federation.config import parse as parse_connectors
 from .federation.config import text_of as connectors_text
@@ -155,6 +155,23 @@ class Settings:
     """OIDC_ACR_LEVELS. The acr ladder, lowest first: an ordered selection of ``pwd`` (password
     or upstream login) < ``mfa`` (plus a second factor) < ``phr`` (phishing-resistant passkey).
     Published as ``acr_values_supported``."""
+
+    enrolled_factors: str = "always"
+    """OIDC_ENROLLED_FACTORS. ``always``: a person who has a second factor (an authenticator
+    app, a passkey; recovery codes as the fallback) is asked for it at every sign-in, whatever
+    the application asks, and the ID token's ``acr``/``amr`` say so. ``when-asked``: a second
+    factor is asked only when the application asks for a level (``acr_values``, an essential
+    ``acr``) or its minimum (``--min-acr``, ``OIDC_MIN_ACR``) needs it; a password alone then
+    signs an enrolled person in to the others (docs/authentication-levels.md, the trade-off)."""
+
+    min_acr: str = ""
+    """OIDC_MIN_ACR. A level of ``OIDC_ACR_LEVELS`` every sign-in must reach, for every client
+    (as if each client had it as its minimum). Empty: no floor beyond each client's own."""
+
+    account_reauth_seconds: int = 600
+    """OIDC_ACCOUNT_REAUTH_SECONDS. How recent a sign-in must be, at the account's strongest
+    enrolled level, to change the password, factors, recovery codes or personal access tokens on
+    the account page; older, the page asks to confirm it is the person first."""
 
     attribute_levels: str = ""
     """OIDC_ATTRIBUTE_LEVELS. Per-attribute overrides of the levels the account attributes API
@@ -395,6 +412,14 @@ class Settings:
         except LadderError as exc:
             errors.append(f"OIDC_ACR_LEVELS: {exc}")
         errors.extend(attribute_levels_errors(self.acr_levels, self.attribute_levels))
+        if self.enrolled_factors not in ENROLLED_FACTORS_MODES:
+            errors.append(f"OIDC_ENROLLED_FACTORS: {self.enrolled_factors!r} is not one of "
+                          f"{', '.join(ENROLLED_FACTORS_MODES)}")
+        if self.min_acr and self.min_acr not in self.acr_levels.split():
+            errors.append(f"OIDC_MIN_ACR: {self.min_acr!r} is not a level of OIDC_ACR_LEVELS "
+                          f"({self.acr_levels})")
+        if not 60 <= self.account_reauth_seconds <= 86400:
+            errors.append("OIDC_ACCOUNT_REAUTH_SECONDS must be between 60 and 86400")
         errors.extend(password_setting_errors(self.password_min_length, self.password_min_score))
         errors.extend(parse_connectors(self.connectors, self.connector_secrets)[1])
         errors.extend(self._webauthn_errors())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .levels import Ladder, Requirement
+from .levels import Ladder, Requirement, with_floor
 
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 
@@ -34,7 +34,7 @@ class StepUp:
     """Ask the signed-in person for the factor that reaches ``level`` (not a whole login)."""
 
     level: str
-    reason: str  # "acr_values", "essential_acr", "client_min_acr"
+    reason: str  # "acr_values", "essential_acr", "client_min_acr", "min_acr", "enrolled_factors"
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,10 @@ class Situation:
     # The session's account signed in for this very request (its login page, passkey or
     # upstream), not for another request in another tab.
     authenticated_for_request: bool = False
+    # OIDC_ENROLLED_FACTORS=always: the level the account's enrolled second factors make every
+    # sign-in reach (levels.enrolled_level); None in when-asked mode or without a second factor.
+    enrolled: str | None = None
+    min_acr: str | None = None  # OIDC_MIN_ACR: the operator's floor for every client
 
 
 def parse_prompt(raw: str | None) -> frozenset[str]:
@@ -147,7 +151,8 @@ def _level_check(s: Situation, silent: bool) -> StepUp | Enroll | Refuse | None:
     binding level (OIDC Core §5.5.1.1: a failed authentication, access_denied) or carry on at
     the level reached when only ``acr_values`` (voluntary) asked for more. Under prompt=none an
     insufficient session is interaction_required, never a silent downgrade."""
-    need = s.required
+    need = with_floor(s.ladder, with_floor(s.ladder, s.required, s.min_acr, "min_acr"),
+                      s.enrolled, "enrolled_factors")
     if need is None or s.ladder.satisfies(s.session_acr, need.level):
         return None
     if silent:

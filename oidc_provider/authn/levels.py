@@ -137,7 +137,50 @@ def requirement(ladder: Ladder, *, acr_values: str | None, essential_acr: list[s
     return Requirement(floor, floor, reason) if floor else None
 
 
-# How recent an authentication must be to remove a factor or regenerate recovery codes.
+# OIDC_ENROLLED_FACTORS: "always" asks an enrolled second factor at every sign-in; "when-asked"
+# only when the application's request or minimum needs the level it gives.
+ALWAYS = "always"
+WHEN_ASKED = "when-asked"
+ENROLLED_FACTORS_MODES = (ALWAYS, WHEN_ASKED)
+
+
+def enrolled_level(ladder: Ladder, methods: list[str] | frozenset[str], mode: str) -> str | None:
+    """The level every sign-in of an account with these factors must reach under ``mode``: in
+    ``always``, what a first factor plus the account's second factors reach (``mfa`` for an
+    authenticator app or a passkey; a verified passkey alone reaches it too, OIDC Core §2
+    ``acr``); None when the account has no second factor, in ``when-asked``, or when the ladder
+    has no level above ``pwd`` for it."""
+    if mode != ALWAYS:
+        return None
+    seconds = [m for m in methods if m in SECOND_FACTORS]
+    if not seconds:
+        return None
+    level = ladder.level_of([AMR_PASSWORD, *seconds])
+    return level if ladder.rank(level) > ladder.rank(AMR_PASSWORD) else None
+
+
+def strongest_level(ladder: Ladder, methods: list[str] | frozenset[str]) -> str:
+    """The highest level the account's enrolled factors reach (at least the ladder's lowest): what
+    a change to the account's own credentials asks for."""
+    return ladder.level_of(list(methods)) or ladder.levels[0]
+
+
+def with_floor(ladder: Ladder, need: Requirement | None, level: str | None, reason: str) -> Requirement | None:
+    """``need`` with a binding ``level`` added (the enrolled factors', the operator's minimum):
+    the floor is the stricter of the two; a voluntary level above both stays asked for."""
+    if level is None:
+        return need
+    if need is None:
+        return Requirement(level, level, reason)
+    if need.floor is not None and (need.floor not in ladder.levels or ladder.rank(need.floor) >= ladder.rank(level)):
+        return need  # already as strict (a floor the ladder lacks is unmeetable: kept, fail closed)
+    if ladder.rank(need.level) > ladder.rank(level):
+        return Requirement(need.level, level, need.reason, floor_reason=reason)
+    return Requirement(level, level, reason)
+
+
+# How recent an authentication must be to remove a factor or regenerate recovery codes (the
+# account page reads OIDC_ACCOUNT_REAUTH_SECONDS; this is its default).
 REAUTHENTICATION_WINDOW = 10 * 60
 
 

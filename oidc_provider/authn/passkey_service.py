@@ -246,9 +246,11 @@ class Passkeys:
         db.session.commit()
         return row
 
-    def remove(self, account: Account, passkey_id: int, *, proven: dict[str, int]) -> None:
+    def remove(self, account: Account, passkey_id: int, *, proven: dict[str, int],
+               window: int = REAUTHENTICATION_WINDOW) -> None:
         """Delete a passkey: not the last way to sign in (409), and only after an authentication
-        at the level it gives within the last ten minutes (403, ``levels.fresh_enough``)."""
+        at the level it gives within the last ``window`` seconds (OIDC_ACCOUNT_REAUTH_SECONDS;
+        403, ``levels.fresh_enough``)."""
         # Serialise removals for one account (PostgreSQL row lock; SQLite's BEGIN IMMEDIATE already
         # does), so two concurrent removals cannot each leave the other as "not the last one".
         db.session.execute(select(Account.id).where(Account.id == account.id).with_for_update())
@@ -263,10 +265,10 @@ class Passkeys:
                 "no linked sign-in. "
                 "Add another passkey first, then remove this one.")
         level = self.level_given(row, account)
-        if not fresh_enough(self.ladder, proven=proven, level=level, now=epoch(utcnow())):
+        if not fresh_enough(self.ladder, proven=proven, level=level, now=epoch(utcnow()), window=window):
             db.session.rollback()
             raise FreshAuthenticationRequired(
-                "Confirm it's you with a passkey, then remove it.", level=level, max_age=REAUTHENTICATION_WINDOW)
+                "Confirm it's you with a passkey, then remove it.", level=level, max_age=window)
         db.session.delete(row)
         record(Event.PASSKEY_REMOVED, account=account, commit=False, detail={"passkey_id": passkey_id})
         db.session.commit()

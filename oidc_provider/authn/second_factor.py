@@ -21,7 +21,7 @@ from ..clock import utcnow
 from ..extensions import db
 from ..keys.encryption import TOTP_SECRETS, Sealer
 from ..models import Account, Passkey, RecoveryCode
-from . import recovery_codes, throttle, totp
+from . import levels, recovery_codes, throttle, totp
 from .levels import AMR_HARDWARE_KEY, AMR_OTP, AMR_PASSWORD, AMR_USER_PRESENCE_VERIFIED, SECOND_FACTORS
 from .passkey_service import stored_amr
 
@@ -33,6 +33,7 @@ class SecondFactors:
         self._issuer_name = settings.site_name
         self._passkeys = settings.passkeys_available
         self._ladder = settings.ladder
+        self._enrolled_factors = settings.enrolled_factors
 
     # ---- what an account has ----
     @staticmethod
@@ -49,6 +50,14 @@ class SecondFactors:
         """What the enrolment page can add: an authenticator app (otp) and, where passkeys work,
         a passkey with user verification (a key plus ``user``: it reaches ``phr``)."""
         return [AMR_OTP] + ([AMR_HARDWARE_KEY, AMR_USER_PRESENCE_VERIFIED] if self._passkeys else [])
+
+    def enrolled_level(self, account: Account) -> str | None:
+        """The level every sign-in of this account must reach (OIDC_ENROLLED_FACTORS), or None."""
+        return levels.enrolled_level(self._ladder, self.methods_of(account), self._enrolled_factors)
+
+    def strongest_level(self, account: Account) -> str:
+        """The highest level the account's factors reach: what changing them asks for."""
+        return levels.strongest_level(self._ladder, self.methods_of(account))
 
     def level_to_add_a_factor(self, account: Account, session_acr: str | None) -> str | None:
         """Adding a factor needs a session at the level the account's factors already reach

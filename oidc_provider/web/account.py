@@ -1,17 +1,19 @@
 """The signed-in person's account page (issue 3): change the password, set up and remove an
 authenticator app, regenerate recovery codes, see and end sessions, withdraw app consents, sign
-out; personal access tokens are in ``account_tokens``. Removing a factor, regenerating recovery codes
-or creating a token needs a fresh authentication at the level the factor gives, or the account's
-factors reach (``levels.fresh_enough``): otherwise the person confirms it's them first on
-``/account/confirm``."""
+out; personal access tokens are in ``account_tokens``, passkeys in ``passkeys``.
+
+Every view is behind ``account_guard.signed_in``: signed in, at the level the account's enrolled
+factors ask for. Changing the password, a factor or the recovery codes also needs a sign-in
+within ``OIDC_ACCOUNT_REAUTH_SECONDS`` at the account's strongest enrolled level: otherwise the
+person confirms it's them first on ``/account/confirm``, which then returns to the page.
+"""
 
 from __future__ import annotations
-
-import time
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from sqlalchemy import delete, select
 
+from ..access.forward_auth_rules import return_url
 from ..audit import Event, record
 from ..authn import levels
 from ..authn.levels import AMR_OTP, AMR_PASSWORD
@@ -21,16 +23,12 @@ from ..errors import error_page
 from ..extensions import db
 from ..models import BrowserSession, Client, Consent
 from ..oauth import consents
+from .account_guard import signed_in
 
 bp = Blueprint("account", __name__)
 
 # Enrolment from the account page waits in the session, sealed, like the step-up one.
 ENROLLING = "account_totp_enrollment"
-
-
-def _signed_in():
-    login = current_login(session)
-    return (None, None) if login is None else login
 
 
 def _factors():
@@ -41,26 +39,15 @@ def _ladder():
     return current_app.extensions["oidc_settings"].ladder
 
 
-def _needs(level: str, facts: dict) -> bool:
-    """True when the session is not a fresh authentication at ``level``."""
-    return not levels.fresh_enough(_ladder(), proven=facts["proven"], level=level, now=int(time.time()))
-
-
 WHY = {
-    "remove-totp": "Removing your authenticator app needs a fresh sign-in with it.",
-    "recovery-codes": "New recovery codes need a fresh sign-in with your second factor.",
-    "add-factor": "Adding a way to sign in needs a sign-in with the factors you already have.",
-    "personal-token": "A personal access token needs a fresh sign-in with the factors you have.",
+    "password": "Changing your password needs a recent sign-in with every factor you have.",
+    "remove-totp": "Removing your authenticator app needs a recent sign-in with your factors.",
+    "recovery-codes": "New recovery codes need a recent sign-in with your second factor.",
+    "remove-passkey": "Removing a passkey needs a recent sign-in with your factors.",
+    "add-factor": "Adding a way to sign in needs a recent sign-in with the factors you already have.",
+    "personal-token": "A personal access token needs a recent sign-in with the factors you have.",
     None: "Confirm it's you to go on.",
 }
-
-
-# Where a confirmation goes on to, when not back to the account page.
-AFTER_CONFIRM = {"personal-token": "account.new_token"}
-
-
-def _confirm_first(level: str, why: str):
-    return redirect(url_for("account.confirm", level=level, why=why))
 
 
 @bp.get("/")
@@ -69,10 +56,8 @@ def index():
 
 
 @bp.get("/account")
-def home():
-    account, facts = _signed_in()
-    if account is None:
-        return redirect(url_for("login.login"))
+@signed_in()
+def home(account, facts):
     consents = db.session.execute(
         select(Consent, Client).join(Client, Client.id == Consent.client_id)
         .where(Consent.account_id == account.id).order_by(Client.name)
@@ -92,13 +77,11 @@ def home():
 # ---- password ----
 
 @bp.route("/account/password", methods=["GET", "POST"])
-def change_password():
+@signed_in(recent="password")
+def change_password(account, facts):
     """The current password proves it is the person (throttled like the login form); the new
     one must pass the password policy (``authn.password_policy``), whose reason the form shows.
     Every other session of the account ends."""
-    account, facts = _signed_in()
-    if account is None:
-        return redirect(url_for("login.login"))
     passwords = current_app.extensions["oidc_passwords"]
     if request.method == "GET":
         return _password_page(passwords, None)
@@ -128,12 +111,10 @@ def _password_page(passwords, error):
 # ---- confirm it's you ----
 
 @bp.route("/account/confirm", methods=["GET", "POST"])
-def confirm():
+@signed_in(enrolled=False)
+def confirm(account, facts):
     """A fresh authentication at ``level`` for the account page: the password, and at ``mfa`` or
-    above a code (TOTP or recovery code) too."""
-    account, facts = _signed_in()
-    if account is None:
-        return redirect(url_for("login.login"))
+    above a code (TOTP or recovery code) too; then back to ``next`` (a local path)."""
     level = request.values.get("level") or "pwd"
     if level not in _ladder().levels:
         level = "pwd"
@@ -142,7 +123,8 @@ def confirm():
     form_reaches = _ladder().satisfies(_ladder().level_of([AMR_PASSWORD, AMR_OTP]), level)
     context = {"level": level, "code_needed": code_needed, "why": WHY.get(request.values.get("why"), WHY[None]),
                "why_key": request.values.get("why") if request.values.get("why") in WHY else "",
-               "has_totp": account.totp_enabled_at is not None, "form_reaches": form_reaches}
+               "has_totp": account.totp_enabled_at is not None, "form_reaches": form_reaches,
+               "next": _local(request.values.get("next"))}
     if request.method == "GET":
         return render_template("account/confirm.html", error=None, **context)
     if not form_reaches:
@@ -167,20 +149,23 @@ def confirm():
         amr.append(AMR_OTP)
     reached = reauthenticate(session, amr=amr, ladder=_ladder())
     record(Event.REAUTHENTICATED, account=account, detail={"amr": amr, "acr": reached})
-    return redirect(url_for(AFTER_CONFIRM.get(context["why_key"], "account.home"), done="confirmed"))
+    back = context["next"] or url_for("account.home")
+    return redirect(f"{back}{'&' if '?' in back else '?'}done=confirmed")
+
+
+def _local(value) -> str | None:
+    """``next`` when it is a path on this site (never another host: RFC 9700 §4.11.1)."""
+    value = return_url(value, {})
+    return value if value and value.startswith("/") else None
 
 
 # ---- authenticator app (TOTP) ----
 
 @bp.route("/account/totp", methods=["GET", "POST"])
-def totp():
-    account, facts = _signed_in()
-    if account is None:
-        return redirect(url_for("login.login"))
+@signed_in(recent="add-factor")
+def totp(account, facts):
     if account.totp_enabled_at is not None:
         return redirect(url_for("account.home"))
-    if (level := _factors().level_to_add_a_factor(account, facts["acr"])) is not None:
-        return _confirm_first(level, "add-factor")
     sealed = _factors().pending(account, session.get(ENROLLING))
     if request.method == "GET" or not sealed:
         if not sealed:
@@ -188,13 +173,13 @@ def totp():
             session[ENROLLING] = sealed
         else:
             shown = _factors().shown_for(account, sealed)
-        return render_template("account/totp.html", error=None, **shown)
+        return render_template("account/totp.html", error=None, **shown, **_mode())
     if _factors().lockout(account) is not None:
         return render_template("account/totp.html", error="Too many wrong codes. Wait, then try again.",
-                               **_factors().shown_for(account, sealed)), 429
+                               **_factors().shown_for(account, sealed), **_mode()), 429
     codes = _factors().confirm_totp(account, sealed, (request.form.get("code") or "")[:64])
     if codes is None:
-        return render_template("account/totp.html", **_factors().shown_for(account, sealed),
+        return render_template("account/totp.html", **_factors().shown_for(account, sealed), **_mode(),
                                error="That code did not work. Check the time on your phone and try the "
                                      "current code."), 401
     session.pop(ENROLLING, None)
@@ -206,15 +191,16 @@ def totp():
     return redirect(url_for("account.home", done="totp"))
 
 
+def _mode() -> dict:
+    """What the enrolment page promises depends on OIDC_ENROLLED_FACTORS."""
+    return {"enrolled_factors": current_app.extensions["oidc_settings"].enrolled_factors}
+
+
 @bp.post("/account/totp/remove")
-def remove_totp():
-    account, facts = _signed_in()
-    if account is None:
-        return redirect(url_for("login.login"))
+@signed_in(recent="remove-totp")
+def remove_totp(account, facts):
     if account.totp_enabled_at is None:
         return redirect(url_for("account.home"))
-    if _needs("mfa", facts):
-        return _confirm_first("mfa", "remove-totp")
     _factors().remove_totp(account)
     return redirect(url_for("account.home", done="totp-removed"))
 
@@ -222,16 +208,12 @@ def remove_totp():
 # ---- recovery codes ----
 
 @bp.post("/account/recovery-codes")
-def regenerate_recovery_codes():
+@signed_in(recent="recovery-codes")
+def regenerate_recovery_codes(account, facts):
     """A new set of 10, shown once; the old set stops working."""
-    account, facts = _signed_in()
-    if account is None:
-        return redirect(url_for("login.login"))
     if not levels.SECOND_FACTORS & set(_factors().methods_of(account)):
         return error_page("No second factor yet", "Recovery codes back up a second factor. Set up an "
                                                   "authenticator app or a passkey first.", 409)
-    if _needs("mfa", facts):
-        return _confirm_first("mfa", "recovery-codes")
     codes = _factors().regenerate_recovery_codes(account)
     return render_template("step_up/recovery_codes.html", codes=codes,
                            next_url=url_for("account.home", done="recovery-codes"))
@@ -240,11 +222,9 @@ def regenerate_recovery_codes():
 # ---- sessions ----
 
 @bp.post("/account/sessions/<int:session_id>/end")
-def end_session(session_id):
+@signed_in()
+def end_session(account, facts, session_id):
     """End one of the person's sessions (another device, or this one)."""
-    account, facts = _signed_in()
-    if account is None:
-        return redirect(url_for("login.login"))
     row = db.session.get(BrowserSession, session_id)
     if row is None or row.account_id != account.id:
         return redirect(url_for("account.home"))
@@ -261,10 +241,8 @@ def end_session(session_id):
 # ---- consents ----
 
 @bp.post("/account/consents/<int:consent_id>/revoke")
-def revoke_consent(consent_id):
-    account, _ = _signed_in()
-    if account is None:
-        return redirect(url_for("login.login"))
+@signed_in()
+def revoke_consent(account, facts, consent_id):
     row = db.session.get(Consent, consent_id)
     if row is not None and row.account_id == account.id:
         client = db.session.get(Client, row.client_id)
@@ -276,12 +254,10 @@ def revoke_consent(consent_id):
 
 @bp.post("/account/logout")
 def sign_out():
-    account, _ = _signed_in()
-    if account is not None:
-        record(Event.LOGOUT, account=account)
+    """Open to any session, whatever its level: signing out never needs more."""
+    login = current_login(session)
+    if login is not None:
+        record(Event.LOGOUT, account=login[0])
     log_out(session)
     return redirect(url_for("login.login"))
 
-
-# Personal access tokens: their views join this blueprint (imported last: they use the helpers above).
-from . import account_tokens  # noqa: E402, F401

@@ -3,41 +3,32 @@ of its owner's; a grant its owner no longer holds stops applying at once. Stored
 shown once." The rules live in ``access.personal_tokens``; these views parse a form, call it and
 render.
 
-- Creating one needs a fresh authentication at the level the account's own factors reach (like
-  removing a factor, ``levels.fresh_enough``): a token is a standing credential that skips them.
+- Creating one needs a recent sign-in at the level the account's own factors reach
+  (``account_guard``, like changing a factor): a token is a standing credential that skips them.
 - The token is in the one answer to the create form (``Cache-Control: no-store``), never in the
   session, a redirect or a log line; afterwards only its public id and digest remain.
-- Revoking needs only the session: it takes power away.
+- Revoking needs only the signed-in session (at its enrolled level): it takes power away.
 
-The views are registered on the account blueprint (``account.py`` imports this module).
+A blueprint of its own, guarded like every account view (``account_guard.signed_in``).
 """
 
 from __future__ import annotations
 
-from flask import make_response, redirect, render_template, request, session, url_for
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
 
 from ..access import personal_tokens
 from ..access import roles as role_service
-from ..authn.sessions import current_login
 from ..errors import error_page
 from ..extensions import db
 from ..problems import NotFound, Problem
-from .account import _factors, _ladder, _needs, bp
+from .account_guard import signed_in
+
+bp = Blueprint("account_tokens", __name__)
 
 WHY = "personal-token"
 # What the form offers; the service would take any duration up to 366 days, the page keeps to these.
 LIFETIMES = {"7d": "7 days", "30d": "30 days", "90d": "90 days", "366d": "366 days"}
 DEFAULT_LIFETIME = "30d"
-
-
-def _level(account) -> str:
-    """The level the account's factors reach (at least ``pwd``): a token must not be a way
-    around a second factor, so creating one asks for what the account can prove."""
-    return _ladder().level_of(_factors().methods_of(account)) or _ladder().levels[0]
-
-
-def _confirm_first(account):
-    return redirect(url_for("account.confirm", level=_level(account), why=WHY))
 
 
 def _audiences(roles) -> list[str]:
@@ -64,28 +55,15 @@ def _submitted() -> dict:
             "audience_other": typed, "roles": form.getlist("roles"), "lifetime": form.get("lifetime") or ""}
 
 
-def _freshly_signed_in():
-    """(account, None) for a sign-in fresh enough to create a token, else (None, where to go)."""
-    login = current_login(session)
-    if login is None:
-        return None, redirect(url_for("login.login"))
-    account, facts = login
-    if _needs(_level(account), facts):
-        return None, _confirm_first(account)
-    return account, None
-
-
 @bp.get("/account/tokens/new")
-def new_token():
-    account, elsewhere = _freshly_signed_in()
-    return elsewhere or _form(account)
+@signed_in(recent=WHY)
+def new_token(account, facts):
+    return _form(account)
 
 
 @bp.post("/account/tokens")
-def create_token():
-    account, elsewhere = _freshly_signed_in()
-    if elsewhere:
-        return elsewhere
+@signed_in(recent=WHY)
+def create_token(account, facts):
     values = _submitted()
     try:
         if values["lifetime"] not in LIFETIMES:
@@ -108,11 +86,8 @@ def create_token():
 
 
 @bp.post("/account/tokens/<public_id>/revoke")
-def revoke_token(public_id):
-    login = current_login(session)
-    if login is None:
-        return redirect(url_for("login.login"))
-    account = login[0]
+@signed_in()
+def revoke_token(account, facts, public_id):
     try:
         # Only one's own: another person's token id is as unknown as a made-up one.
         row = personal_tokens.find(public_id, account=account)
@@ -123,7 +98,7 @@ def revoke_token(public_id):
     return redirect(url_for("account.home", done="token-revoked"))
 
 
-@bp.context_processor
+@bp.app_context_processor
 def _section():
     """For the account page's section (``account/_tokens.html``): the person's tokens, never the
     tokens themselves, and the roles they hold now, to mark a narrowing to a role since lost."""

@@ -3,7 +3,8 @@
 Authlib validates the client, redirect URI, response type, scope and PKCE; this module then
 checks what Authlib does not (``request``/``request_uri``, ``response_mode``, ``prompt``,
 ``max_age``, ``id_token_hint``, ``claims``), asks ``authn.interaction.next_step`` what is
-missing, and sends the browser to login or consent. Each of those steps comes back here
+missing (including, under ``OIDC_ENROLLED_FACTORS=always``, the second factor an enrolled person
+has, and ``OIDC_MIN_ACR``), and sends the browser to login or consent. Each of those steps comes back here
 (``/authorize/continue/<id>``) and never goes to another step.
 
 Errors are redirected to the client only after the client and its redirect URI are validated
@@ -179,13 +180,16 @@ def _situation(subject, checked: dict, client, scopes: set[str], entry: dict | N
     required = levels.requirement(ladder, acr_values=values.get("acr_values"),
                                   essential_acr=essential_acr_values(checked["claims"]),
                                   client_min_acr=client.min_acr)
-    reachable = enrollable = None
-    if subject is not None and required is not None:
-        # The account's factors matter only when a level is asked for: one query, not per request.
+    settings = current_app.extensions["oidc_settings"]
+    reachable = enrollable = enrolled = None
+    if subject is not None:
+        # The account's factors: what it can reach, and (OIDC_ENROLLED_FACTORS=always) what
+        # every one of its sign-ins must reach.
         factors = current_app.extensions["oidc_second_factors"]
         methods = factors.methods_of(subject.account)
         reachable = ladder.level_of(methods)
         enrollable = ladder.level_of([*methods, *factors.enrollable_methods()])
+        enrolled = levels.enrolled_level(ladder, methods, settings.enrolled_factors)
     hint_matches = None
     consent = None
     if subject is not None:
@@ -202,6 +206,7 @@ def _situation(subject, checked: dict, client, scopes: set[str], entry: dict | N
         ladder=ladder, session_acr=subject.acr if subject else None,
         reachable=reachable, enrollable=enrollable, required=required,
         declined=entry.get("declined") if entry else None,
+        enrolled=enrolled, min_acr=settings.min_acr or None,
     )
 
 

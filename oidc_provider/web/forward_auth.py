@@ -90,7 +90,17 @@ def _caller(audience: str, detail: dict) -> tuple[Principal | None, object]:
             return None, _invalid_token("The token is invalid, expired, revoked or not for this host.", detail,
                                         str(exc))
     login = current_login(session)  # None for a disabled account too
+    if login is not None and _below_enrolled_level(*login):
+        login = None  # a password-only session of a person with a second factor: sign in fully
     return (from_account(login[0]) if login else None), None
+
+
+def _below_enrolled_level(account, facts) -> bool:
+    """OIDC_ENROLLED_FACTORS=always: a session below the level the person's own second factor
+    gives (one opened before they enrolled, or an upstream login) is not a sign-in here either;
+    the browser goes through the login page and its second-factor step."""
+    level = current_app.extensions["oidc_second_factors"].enrolled_level(account)
+    return level is not None and not current_app.extensions["oidc_settings"].ladder.satisfies(facts["acr"], level)
 
 
 def _invalid_token(description: str, detail: dict, problem: str):

@@ -3,7 +3,9 @@
 
 Afterwards: the pending authorization request (``p``), else ``next`` when it is a local path or
 a URL on a forward-auth host (``forward_auth_rules.return_url``: RFC 9700 §4.11, no open
-redirect; anything else is ignored), else the account page."""
+redirect; anything else is ignored), else the account page. A person with a second factor
+(``OIDC_ENROLLED_FACTORS=always``) goes through the second-factor step first: the dispatcher's
+for an application's request, ``/sign-in/second-factor`` otherwise."""
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError
@@ -43,7 +45,11 @@ def login():
     pending.authenticated(session, pid)
     record(Event.LOGIN_SUCCESS, account=account, detail={"amr": ["pwd"]})
     if pid:
+        # The dispatcher asks the enrolled second factor (OIDC_ENROLLED_FACTORS) itself.
         return redirect(url_for("authorize.resume", pid=pid))
+    if current_app.extensions["oidc_second_factors"].enrolled_level(account):
+        # A sign-in no application started: the second factor before the account or ``next``.
+        return redirect(url_for("step_up.sign_in", next=next_url))
     return redirect(next_url or url_for("account.home"))
 
 

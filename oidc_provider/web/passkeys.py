@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, jsonify, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -30,6 +30,7 @@ from ..authn.sessions import current_login, log_in, reauthenticate
 from ..clock import utcnow
 from ..errors import error_page
 from ..extensions import db
+from .account_guard import Gate, check, signed_in
 
 bp = Blueprint("passkeys", __name__)
 
@@ -217,25 +218,29 @@ def verify():
 
 # ---- registration and management ----
 
-def _may_add_a_factor(account, facts) -> None:
-    level = current_app.extensions["oidc_second_factors"].level_to_add_a_factor(account, facts["acr"])
-    if level is not None:
+def _guarded(*, recent: str | None = None):
+    """``account_guard.check`` in this blueprint's JSON shape: 401 when signed out, 403
+    ``fresh_authentication_required`` with the page that gets the person there (the second-factor
+    step, or ``/account/confirm`` for a change that needs a recent sign-in)."""
+    result = check(recent=recent, back=url_for("passkeys.page"))
+    if isinstance(result, Gate):
+        if result.reason == "login_required":
+            raise NotSignedIn("Sign in first.")
         raise FreshAuthenticationRequired(
-            "Confirm it's you with your second factor before adding a passkey.", level=level,
-            confirm_url=url_for("account.confirm", level=level, why="add-factor"))
+            "Confirm it's you with your factors first.", level=result.level, confirm_url=result.url,
+            max_age=current_app.extensions["oidc_settings"].account_reauth_seconds)
+    return result
 
 
 @bp.post("/passkeys/register/options")
 def register_options():
-    account, facts = _signed_in()
-    _may_add_a_factor(account, facts)
+    account, _ = _guarded(recent="add-factor")
     return _json(_service().registration_options(account))
 
 
 @bp.post("/passkeys/register")
 def register():
-    account, facts = _signed_in()
-    _may_add_a_factor(account, facts)
+    account, _ = _guarded(recent="add-factor")
     body = _body()
     try:
         name = clean_name(body.get("name") or "Passkey")
@@ -249,20 +254,21 @@ def register():
     # The first second factor brings recovery codes, shown once (in this answer only).
     codes = current_app.extensions["oidc_second_factors"].first_recovery_codes(account)
     db.session.commit()
+    # Like typing the first TOTP code: the ceremony proved the new passkey, so the session holds
+    # it (else the enrolled-factors policy would ask for it again at once).
+    reauthenticate(session, amr=stored_amr(row), ladder=current_app.extensions["oidc_settings"].ladder)
     return _json({"passkey": _shown(row, account), "recovery_codes": codes}, 201)
 
 
 @bp.get("/account/passkeys")
-def page():
-    login = current_login(session)
-    if login is None:
-        return redirect(url_for("login.login"))
-    return render_template("passkeys/page.html", account=login[0])
+@signed_in()
+def page(account, facts):
+    return render_template("passkeys/page.html", account=account)
 
 
 @bp.patch("/account/passkeys/<int:passkey_id>")
 def rename(passkey_id):
-    account, _ = _signed_in()
+    account, _ = _guarded()
     try:
         name = clean_name(_body().get("name"))
     except ValueError as exc:
@@ -272,8 +278,9 @@ def rename(passkey_id):
 
 @bp.delete("/account/passkeys/<int:passkey_id>")
 def remove(passkey_id):
-    account, facts = _signed_in()
-    _service().remove(account, passkey_id, proven=facts["proven"])
+    account, facts = _guarded(recent="remove-passkey")
+    _service().remove(account, passkey_id, proven=facts["proven"],
+                      window=current_app.extensions["oidc_settings"].account_reauth_seconds)
     current_app.extensions["oidc_second_factors"].drop_unused_recovery_codes(account)
     db.session.commit()
     return _json({"removed": passkey_id})

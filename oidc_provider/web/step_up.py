@@ -1,10 +1,15 @@
 """Step-up and enrolment pages (issue 3): a signed-in person proves only the factor that is
 missing, or, having none strong enough, enrols one on a page that says why the application
-needs it. Both come back to ``/authorize/continue/<id>`` and never to another step."""
+needs it. Both come back to ``/authorize/continue/<id>`` and never to another step.
+
+Under ``OIDC_ENROLLED_FACTORS=always`` the dispatcher sends every sign-in of a person with a
+second factor here (``StepUp(reason="enrolled_factors")``), and ``/sign-in/second-factor`` asks
+it for a sign-in no application started (OIDC Core §2 ``acr``/``amr``, RFC 8176)."""
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
+from ..access.forward_auth_rules import return_url
 from ..audit import Event, record
 from ..authn import pending
 from ..authn.levels import AMR_OTP
@@ -16,6 +21,8 @@ from ..models import Client
 bp = Blueprint("step_up", __name__)
 
 WHY = {
+    "enrolled_factors": "Your account has a second factor: enter it to finish signing in to {client}.",
+    "min_acr": "This sign-in service asks every application's users for a second factor.",
     "client_min_acr": "{client} requires a second factor for everyone who uses it.",
     "essential_acr": "{client} asks for a stronger sign-in than a password for this request.",
     "acr_values": "{client} asks for a stronger sign-in than a password.",
@@ -82,20 +89,53 @@ def step_up(pid):
     if context is None:
         return redirect(url_for("authorize.resume", pid=pid))
     account, client, entry = context
-    why = WHY.get(entry.get("reason"), WHY["acr_values"]).format(client=client.name)
+    page = {"pid": pid, "voluntary": _voluntary(entry), "action": url_for("step_up.step_up", pid=pid),
+            "why": WHY.get(entry.get("reason"), WHY["acr_values"]).format(client=client.name)}
+    return _ask_code(account, page, lambda: _done(pid, account, AMR_OTP))
+
+
+@bp.route("/sign-in/second-factor", methods=["GET", "POST"])
+def sign_in():
+    """OIDC_ENROLLED_FACTORS=always for a sign-in no application started (the account page, a
+    forward-auth host): the person's enrolled second factor, then ``next``. "Cancel" signs out."""
+    next_url = return_url(request.values.get("next"), current_app.extensions["oidc_settings"].forward_auth_rules) \
+        or url_for("account.home")
+    login = current_login(session)
+    if login is None:
+        return redirect(url_for("login.login", next=next_url))
+    account, facts = login
+    level = _factors().enrolled_level(account)
+    if level is None or _ladder().satisfies(facts["acr"], level):
+        return redirect(next_url)
+    page = {"pid": None, "voluntary": False, "next": next_url,
+            "action": url_for("step_up.sign_in", next=next_url), "why": WHY_SIGN_IN}
+
+    def done():
+        reached = elevate(session, method=AMR_OTP, ladder=_ladder())
+        record(Event.STEP_UP, account=account, detail={"method": AMR_OTP, "acr": reached})
+        return redirect(next_url)
+
+    return _ask_code(account, page, done)
+
+
+WHY_SIGN_IN = "Your account has a second factor: enter it to finish signing in."
+
+
+def _ask_code(account, page: dict, done):
+    """The code form: a TOTP code, or a recovery code when the phone is lost (throttled per
+    account); ``done()`` once one is accepted."""
     if request.method == "GET":
-        return render_template("step_up/step_up.html", pid=pid, why=why, error=None, voluntary=_voluntary(entry))
+        return render_template("step_up/step_up.html", **page, error=None)
     blocked = _factors().lockout(account)
     if blocked is not None:
-        return render_template("step_up/step_up.html", pid=pid, why=why, voluntary=_voluntary(entry),
-                               error=_too_many(blocked)), 429
+        return render_template("step_up/step_up.html", **page, error=_too_many(blocked)), 429
     code = (request.form.get("code") or "")[:64]
     if request.form.get("kind") == "recovery":
         if _factors().use_recovery_code(account, code):
-            return _done(pid, account, AMR_OTP)
+            return done()
     elif _factors().verify_totp(account, code):
-        return _done(pid, account, AMR_OTP)
-    return render_template("step_up/step_up.html", pid=pid, why=why, voluntary=_voluntary(entry),
+        return done()
+    return render_template("step_up/step_up.html", **page,
                            error="That code did not work. Try the current code from your app."), 401
 
 
@@ -108,6 +148,7 @@ def enroll(pid):
         return redirect(url_for("authorize.resume", pid=pid))
     account, client, entry = context
     page = {"pid": pid, "voluntary": _voluntary(entry), "level": entry.get("level"),
+            "enrolled_factors": current_app.extensions["oidc_settings"].enrolled_factors,
             "why": WHY.get(entry.get("reason"), WHY["acr_values"]).format(client=client.name),
             "totp_reaches": _ladder().satisfies(_ladder().level_of(["pwd", AMR_OTP]), entry.get("level"))}
     if not page["totp_reaches"]:

@@ -142,7 +142,10 @@ def test_3_1_2_1_person_enrols_totp_in_the_browser_and_the_rp_gets_acr_mfa(setup
     page.goto(request.url)
     sign_in(page)
     expect(page.get_by_role("heading", name="Confirm it's you")).to_be_visible()
-    expect(page.get_by_text(why)).to_be_visible()
+    # OIDC_ENROLLED_FACTORS=always: her own factor binds now; a client minimum still names itself.
+    binding = why if asked_by == "client_min_acr" else \
+        f"Your account has a second factor: enter it to finish signing in to {name}"
+    expect(page.get_by_text(binding)).to_be_visible()
     # RFC 6238 §5.2: the enrolment code's time-step is spent and may not be accepted again; the
     # provider allows one step of clock drift, so the next step's code (a phone a little ahead)
     # is valid now without waiting up to 30 seconds for the app to show a new one.
@@ -182,3 +185,28 @@ def test_wrong_code_on_the_enrolment_page_is_an_alert_and_the_page_stays_usable(
     page.get_by_role("button", name="Allow").click()
     page.wait_for_url(f"{setup.redirect_uri}?*")
     assert redeem(setup, request, (setup.client_id, setup.secret))["acr"] == "mfa"
+
+
+def test_rfc8176_an_enrolled_person_signing_in_to_an_app_is_asked_for_the_code(setup, page):
+    """Issue 12, "Sign-in policy" (OIDC_ENROLLED_FACTORS=always, the default): the application
+    asks for no level; Alice has an authenticator app, so after her password the browser shows
+    the code page, and the RP's ID token says ``acr=mfa`` and ``amr`` ``["pwd", "otp", "mfa"]``
+    (OIDC Core §2, RFC 8176 §2). A password alone never reaches the application."""
+    from ..flows.test_step_up import enroll_totp
+
+    secret, _ = enroll_totp(setup.app)
+    request = authorization_request(setup)
+    visited = navigations(page)
+    page.goto(request.url)
+    sign_in(page)
+    expect(page.get_by_role("heading", name="Confirm it's you")).to_be_visible()
+    expect(page.get_by_text("Your account has a second factor")).to_be_visible()
+    assert not setup.rp.at("/cb"), "nothing reached the RP with a password alone"
+    page.get_by_label("Code from your authenticator app").fill(pyotp.TOTP(secret).at(time.time() + 30))
+    page.get_by_role("button", name="Continue", exact=True).click()
+    expect(page.get_by_role("heading", name="Allow Browser Test RP?")).to_be_visible()
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(f"{setup.redirect_uri}?*")
+    assert "/step-up/" in " ".join(urlsplit(u).path for u in visited)
+    claims = redeem(setup, request, (setup.client_id, setup.secret))
+    assert (claims["acr"], claims["amr"]) == ("mfa", ["pwd", "otp", "mfa"])

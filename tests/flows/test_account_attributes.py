@@ -31,6 +31,14 @@ ADDRESS = {"formatted": "1 Main St\nSpringfield", "country": "US"}
 
 
 @pytest.fixture
+def app(app_factory):
+    """OIDC_ENROLLED_FACTORS=when-asked: these tests need access tokens at ``pwd`` for a person
+    who has a second factor, which only that mode issues (under ``always`` every sign-in of an
+    enrolled person reaches ``mfa``; tests/flows/test_signin_policy.py)."""
+    return app_factory(enrolled_factors="when-asked")
+
+
+@pytest.fixture
 def alice(app):
     return make_user(app)
 

@@ -21,13 +21,28 @@ NEW_PASSWORD = "a new and long password"
 
 
 def sign_in(browser, username="alice", password=PASSWORD):
+    """The password step. A person with a second factor is then at the second-factor step
+    (OIDC_ENROLLED_FACTORS=always): their session is a password-only one until they type it."""
     page = browser.http.get("/login")
     response = browser.http.post("/login", data={"csrf_token": csrf_token(page.text), "username": username,
                                                  "password": password})
-    assert response.status_code == 302 and response.headers["Location"].endswith("/account")
+    assert response.status_code == 302
+    assert response.headers["Location"] in ("/account", "/sign-in/second-factor"), \
+        response.headers["Location"]
+    return response
 
 
-def post(browser, path, page_path="/account", **data):
+def sign_in_with_code(browser, secret, username="alice"):
+    """Password, then the authenticator app's code: the whole sign-in of an enrolled person."""
+    step = sign_in(browser, username)
+    assert step.headers["Location"].startswith("/sign-in/second-factor")
+    page = browser.http.get(step.headers["Location"])
+    done = browser.http.post(step.headers["Location"], data={"csrf_token": csrf_token(page.text), "kind": "totp",
+                                                            "code": pyotp.TOTP(secret).now()})
+    assert (done.status_code, done.headers["Location"]) == (302, "/account")
+
+
+def post(browser, path, page_path="/login", **data):
     page = browser.http.get(page_path)
     assert page.status_code == 200, (page_path, page.status_code)
     return browser.http.post(path, data={"csrf_token": csrf_token(page.text), **data})
@@ -42,6 +57,8 @@ def confirm(browser, response, code, password=PASSWORD, kind="totp"):
     level = re.search(r'name="level" value="([^"]*)"', page.text).group(1)
     why = re.search(r'name="why" value="([^"]*)"', page.text).group(1)
     data = {"csrf_token": csrf_token(page.text), "level": level, "why": why, "password": password, "code": code}
+    if back := re.search(r'name="next" value="([^"]*)"', page.text):
+        data["next"] = back.group(1)  # where the confirmation returns to
     if kind == "recovery":
         data["kind"] = "recovery"
     return browser.http.post("/account/confirm", data=data)
@@ -213,7 +230,7 @@ def test_account_forms_without_csrf_are_refused(app, browser, alice, path):
 @pytest.mark.parametrize("path", ["/account/password", "/account/totp", "/account/confirm"])
 def test_account_pages_need_a_signed_in_person(app, browser, path):
     response = browser.http.get(path)
-    assert response.status_code == 302 and response.headers["Location"].endswith("/login")
+    assert response.status_code == 302 and response.headers["Location"] == f"/login?next={path}"
 
 
 def test_confirm_with_a_bad_level_or_garbage_is_a_clear_answer(app, browser, alice):
@@ -251,8 +268,9 @@ def test_confirm_at_phr_takes_a_passkey_not_a_password_and_code(app, browser, al
     sign_in(browser)
     page = browser.http.get("/account/confirm?level=phr")
     assert page.status_code == 200 and 'name="password"' not in page.text
-    refused = browser.http.post("/account/confirm", data={"csrf_token": csrf_token(browser.http.get("/account").text),
+    refused = browser.http.post("/account/confirm", data={"csrf_token": csrf_token(browser.http.get("/login").text),
                                                           "level": "phr",
                                                           "password": PASSWORD, "code": pyotp.TOTP(secret).now()})
     assert refused.status_code == 400 and "passkeys" in refused.text
-    assert 'id="session-acr">pwd<' in browser.http.get("/account").text
+    assert browser.http.get("/account").headers["Location"] == "/sign-in/second-factor?next=/account", \
+        "still a password-only session"

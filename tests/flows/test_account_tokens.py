@@ -125,8 +125,9 @@ def test_a_stale_password_session_confirms_with_the_password(app, browser, alice
     page = browser.http.get(stale.headers["Location"])
     assert 'name="code"' not in page.text
     done = browser.http.post("/account/confirm", data={"csrf_token": csrf_token(page.text), "level": "pwd",
-                                                       "why": "personal-token", "password": PASSWORD})
-    assert done.status_code == 302 and "/account/tokens/new" in done.headers["Location"]
+                                                       "why": "personal-token", "password": PASSWORD,
+                                                       "next": "/account/tokens/new"})
+    assert done.status_code == 302 and done.headers["Location"] == "/account/tokens/new?done=confirmed"
     created_token(create(browser))
 
 
@@ -227,7 +228,7 @@ def test_token_pages_need_a_signed_in_person(app, browser, alice, path):
     else:
         token = csrf_token(browser.http.get("/login").text)
         response = browser.http.post(path, data={"csrf_token": token, "audience_other": APP, "lifetime": "30d"})
-    assert response.status_code == 302 and response.headers["Location"].endswith("/login")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login?next=/account")
     assert token_rows(app) == []
 
 

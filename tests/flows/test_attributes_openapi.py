@@ -98,6 +98,14 @@ def conforms(doc: dict, path: str, method: str, response) -> None:
 
 
 @pytest.fixture
+def app(app_factory):
+    """OIDC_ENROLLED_FACTORS=when-asked: these tests need access tokens at ``pwd`` for a person
+    who has a second factor, which only that mode issues (under ``always`` every sign-in of an
+    enrolled person reaches ``mfa``; tests/flows/test_signin_policy.py)."""
+    return app_factory(enrolled_factors="when-asked")
+
+
+@pytest.fixture
 def tokens(app, browser):
     make_user(app)
     rp = attribute_client(app)

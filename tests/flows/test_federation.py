@@ -445,7 +445,9 @@ def sign_in_with_password(browser):
 
 
 def account_post(browser, path):
-    page = browser.http.get("/account")
+    # Any page's token: /account itself sends a password-only session of an enrolled person to
+    # the second-factor step (OIDC_ENROLLED_FACTORS=always).
+    page = browser.http.get("/login")
     return browser.http.post(path, data={"csrf_token": csrf_token(page.text)})
 
 

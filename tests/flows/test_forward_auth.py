@@ -10,6 +10,7 @@ import json
 import re
 from urllib.parse import parse_qs, urlsplit
 
+import pyotp
 import pytest
 from sqlalchemy import select
 
@@ -241,6 +242,28 @@ def test_a_disabled_account_is_refused_even_with_a_live_session(app, people):
         db.session.commit()
     response = ask(http, accept="text/html")
     assert response.status_code == 302 and urlsplit(response.headers["Location"]).path == "/login"
+
+
+def test_a_password_only_session_of_an_enrolled_person_is_sent_to_sign_in_fully(app, people):
+    """Issue 12, "Sign-in policy" (OIDC_ENROLLED_FACTORS=always): a session opened before the
+    person enrolled a second factor does not pass; the browser goes to sign in, password then
+    the code, and back to the original URL."""
+    from .test_step_up import enroll_totp
+
+    http = app.test_client()
+    assert sign_in(http, "alice").status_code == 302
+    assert ask(http, accept="text/html").status_code == 200
+    secret, _ = enroll_totp(app)
+    response = ask(http, accept="text/html")
+    assert response.status_code == 302 and urlsplit(response.headers["Location"]).path == "/login"
+    back = _next_of(response.headers["Location"])
+    signed = sign_in(http, "alice", next_url=back)
+    step = signed.headers["Location"]
+    assert urlsplit(step).path == "/sign-in/second-factor"
+    page = http.get(step)
+    done = http.post(step, data={"csrf_token": csrf_token(page.text), "code": pyotp.TOTP(secret).now()})
+    assert done.headers["Location"] == back
+    assert ask(http, accept="text/html").headers["X-Auth-User"] == "alice"
 
 
 # ---- no credentials ----

@@ -76,7 +76,7 @@ def sign_in_with_password(browser, username="alice") -> None:
 
 def register(browser, authenticator: SoftwareAuthenticator, name="Laptop", **create_kw):
     """The account page's "Add a passkey": options, ``create()``, verify. Returns the response."""
-    csrf = page_csrf(browser, "/account/passkeys")
+    csrf = page_csrf(browser, "/login")
     options = call(browser, "/passkeys/register/options", {}, csrf=csrf)
     assert options.status_code == 200, options.json
     authenticator.user_handle = b64url_decode(options.json["user"]["id"])
@@ -109,7 +109,7 @@ def passkey_login(browser, authenticator, *, pid=None, **get_kw):
 
 def passkey_verify(browser, authenticator, *, pid=None, csrf=None, **get_kw):
     """"Use a passkey" for a signed-in person (step-up page, fresh authentication)."""
-    csrf = csrf or page_csrf(browser, "/account/passkeys")
+    csrf = csrf or page_csrf(browser, "/login")
     options = call(browser, "/passkeys/verify/options", {}, csrf=csrf)
     assert options.status_code == 200, options.json
     credential = authenticator.get(b64url_decode(options.json["challenge"]), **get_kw)
@@ -175,7 +175,7 @@ def test_5_4_registration_options_ask_for_a_discoverable_credential_and_exclude_
     sign_in_with_password(browser)
     first = SoftwareAuthenticator()
     assert register(browser, first).status_code == 201
-    csrf = page_csrf(browser, "/account/passkeys")
+    csrf = page_csrf(browser, "/login")
     assert passkey_verify(browser, first, csrf=csrf).status_code == 200  # a second one needs phr
     options = call(browser, "/passkeys/register/options", {}, csrf=csrf).json
     assert options["rp"] == {"id": "localhost", "name": "Single sign-on"}
@@ -188,7 +188,7 @@ def test_14_6_1_user_handle_is_64_random_bytes_not_the_username(app, browser, al
     """§14.6.1: "It is RECOMMENDED to let the user handle be 64 random bytes"; it must not
     contain the username or email. It stays the same for the account's later passkeys."""
     sign_in_with_password(browser)
-    csrf = page_csrf(browser, "/account/passkeys")
+    csrf = page_csrf(browser, "/login")
     handles = {call(browser, "/passkeys/register/options", {}, csrf=csrf).json["user"]["id"] for _ in range(2)}
     assert len(handles) == 1
     handle = b64url_decode(handles.pop())
@@ -216,7 +216,7 @@ def test_registration_needs_a_signed_in_person(app, browser, alice):
     for path in ("/passkeys/register/options", "/passkeys/register", "/passkeys/verify/options", "/passkeys/verify"):
         response = call(browser, path, {}, csrf=csrf)
         assert (path, response.status_code, response.json["error"]) == (path, 401, "login_required")
-    assert browser.http.get("/account/passkeys").headers["Location"].endswith("/login")
+    assert browser.http.get("/account/passkeys").headers["Location"] == "/login?next=/account/passkeys"
 
 
 # ---- §7.2 username-less sign-in ----
@@ -348,7 +348,7 @@ def test_a_challenge_for_a_signed_in_person_is_not_a_username_less_one(app, brow
     sign anyone in from the login page."""
     authenticator = registered(app, browser)
     sign_in_with_password(browser)
-    csrf = page_csrf(browser, "/account/passkeys")
+    csrf = page_csrf(browser, "/login")
     options = call(browser, "/passkeys/verify/options", {}, csrf=csrf).json
     credential = authenticator.get(b64url_decode(options["challenge"]))
     other = Browser(app)
@@ -504,7 +504,7 @@ def test_verify_options_name_only_the_signed_in_persons_passkeys(app, browser, a
     sign_in_with_password(registered_for_bob, "bob")
     assert register(registered_for_bob, SoftwareAuthenticator()).status_code == 201
     sign_in_with_password(browser)
-    options = call(browser, "/passkeys/verify/options", {}, csrf=page_csrf(browser, "/account/passkeys")).json
+    options = call(browser, "/passkeys/verify/options", {}, csrf=page_csrf(browser, "/login")).json
     assert [b64url_decode(d["id"]) for d in options["allowCredentials"]] == [authenticator.credential_id]
     assert options["userVerification"] == "preferred"
 
@@ -527,7 +527,7 @@ def test_rename_a_passkey(app, browser, alice):
     sign_in_with_password(browser)
     register(browser, SoftwareAuthenticator())
     [row] = stored(app)
-    csrf = page_csrf(browser, "/account/passkeys")
+    csrf = page_csrf(browser, "/login")
     response = call(browser, f"/account/passkeys/{row.id}", {"name": "Phone"}, csrf=csrf, method="PATCH")
     assert (response.status_code, response.json["passkey"]["name"]) == (200, "Phone")
     assert stored(app)[0].name == "Phone"
@@ -541,7 +541,7 @@ def test_someone_elses_passkey_is_not_found(app, browser, alice):
     make_user(app, "bob")
     bob = Browser(app)
     sign_in_with_password(bob, "bob")
-    csrf = page_csrf(bob, "/account/passkeys")
+    csrf = page_csrf(bob, "/login")
     before = snapshot(app)
     for method, body in (("PATCH", {"name": "Mine now"}), ("DELETE", {})):
         response = call(bob, f"/account/passkeys/{row.id}", body, csrf=csrf, method=method)
@@ -556,7 +556,7 @@ def test_removing_a_passkey_needs_a_fresh_sign_in_at_its_level(app, browser, ali
     authenticator = registered(app, browser)
     [row] = stored(app)
     sign_in_with_password(browser)
-    csrf = page_csrf(browser, "/account/passkeys")
+    csrf = page_csrf(browser, "/login")
     response = call(browser, f"/account/passkeys/{row.id}", csrf=csrf, method="DELETE")
     assert response.status_code == 403
     assert (response.json["error"], response.json["level"], response.json["max_age"]) == (
@@ -584,7 +584,7 @@ def test_the_last_way_to_sign_in_cannot_be_removed(app, browser, alice):
         db.session.commit()
     assert passkey_login(browser, authenticator).json["acr"] == "phr"
     [row] = stored(app)
-    csrf = page_csrf(browser, "/account/passkeys")
+    csrf = page_csrf(browser, "/login")
     response = call(browser, f"/account/passkeys/{row.id}", csrf=csrf, method="DELETE")
     assert (response.status_code, response.json["error"]) == (409, "last_sign_in_method")
     assert "only way you can sign in" in response.json["error_description"]
@@ -608,7 +608,7 @@ def test_a_linked_upstream_sign_in_counts_as_another_way_to_sign_in(app, browser
         db.session.commit()
     assert passkey_login(browser, authenticator).json["acr"] == "phr"
     [row] = stored(app)
-    response = call(browser, f"/account/passkeys/{row.id}", csrf=page_csrf(browser, "/account/passkeys"),
+    response = call(browser, f"/account/passkeys/{row.id}", csrf=page_csrf(browser, "/login"),
                     method="DELETE")
     assert response.status_code == 200 and stored(app) == []
 
@@ -646,7 +646,7 @@ def test_malformed_bodies_get_a_json_400_and_change_nothing(app, browser, alice,
     never a 500."""
     authenticator = registered(app, browser)
     sign_in_with_password(browser)
-    csrf = page_csrf(browser, "/account/passkeys")
+    csrf = page_csrf(browser, "/login")
     assert passkey_verify(browser, authenticator, csrf=csrf).status_code == 200  # may add another
     for options in ("/passkeys/login/options", "/passkeys/register/options", "/passkeys/verify/options"):
         assert call(browser, options, {}, csrf=csrf).status_code == 200
@@ -664,7 +664,7 @@ def test_a_bad_passkey_name_is_refused(app, browser, alice, name):
     sign_in_with_password(browser)
     register(browser, SoftwareAuthenticator(), name="Laptop")
     [row] = stored(app)
-    csrf = page_csrf(browser, "/account/passkeys")
+    csrf = page_csrf(browser, "/login")
     before = snapshot(app)
     response = call(browser, f"/account/passkeys/{row.id}", {"name": name}, csrf=csrf, method="PATCH")
     assert (response.status_code, response.json["error"]) == (400, "invalid_request")
@@ -690,7 +690,7 @@ def test_a_missing_csrf_token_is_a_json_400(app, browser, alice):
 
 def test_an_unknown_method_or_id_is_json_not_a_500(app, browser, alice):
     sign_in_with_password(browser)
-    csrf = page_csrf(browser, "/account/passkeys")
+    csrf = page_csrf(browser, "/login")
     assert browser.http.get("/passkeys/login").status_code == 405
     response = call(browser, "/account/passkeys/999999", {"name": "x"}, csrf=csrf, method="PATCH")
     assert (response.status_code, response.json["error"]) == (404, "not_found")
@@ -759,7 +759,10 @@ def test_the_first_passkey_brings_recovery_codes_once_and_the_last_one_takes_the
     codes = first.json["recovery_codes"]
     assert len(codes) == 10 and len(set(codes)) == 10
     assert _recovery_codes_left(app) == 10
-    refused = call(browser, "/passkeys/register/options", {}, csrf=page_csrf(browser, "/account/passkeys"))
+    # Registering proved the new passkey: this session holds it. A new password-only one does not.
+    browser.http.post("/account/logout", data={"csrf_token": page_csrf(browser, "/login")})
+    sign_in_with_password(browser)
+    refused = call(browser, "/passkeys/register/options", {}, csrf=page_csrf(browser, "/login"))
     assert (refused.status_code, refused.json["error"], refused.json["level"]) == (
         403, "fresh_authentication_required", "phr"), "a password session cannot add one beside a passkey"
     assert [row.name for row in stored(app)] == ["Laptop"]
@@ -814,7 +817,7 @@ def test_an_old_user_verification_does_not_make_a_new_proof_without_it_fresh(app
     response = passkey_login(browser, authenticator)
     assert response.status_code == 200 and response.json.get("acr", "phr") == "phr"
     age_login(app, browser, 3600)
-    csrf = page_csrf(browser, "/account/passkeys")
+    csrf = page_csrf(browser, "/login")
     assert passkey_verify(browser, authenticator, csrf=csrf, uv=False).status_code == 200
     refused = call(browser, f"/account/passkeys/{row.id}", csrf=csrf, method="DELETE")
     assert (refused.status_code, refused.json["error"]) == (403, "fresh_authentication_required")

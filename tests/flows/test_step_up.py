@@ -109,6 +109,18 @@ def events(app, name: str) -> list[AuditEvent]:
 
 
 @pytest.fixture
+def app(request, app_factory):
+    """The default provider (OIDC_ENROLLED_FACTORS=always), or one with the mode a test names
+    (``@WHEN_ASKED``)."""
+    mode = getattr(request, "param", None)
+    return app_factory(enrolled_factors=mode) if mode else app_factory.default
+
+
+# The levels-of-authentication mode: only the application's request decides the level.
+WHEN_ASKED = pytest.mark.parametrize("app", ["when-asked"], indirect=True)
+
+
+@pytest.fixture
 def alice(app):
     return make_user(app)
 
@@ -155,7 +167,9 @@ def test_client_minimum_level_needs_the_second_factor(app, browser, alice):
     assert claims_after(browser, client_id, client_secret, response)["acr"] == "mfa"
 
 
+@WHEN_ASKED
 def test_no_level_asked_means_a_password_is_enough_even_with_totp_enrolled(app, browser, alice, client):
+    """OIDC_ENROLLED_FACTORS=when-asked: the trade-off it documents."""
     enroll_totp(app)
     client_id, client_secret = client
     tokens = tokens_for(browser, client_id, client_secret)
@@ -164,6 +178,7 @@ def test_no_level_asked_means_a_password_is_enough_even_with_totp_enrolled(app, 
 
 # ---- logged in lower ----
 
+@WHEN_ASKED
 def test_logged_in_at_pwd_is_asked_only_for_the_code_and_gets_a_new_session_id(app, browser, alice, client):
     """Issue 3: "logged in lower → ask only for the missing factor; the session id is renewed
     on every level change"."""
@@ -213,6 +228,7 @@ def test_3_1_2_6_prompt_none_logged_out_asking_for_mfa_is_login_required(app, br
     assert redirected_to_client(response)["error"] == "login_required"
 
 
+@WHEN_ASKED
 @pytest.mark.parametrize("extra", [{"acr_values": "mfa"}, {"claims": ESSENTIAL_MFA}])
 def test_3_1_2_6_prompt_none_at_a_lower_level_is_interaction_required_even_with_totp(app, browser, alice, client,
                                                                                    extra):
@@ -279,6 +295,7 @@ def test_voluntary_acr_values_not_now_goes_on_at_pwd(app, browser, alice, client
     assert claims_after(browser, client_id, client_secret, response)["acr"] == "pwd"
 
 
+@WHEN_ASKED
 def test_voluntary_acr_values_with_totp_enrolled_not_now_goes_on_at_pwd(app, browser, alice, client):
     enroll_totp(app)
     client_id, client_secret = client

@@ -187,6 +187,20 @@ def test_acr_ladder_is_validated_and_named():
         _error(OIDC_ACR_LEVELS="pwd phr mfa")
 
 
+def test_sign_in_policy_settings_default_to_always_and_name_bad_values():
+    """Issue 12, sign-in policy: OIDC_ENROLLED_FACTORS, OIDC_MIN_ACR (a level of the configured
+    ladder), OIDC_ACCOUNT_REAUTH_SECONDS; every bad one named in the one message."""
+    settings = _load()
+    assert (settings.enrolled_factors, settings.min_acr, settings.account_reauth_seconds) == ("always", "", 600)
+    assert _load(OIDC_ENROLLED_FACTORS="when-asked", OIDC_MIN_ACR="mfa").min_acr == "mfa"
+    message = _error(OIDC_ENROLLED_FACTORS="sometimes", OIDC_MIN_ACR="gold", OIDC_ACCOUNT_REAUTH_SECONDS="5")
+    assert "OIDC_ENROLLED_FACTORS: 'sometimes' is not one of always, when-asked" in message
+    assert "OIDC_MIN_ACR: 'gold' is not a level of OIDC_ACR_LEVELS (pwd mfa phr)" in message
+    assert "OIDC_ACCOUNT_REAUTH_SECONDS must be between 60 and 86400" in message
+    assert "OIDC_MIN_ACR: 'phr' is not a level of OIDC_ACR_LEVELS (pwd mfa)" in \
+        _error(OIDC_ACR_LEVELS="pwd mfa", OIDC_MIN_ACR="phr")
+
+
 def test_unknown_oidc_variable_is_refused_with_the_closest_name():
     """Issue 11: "unknown OIDC_* names ... are refused at start with the closest valid name"."""
     with pytest.raises(SettingsError) as caught:

@@ -119,7 +119,7 @@
     },
     verify: function (box) {
       return ceremony(box, box.dataset.verifyOptions, box.dataset.verify, false, { p: box.dataset.p },
-        { p: box.dataset.p })
+        { p: box.dataset.p, next: box.dataset.next })
         .then(function (data) {
           if (box.dataset.after === "reload") window.location.reload(); else window.location.assign(data.next);
         });

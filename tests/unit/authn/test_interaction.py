@@ -206,3 +206,32 @@ AT_PWD = replace(SIGNED_IN, session_acr="pwd", reachable="pwd", enrollable="mfa"
 ])
 def test_levels_next_step(situation, expected):
     assert next_step(situation, now=NOW) == expected
+
+
+# ---- issue 12: the enrolled-factors input (OIDC_ENROLLED_FACTORS=always) and OIDC_MIN_ACR ----
+ENROLLED = replace(AT_PWD, reachable="mfa", enrolled="mfa")
+
+
+@pytest.mark.parametrize("situation, expected", [
+    pytest.param(ENROLLED, StepUp("mfa", "enrolled_factors"), id="no-level-asked-enrolled-person-gives-the-code"),
+    pytest.param(replace(ENROLLED, required=_wants("pwd")), StepUp("mfa", "enrolled_factors"),
+                 id="acr_values-pwd-does-not-lower-it"),
+    pytest.param(replace(ENROLLED, session_acr="mfa"), Proceed(), id="session-at-mfa-proceeds"),
+    pytest.param(replace(ENROLLED, session_acr="phr"), Proceed(), id="verified-passkey-session-proceeds"),
+    pytest.param(replace(ENROLLED, declined="mfa"),
+                 Refuse("access_denied", "The end-user did not authenticate at level 'mfa'."),
+                 id="cancel-is-access-denied"),
+    pytest.param(replace(ENROLLED, prompt=p("none")),
+                 Refuse("interaction_required", "The request needs authentication at level 'mfa'."),
+                 id="prompt-none-never-downgrades"),
+    pytest.param(replace(ENROLLED, required=_wants("phr"), enrollable="phr"), StepUp("mfa", "acr_values"),
+                 id="voluntary-phr-proves-the-enrolled-factor-first"),
+    pytest.param(replace(ENROLLED, enrolled=None), Proceed(), id="when-asked-mode-no-level-asked"),
+    pytest.param(replace(AT_PWD, min_acr="mfa"), Enroll("mfa", "min_acr"), id="min-acr-without-factor-enrolls"),
+    pytest.param(replace(AT_PWD, min_acr="mfa", reachable="mfa"), StepUp("mfa", "min_acr"),
+                 id="min-acr-with-factor-steps-up"),
+    pytest.param(replace(AT_PWD, min_acr="pwd"), Proceed(), id="min-acr-pwd-is-met-by-a-password"),
+    pytest.param(replace(ANONYMOUS, enrolled="mfa"), Login("no_session"), id="login-comes-first"),
+])
+def test_next_step_with_enrolled_factors(situation, expected):
+    assert next_step(situation, now=NOW) == expected

@@ -4,7 +4,17 @@ import re
 
 import pytest
 
-from oidc_provider.authn.levels import Ladder, LadderError, amr_with_mfa, fresh_enough, requirement
+from oidc_provider.authn.levels import (
+    Ladder,
+    LadderError,
+    Requirement,
+    amr_with_mfa,
+    enrolled_level,
+    fresh_enough,
+    requirement,
+    strongest_level,
+    with_floor,
+)
 
 LADDER = Ladder()
 
@@ -106,3 +116,53 @@ NOW_S = 1_800_000_000
 ])
 def test_fresh_enough_counts_only_methods_proven_within_the_window(proven, level, fresh):
     assert fresh_enough(LADDER, proven=proven, level=level, now=NOW_S) is fresh
+
+
+# ---- issue 12, sign-in policy: OIDC_ENROLLED_FACTORS, OIDC_MIN_ACR ----
+
+@pytest.mark.parametrize("ladder, methods, mode, level", [
+    ("pwd mfa phr", ["pwd"], "always", None),                     # nothing enrolled: a password is all
+    ("pwd mfa phr", ["pwd", "otp"], "always", "mfa"),             # an authenticator app
+    ("pwd mfa phr", ["pwd", "hwk"], "always", "mfa"),             # a passkey as second factor
+    ("pwd mfa phr", ["pwd", "swk", "user"], "always", "mfa"),     # a verified passkey: mfa, not phr
+    ("pwd mfa phr", ["swk", "user"], "always", "mfa"),            # no password at all: the passkey is it
+    ("pwd mfa phr", ["fed", "otp"], "always", "mfa"),             # an upstream login plus a code
+    ("pwd mfa phr", ["pwd", "otp"], "when-asked", None),          # the application decides
+    ("pwd mfa phr", ["pwd", "otp", "hwk"], "when-asked", None),
+    ("pwd phr", ["pwd", "otp"], "always", None),                  # no level above pwd for a code
+    ("pwd phr", ["pwd", "hwk", "user"], "always", None),          # a password plus a key is no phr
+    ("pwd mfa", ["pwd", "hwk", "user"], "always", "mfa"),
+])
+def test_enrolled_level_is_what_every_sign_in_reaches_in_always_mode(ladder, methods, mode, level):
+    assert enrolled_level(Ladder.parse(ladder), methods, mode) == level
+
+
+@pytest.mark.parametrize("methods, level", [
+    ([], "pwd"), (["pwd"], "pwd"), (["pwd", "otp"], "mfa"), (["pwd", "hwk"], "mfa"),
+    (["pwd", "otp", "swk", "user"], "phr"), (["fed"], "pwd"),
+])
+def test_strongest_level_is_what_the_enrolled_factors_reach(methods, level):
+    assert strongest_level(LADDER, methods) == level
+
+
+@pytest.mark.parametrize("need, level, reason, expected", [
+    (None, None, "min_acr", None),
+    (None, "mfa", "enrolled_factors", Requirement("mfa", "mfa", "enrolled_factors")),
+    (Requirement("pwd", None, "acr_values"), "mfa", "enrolled_factors", Requirement("mfa", "mfa", "enrolled_factors")),
+    # A voluntary phr above the enrolled mfa: phr asked, mfa binding.
+    (Requirement("phr", None, "acr_values"), "mfa", "enrolled_factors",
+     Requirement("phr", "mfa", "acr_values", floor_reason="enrolled_factors")),
+    (Requirement("phr", "pwd", "acr_values", floor_reason="client_min_acr"), "mfa", "min_acr",
+     Requirement("phr", "mfa", "acr_values", floor_reason="min_acr")),
+    # Already as strict: unchanged.
+    (Requirement("mfa", "mfa", "client_min_acr"), "mfa", "enrolled_factors",
+     Requirement("mfa", "mfa", "client_min_acr")),
+    (Requirement("phr", "phr", "essential_acr"), "mfa", "enrolled_factors", Requirement("phr", "phr", "essential_acr")),
+    (Requirement("mfa", "pwd", "acr_values", floor_reason="client_min_acr"), "mfa", "min_acr",
+     Requirement("mfa", "mfa", "min_acr")),
+    # A client minimum the ladder lacks stays: unmeetable, fail closed.
+    (Requirement("gold", "gold", "client_min_acr"), "mfa", "enrolled_factors",
+     Requirement("gold", "gold", "client_min_acr")),
+])
+def test_with_floor_keeps_the_stricter_binding_level(need, level, reason, expected):
+    assert with_floor(LADDER, need, level, reason) == expected
