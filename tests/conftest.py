@@ -146,8 +146,11 @@ def _empty_tables():
 
 
 @pytest.fixture
-def app(app_factory):
-    return app_factory.default
+def app(request, app_factory):
+    """The default provider, or one with the settings a test names through indirect
+    parametrization (``configured(...)`` / ``WHEN_ASKED`` in tests/helpers.py)."""
+    settings = getattr(request, "param", None)
+    return app_factory(**settings) if settings else app_factory.default
 
 
 @pytest.fixture

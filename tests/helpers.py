@@ -133,3 +133,15 @@ class Browser:
         if auth is None:
             data["client_id"] = client_id
         return self.http.post("/token", data=data, auth=auth)
+
+
+def configured(**settings):
+    """Run a test on a provider built with these settings (the ``app`` fixture, indirectly)."""
+    import pytest
+
+    return pytest.mark.parametrize("app", [settings], indirect=True)
+
+
+# OIDC_ENROLLED_FACTORS=when-asked, the levels-of-authentication mode: only the application's
+# request decides the level, so an enrolled person can hold a password-only session.
+WHEN_ASKED = configured(enrolled_factors="when-asked")

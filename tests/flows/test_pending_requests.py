@@ -20,7 +20,7 @@ from oidc_provider.extensions import db
 from oidc_provider.models import BrowserSession, PendingRequest
 
 from ..conftest import DATABASE_URL
-from ..helpers import Browser, csrf_token, make_client, make_user, query_of
+from ..helpers import WHEN_ASKED, Browser, csrf_token, make_client, make_user, query_of
 from ..spec._support import SESSION_COOKIE, at_login, redirected_to_client, start, urlpath
 from .test_step_up import enroll_totp
 
@@ -156,6 +156,7 @@ def test_3_1_2_1_prompt_login_is_not_satisfied_by_a_sign_in_for_another_request(
     assert done["state"] == first_params["state"]
 
 
+@WHEN_ASKED  # a password sign-in first, a step-up asked by the other request's acr_values
 def test_3_1_2_1_prompt_login_is_not_satisfied_by_a_step_up_for_another_request(app, browser, alice, client_id):
     secret, _ = enroll_totp(app)
     browser.sign_in_and_authorize(client_id)
@@ -189,8 +190,10 @@ def test_a_consent_decision_counts_only_for_the_account_that_made_it(app, browse
 @pytest.fixture
 def ending_app(app_factory):
     """An app on which a request carrying ``X-End-Session-Meanwhile`` finds its session row
-    deleted after loading it: a sign-out in another tab, committed while this request ran."""
-    app = app_factory()
+    deleted after loading it: a sign-out in another tab, committed while this request ran. In
+    the levels-of-authentication mode, so a password sign-in of an enrolled person can be
+    stepped up later, by an app's request."""
+    app = app_factory(enrolled_factors="when-asked")
 
     @app.before_request
     def end_meanwhile():

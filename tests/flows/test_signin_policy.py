@@ -13,20 +13,10 @@ from sqlalchemy import select
 from oidc_provider.extensions import db
 from oidc_provider.models import Account
 
-from ..helpers import PASSWORD, csrf_token, make_client, make_user
+from ..helpers import PASSWORD, configured, csrf_token, make_client, make_user
 from ..spec._support import age_login, at_login, redirected_to_client, start, tokens_for, verified_claims
 from .test_account_page import NEW_PASSWORD, sign_in, sign_in_with_code
 from .test_step_up import at, claims_after, decline, enroll_totp, submit_code
-
-
-@pytest.fixture
-def app(request, app_factory):
-    settings = getattr(request, "param", None)
-    return app_factory(**settings) if settings else app_factory.default
-
-
-def configured(**settings):
-    return pytest.mark.parametrize("app", [settings], indirect=True)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from oidc_provider.extensions import db
 from oidc_provider.models import Account, AuditEvent, RecoveryCode
 
-from ..helpers import csrf_token, make_client, make_user
+from ..helpers import WHEN_ASKED, csrf_token, make_client, make_user
 from ..spec._support import (
     SESSION_COOKIE,
     at_login,
@@ -108,16 +108,6 @@ def events(app, name: str) -> list[AuditEvent]:
         return list(db.session.scalars(select(AuditEvent).where(AuditEvent.event == name)))
 
 
-@pytest.fixture
-def app(request, app_factory):
-    """The default provider (OIDC_ENROLLED_FACTORS=always), or one with the mode a test names
-    (``@WHEN_ASKED``)."""
-    mode = getattr(request, "param", None)
-    return app_factory(enrolled_factors=mode) if mode else app_factory.default
-
-
-# The levels-of-authentication mode: only the application's request decides the level.
-WHEN_ASKED = pytest.mark.parametrize("app", ["when-asked"], indirect=True)
 
 
 @pytest.fixture
