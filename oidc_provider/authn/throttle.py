@@ -31,6 +31,7 @@ from sqlalchemy import case, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from .. import transactions
 from ..extensions import db
 from ..models import AuthThrottle
 
@@ -115,14 +116,14 @@ def admit(keys: list[str], *, now: datetime) -> Attempt | Blocked:
         if attempts is None:
             savepoint.rollback()
             blocked = check([key], now=now) or Blocked(until=now, key=key)
-            db.session.commit()
+            transactions.end()
             return blocked
         until = lockout_until(attempts, now, free=_free(key))
         if until is not None:
             _lock(key, until)
             locks[key] = until
     savepoint.commit()
-    db.session.commit()
+    transactions.end()  # what the caller loaded stays readable: argon2id comes next, outside
     return Attempt(keys=tuple(keys), locks=locks)
 
 
@@ -142,7 +143,7 @@ def give_back(attempt: Attempt) -> None:
                     locked_until=case((AuthThrottle.locked_until == ours, None), else_=AuthThrottle.locked_until)
                     if ours else AuthThrottle.locked_until)
             .execution_options(synchronize_session=False))
-    db.session.commit()
+    transactions.end()
 
 
 def _count_unless_locked(key: str, now: datetime):
