@@ -43,7 +43,8 @@ def check_password(passwords, username: str, password: str, address: str | None)
     attempt = throttle.admit(keys, now=now)
     account = db.session.scalar(select(Account).where(username_is(username), Account.kind == "human")) \
         if username else None
-    who = account if account is not None else _unknown(username)
+    # As typed when it names an account (the audit search ignores case); else only a digest.
+    who = username if account is not None else _unknown(username)
     if isinstance(attempt, throttle.Blocked):
         record(Event.LOGIN_THROTTLED, outcome="failure", reason=attempt.key.split(":", 1)[0],
                account=who, detail={"until": attempt.until.isoformat() + "Z"})
