@@ -9,7 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import dbfiles, logs, metrics
+from . import dbfiles, logs, metrics, transactions
 from .authn.passkey_service import Passkeys
 from .authn.passwords import Passwords
 from .authn.second_factor import SecondFactors
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(PACKAGE / "migrations"))
     metrics.init_app(app, settings)
     csrf.init_app(app)
+    transactions.init_app(app)
     app.session_interface = DatabaseSessionInterface(settings)
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops,
@@ -167,6 +168,8 @@ def _sqlite_begin(conn):
     """SQLite: take the write lock when a transaction starts. A deferred transaction that reads
     and then writes fails with SQLITE_BUSY (without waiting) when another process committed in
     between; BEGIN IMMEDIATE waits for the lock instead (busy_timeout), so concurrent provider
-    processes never turn contention into errors."""
+    processes never turn contention into errors. A connection that only reads
+    (``transactions.read_only``) begins deferred and takes no lock."""
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(transactions.READ_ONLY)
+                             else "BEGIN IMMEDIATE")

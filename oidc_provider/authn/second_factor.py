@@ -5,7 +5,11 @@
   associated data) both at rest and while an enrolment waits in the session.
 - A TOTP code is accepted once: the accepted time-step is recorded by one conditional UPDATE,
   so two concurrent uses of one code give one success (RFC 6238 §5.2).
-- Wrong codes are throttled per account (``otp:<username>``), like passwords.
+- Codes are throttled per account (``otp:<username>``), like passwords: each attempt is counted
+  before the code is checked (``throttle.admit``) and a right code gives it back, so parallel
+  guesses cannot get more checks than the allowance.
+- Recovery codes are argon2id hashes: they are hashed and verified with no transaction open
+  (``transactions``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import func, select, update
 
+from .. import transactions
 from ..audit import Event, record
 from ..clock import utcnow
 from ..extensions import db
@@ -102,25 +107,40 @@ class SecondFactors:
             # One authenticator app per account: enrolment never replaces the one in use.
             record(Event.TOTP_FAILURE, outcome="failure", reason="already_enrolled", account=account)
             return None
-        if self._blocked(account):
+        attempt = self._admit(account)
+        if attempt is None:
             return None
         secret = self._open(account, base64.b64decode(sealed))
         counter = totp.verify(secret, code, now=now, last_counter=None)
         if counter is None:
             self._failed(account, Event.TOTP_FAILURE, "wrong_code_at_enrolment")
             return None
-        account.totp_secret_encrypted = self._sealer.seal(secret.encode(), account.subject.encode())
-        account.totp_last_counter = counter
-        account.totp_enabled_at = utcnow()
+        codes, hashes = self._new_recovery_codes(account)
+        enabled = db.session.execute(
+            update(Account).where(Account.id == account.id, Account.totp_enabled_at.is_(None))
+            .values(totp_secret_encrypted=self._sealer.seal(secret.encode(), account.subject.encode()),
+                    totp_last_counter=counter, totp_enabled_at=utcnow())
+            .execution_options(synchronize_session="fetch")
+        ).rowcount == 1
+        if not enabled:  # a concurrent confirmation won
+            db.session.rollback()
+            record(Event.TOTP_FAILURE, outcome="failure", reason="already_enrolled", account=account)
+            return None
         record(Event.TOTP_ENROLLED, account=account, commit=False)
-        codes = self.first_recovery_codes(account)
+        if hashes:
+            self._add_recovery_codes(account, hashes)
+            record(Event.RECOVERY_CODES_REGENERATED, account=account, detail={"first": True}, commit=False)
         db.session.commit()
+        throttle.give_back(attempt)
         return codes
 
     # ---- using a factor ----
     def verify_totp(self, account: Account, code: str, *, now: float | None = None) -> bool:
         now = time.time() if now is None else now
-        if account.totp_secret_encrypted is None or self._blocked(account):
+        if account.totp_secret_encrypted is None:
+            return False
+        attempt = self._admit(account)
+        if attempt is None:
             return False
         try:
             secret = self._open(account, account.totp_secret_encrypted)
@@ -140,15 +160,17 @@ class SecondFactors:
             self._failed(account, Event.TOTP_FAILURE, "wrong_or_replayed_code")
             return False
         db.session.commit()
-        throttle.succeed([self._key(account)])
+        throttle.give_back(attempt)
         return True
 
     def use_recovery_code(self, account: Account, typed: str) -> bool:
-        if self._blocked(account):
+        attempt = self._admit(account)
+        if attempt is None:
             return False
-        rows = db.session.scalars(select(RecoveryCode).where(
+        rows = db.session.execute(select(RecoveryCode.id, RecoveryCode.code_hash).where(
             RecoveryCode.account_id == account.id, RecoveryCode.used_at.is_(None)).order_by(RecoveryCode.id)).all()
-        index = recovery_codes.match(self._passwords, typed, [r.code_hash for r in rows])
+        with transactions.outside():
+            index = recovery_codes.match(self._passwords, typed, [r.code_hash for r in rows])
         if index is None:
             self._failed(account, Event.RECOVERY_CODE_FAILURE, "wrong_code")
             return False
@@ -158,22 +180,26 @@ class SecondFactors:
         ).rowcount == 1
         record(Event.RECOVERY_CODE_USED, outcome="success" if used else "failure", account=account,
                detail={"remaining": len(rows) - 1})
-        throttle.succeed([self._key(account)])
+        if used:
+            throttle.give_back(attempt)
         return used
 
     def first_recovery_codes(self, account: Account) -> list[str]:
         """Issue 3: "10 generated at first second-factor enrollment, shown once": a set when the
         account has none (the caller commits and shows them), else []."""
-        if db.session.scalar(select(RecoveryCode.id).where(RecoveryCode.account_id == account.id).limit(1)):
-            return []
-        codes = self._store_recovery_codes(account)
-        record(Event.RECOVERY_CODES_REGENERATED, account=account, detail={"first": True}, commit=False)
+        codes, hashes = self._new_recovery_codes(account)
+        if hashes:
+            self._add_recovery_codes(account, hashes)
+            record(Event.RECOVERY_CODES_REGENERATED, account=account, detail={"first": True}, commit=False)
         return codes
 
     def regenerate_recovery_codes(self, account: Account) -> list[str]:
-        """A new set; the old one stops working."""
+        """A new set; the old one stops working. Hashed before the transaction that stores them."""
+        codes = recovery_codes.generate()
+        with transactions.outside():
+            hashes = recovery_codes.hash_all(self._passwords, codes)
         db.session.query(RecoveryCode).filter(RecoveryCode.account_id == account.id).delete()
-        codes = self._store_recovery_codes(account)
+        self._add_recovery_codes(account, hashes)
         record(Event.RECOVERY_CODES_REGENERATED, account=account, commit=False)
         db.session.commit()
         return codes
@@ -204,11 +230,19 @@ class SecondFactors:
         record(Event.MFA_RESET, account=account, commit=False)
 
     # ---- helpers ----
-    def _store_recovery_codes(self, account: Account) -> list[str]:
+    def _new_recovery_codes(self, account: Account) -> tuple[list[str], list[str]]:
+        """A first set of codes and their hashes (made with no transaction open), or ([], [])
+        when the account has codes already."""
+        if db.session.scalar(select(RecoveryCode.id).where(RecoveryCode.account_id == account.id).limit(1)):
+            return [], []
         codes = recovery_codes.generate()
-        for code_hash in recovery_codes.hash_all(self._passwords, codes):
+        with transactions.outside():
+            return codes, recovery_codes.hash_all(self._passwords, codes)
+
+    @staticmethod
+    def _add_recovery_codes(account: Account, hashes: list[str]) -> None:
+        for code_hash in hashes:
             db.session.add(RecoveryCode(account_id=account.id, code_hash=code_hash))
-        return codes
 
     def _open(self, account: Account, sealed: bytes) -> str:
         return self._sealer.open(sealed, account.subject.encode()).decode()
@@ -224,9 +258,15 @@ class SecondFactors:
             record(Event.TOTP_FAILURE, outcome="failure", reason="throttled", account=account)
         return blocked
 
-    def _blocked(self, account: Account) -> bool:
-        return self.lockout(account) is not None
+    def _admit(self, account: Account) -> throttle.Attempt | None:
+        """Count this code attempt before the code is checked; None (recorded) when locked."""
+        attempt = throttle.admit([self._key(account)], now=utcnow())
+        if isinstance(attempt, throttle.Blocked):
+            record(Event.TOTP_FAILURE, outcome="failure", reason="throttled", account=account)
+            return None
+        return attempt
 
-    def _failed(self, account: Account, event: Event, reason: str) -> None:
-        throttle.fail([self._key(account)], now=utcnow())
+    @staticmethod
+    def _failed(account: Account, event: Event, reason: str) -> None:
+        """A wrong code: recorded (``_admit`` counted it already)."""
         record(event, outcome="failure", reason=reason, account=account)

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import CallbackDict
 
+from .. import transactions
 from ..clock import epoch, utcnow
 from ..dbcheck import is_outage
 from ..digests import digest, new_secret
@@ -62,6 +63,9 @@ class DatabaseSessionInterface(SessionInterface):
                 row = db.session.scalar(
                     select(BrowserSession).where(BrowserSession.id_digest == digest(raw))
                 )
+                # Loaded: end the transaction, so the view's slow work (argon2, rendering)
+                # does not run under this read's lock (``transactions``). Saving starts its own.
+                transactions.end()
             except SQLAlchemyError as exc:
                 # Raised here, it would escape Flask's error handlers (the request context is
                 # not pushed yet); errors.py raises it again before any view.

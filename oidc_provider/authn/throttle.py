@@ -1,8 +1,22 @@
-"""Brute-force protection for every secret a person types: failures are counted per key
+"""Brute-force protection for every secret a person types: attempts are counted per key
 (``account:<typed username, lowercased>`` and ``ip:<client address>``) in the database, so
-several provider processes share the counts, and each failure past a free allowance locks the
-key for a delay that doubles up to a cap. A key whose last failure is older than ``WINDOW``
+several provider processes share the counts, and each attempt past a free allowance locks the
+key for a delay that doubles up to a cap. A key whose last attempt is older than ``WINDOW``
 starts again from zero.
+
+Counting is atomic: ``admit`` counts the attempt first (one upsert per key, which refuses a
+locked key in the same statement) and only then is the secret checked, so parallel guesses,
+in one process or several, can never get more checks than the allowance and the locks let
+through (check-then-count could: 11 of 16 parallel guesses were checked where 9 was the
+limit). A correct secret gives its attempt back (``give_back``).
+
+    attempt = throttle.admit(keys, now=now)      # commits; Blocked -> refuse without checking
+    if isinstance(attempt, throttle.Blocked): ...
+    ... check the secret, with no transaction open if it is slow (``transactions.outside``)
+    if right: throttle.give_back(attempt)        # wrong: nothing more, it is already counted
+
+``check`` + ``fail`` (+ ``succeed``) remain for callers that count only failures; they are
+check-then-count, not atomic, so a new caller should use ``admit``.
 
 The delay policy (``delay_for``, ``lockout_until``) is pure; the rest reads and writes
 ``auth_throttle`` with an injected ``now`` (naive UTC, as ``oidc_provider.clock``).
@@ -14,8 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from .. import transactions
 from ..extensions import db
 from ..models import AuthThrottle
 
@@ -78,8 +94,89 @@ def _free(key: str) -> int:
     return FREE_FAILURES.get(key.split(":", 1)[0], FREE_FAILURES["account"])
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """An attempt ``admit`` let through: counted against ``keys``; ``locks`` holds the lock
+    each key got from this attempt (when it went past the free allowance)."""
+
+    keys: tuple[str, ...]
+    locks: dict[str, datetime]
+
+
+def admit(keys: list[str], *, now: datetime) -> Attempt | Blocked:
+    """Count one attempt against every key, then decide: Blocked (nothing counted) when any
+    key is locked, else the Attempt, each key locked as ``delay_for`` says for the count it
+    reached. Commits (in its own short transaction), so the count holds whatever the request
+    does next and every process sees it before the secret is checked."""
+    keys = sorted(set(keys))  # one order everywhere: two attempts never wait on each other's rows
+    locks: dict[str, datetime] = {}
+    savepoint = db.session.begin_nested()  # a refusal takes back the counts made before it
+    for key in keys:
+        attempts = db.session.execute(_count_unless_locked(key, now)).scalar()
+        if attempts is None:
+            savepoint.rollback()
+            blocked = check([key], now=now) or Blocked(until=now, key=key)
+            transactions.end()
+            return blocked
+        until = lockout_until(attempts, now, free=_free(key))
+        if until is not None:
+            _lock(key, until)
+            locks[key] = until
+    savepoint.commit()
+    transactions.end()  # what the caller loaded stays readable: argon2id comes next, outside
+    return Attempt(keys=tuple(keys), locks=locks)
+
+
+def give_back(attempt: Attempt) -> None:
+    """The secret was right: the account's count (or its code count) is cleared, as
+    ``succeed`` does; the address gets back the attempt and the lock this attempt set, and keeps
+    the rest of its count (guesses at other accounts from the same place). Commits."""
+    for key in attempt.keys:
+        if not key.startswith("ip:"):
+            db.session.execute(delete(AuthThrottle).where(AuthThrottle.key == key)
+                               .execution_options(synchronize_session=False))
+            continue
+        ours = attempt.locks.get(key)
+        db.session.execute(
+            update(AuthThrottle).where(AuthThrottle.key == key, AuthThrottle.failures > 0)
+            .values(failures=AuthThrottle.failures - 1,
+                    locked_until=case((AuthThrottle.locked_until == ours, None), else_=AuthThrottle.locked_until)
+                    if ours else AuthThrottle.locked_until)
+            .execution_options(synchronize_session=False))
+    transactions.end()
+
+
+def _count_unless_locked(key: str, now: datetime):
+    """INSERT ... ON CONFLICT DO UPDATE ... WHERE not locked RETURNING the count: no row back
+    means the key is locked. One statement, so the row is locked from the count to the commit
+    (PostgreSQL) or the database is (SQLite)."""
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    stale = AuthThrottle.last_failure_at < now - WINDOW
+    statement = dialect.insert(AuthThrottle).values(
+        key=key, failures=1, first_failure_at=now, last_failure_at=now)
+    return statement.on_conflict_do_update(
+        index_elements=[AuthThrottle.key],
+        set_={"failures": case((stale, 1), else_=AuthThrottle.failures + 1),
+              "first_failure_at": case((stale, now), else_=AuthThrottle.first_failure_at),
+              "last_failure_at": now},
+        where=or_(AuthThrottle.locked_until.is_(None), AuthThrottle.locked_until <= now),
+    ).returning(AuthThrottle.failures)
+
+
+def _lock(key: str, until: datetime) -> None:
+    # Never shorten a lock a concurrent attempt made longer.
+    db.session.execute(
+        update(AuthThrottle)
+        .where(AuthThrottle.key == key,
+               or_(AuthThrottle.locked_until.is_(None), AuthThrottle.locked_until < until))
+        .values(locked_until=until)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def check(keys: list[str], *, now: datetime) -> Blocked | None:
-    """The lock that refuses this attempt (the one lasting longest), or None."""
+    """The lock that refuses this attempt (the one lasting longest), or None. Only a look:
+    an attempt is counted by ``admit`` (atomic) or ``fail``."""
     row = db.session.execute(
         select(AuthThrottle.key, AuthThrottle.locked_until)
         .where(AuthThrottle.key.in_(keys), AuthThrottle.locked_until > now)
@@ -95,14 +192,7 @@ def fail(keys: list[str], *, now: datetime) -> None:
         failures = _increment(key, now)
         until = lockout_until(failures, now, free=_free(key))
         if until is not None:
-            # Never shorten a lock a concurrent failure made longer.
-            db.session.execute(
-                update(AuthThrottle)
-                .where(AuthThrottle.key == key,
-                       or_(AuthThrottle.locked_until.is_(None), AuthThrottle.locked_until < until))
-                .values(locked_until=until)
-                .execution_options(synchronize_session=False)
-            )
+            _lock(key, until)
     db.session.commit()
 
 

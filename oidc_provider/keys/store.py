@@ -20,6 +20,7 @@ from joserfc import jwk, jws, jwt
 from joserfc.errors import JoseError
 from sqlalchemy import or_, select
 
+from .. import transactions
 from ..clock import utcnow
 from ..extensions import db
 from ..models import SigningKey
@@ -183,6 +184,13 @@ class KeyStore:
             .order_by(SigningKey.alg, SigningKey.id)
         ).all()
 
+    @staticmethod
+    def _published_query():
+        return (select(SigningKey.kid, SigningKey.alg, SigningKey.state, SigningKey.public_jwk,
+                       SigningKey.publish_until, SigningKey.private_jwk_encrypted)
+                .where(or_(SigningKey.state.in_(("active", "next")), SigningKey.publish_until >= utcnow()))
+                .order_by(SigningKey.alg, SigningKey.id))
+
     def jwks(self) -> dict:
         # Served from the cache refreshed by _load(); a retired key still leaves the set the
         # moment its publish_until passes.
@@ -208,7 +216,11 @@ class KeyStore:
             # A kid names one key for ever: keys already imported are reused (importing an RSA
             # private key validates it, ~70 ms, and this runs every CACHE_SECONDS per process).
             known = {kid: key for kid, key in self._active.values()}
-            for row in self.published():
+            # Read on a connection of its own that takes no lock, and import (slow for RSA)
+            # after it is closed: never inside a transaction that blocks other requests.
+            with transactions.read_only() as conn:
+                rows = conn.execute(self._published_query()).all()
+            for row in rows:
                 public[row.kid] = self._public.get(row.kid) or jwk.import_key(row.public_jwk)
                 published.append((dict(row.public_jwk), row.publish_until if row.state == "retired" else None))
                 if row.state == "active" and row.kid in known:

@@ -148,11 +148,10 @@ def _options_throttled(address: str | None):
     answer writes a challenge row, so an unthrottled endpoint let anyone grow the table and
     load the database. Returns the ``Blocked`` lock, or None."""
     keys = [OPTIONS_THROTTLE_KEY.format(address=address or "unknown")]
-    now = utcnow()
-    blocked = throttle.check(keys, now=now)
-    if blocked is None:
-        throttle.fail(keys, now=now)
-    return blocked
+    # Counted and decided in one statement (throttle.admit), so parallel requests cannot pass
+    # a check before any of them is counted; no secret is proved here, so nothing is given back.
+    attempt = throttle.admit(keys, now=utcnow())
+    return attempt if isinstance(attempt, throttle.Blocked) else None
 
 
 @bp.post("/passkeys/login/options")

@@ -193,3 +193,63 @@ def test_5_2_2_concurrent_failures_are_all_counted(app):
         assert _row("account:race").failures == workers * per_worker
         assert _row(IP).failures == workers * per_worker
         assert _row("account:race").locked_until == NOW + s(throttle.MAX_DELAY)
+
+
+def test_5_2_2_admit_counts_first_and_refuses_a_locked_key_without_counting(ctx):
+    """Issue 12: "increment, then decide". The attempt past the free allowance is admitted and
+    sets the lock in the same transaction; the next one is refused and not counted."""
+    attempts = [throttle.admit([ALICE], now=NOW) for _ in range(4)]
+    assert all(isinstance(a, throttle.Attempt) for a in attempts)
+    assert attempts[-1].locks == {ALICE: NOW + s(1)} and attempts[0].locks == {}
+    assert throttle.admit([ALICE], now=NOW + s(0.5)) == Blocked(until=NOW + s(1), key=ALICE)
+    db.session.expire_all()
+    assert _row(ALICE).failures == 4
+    fifth = throttle.admit([ALICE], now=NOW + s(1))  # the lock has run out
+    assert fifth.locks == {ALICE: NOW + s(3)}
+
+
+def test_5_2_2_admit_refused_by_one_key_counts_on_none(ctx):
+    _fail(11, [IP])  # the address is locked for 1 s
+    assert throttle.admit([ALICE, IP], now=NOW) == Blocked(until=NOW + s(1), key=IP)
+    db.session.expire_all()
+    assert _row(ALICE) is None and _row(IP).failures == 11
+
+
+def test_5_2_2_give_back_clears_the_account_and_returns_the_address_attempt(ctx):
+    """A right password gives its attempt back: the account's count goes, the address keeps
+    the rest of its count and loses only the lock this attempt set."""
+    _fail(10, [IP])
+    attempt = throttle.admit([ALICE, IP], now=NOW)  # the address's 11th: locked for 1 s
+    assert attempt.locks == {IP: NOW + s(1)}
+    throttle.give_back(attempt)
+    db.session.expire_all()
+    assert _row(ALICE) is None
+    assert (_row(IP).failures, _row(IP).locked_until) == (10, None)
+
+
+def test_5_2_2_parallel_admits_never_exceed_the_allowance(app):
+    """16 attempts at once on one key: exactly the free ones and the one that sets the first
+    lock get through, whatever the interleaving."""
+    barrier = threading.Barrier(8)
+    admitted, errors = [], []
+
+    def work():
+        with app.app_context():
+            try:
+                barrier.wait(timeout=10)
+                for _ in range(2):
+                    admitted.append(isinstance(throttle.admit(["account:burst"], now=NOW), throttle.Attempt))
+            except Exception as exc:
+                errors.append(repr(exc))
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert sum(admitted) == throttle.FREE_FAILURES["account"] + 1
+    with app.app_context():
+        assert _row("account:burst").failures == throttle.FREE_FAILURES["account"] + 1
