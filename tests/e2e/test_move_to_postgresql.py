@@ -54,11 +54,16 @@ class AuthenticatorApp:
     """The person's TOTP app (RFC 6238): it learns the key on the enrolment page."""
 
     secret: str | None = None
+    last_step: int = -1
 
     def code(self) -> str:
-        # The next time-step's code (within the provider's window of one step): never the code
-        # of a step already used, however fast the test runs (RFC 6238 §5.2).
-        return pyotp.TOTP(self.secret).at(time.time() + 30)
+        # The next time-step's code (within the provider's window of one step), and never a
+        # step at or before one already used: the provider refuses a replayed or older step
+        # (RFC 6238 §5.2), so a second sign-in within the same 30 s waits for the next step.
+        while int(time.time() // 30) + 1 <= self.last_step:
+            time.sleep(0.5)
+        self.last_step = int(time.time() // 30) + 1
+        return pyotp.TOTP(self.secret).at(self.last_step * 30)
 
 
 def sign_in(issuer: str, client: dict, user: str, password: str, browser: LiveBrowser | None = None, *,
