@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy import delete, func, select, update
 
+from .. import transactions
 from ..access import roles as role_service
 from ..audit import Event, record
 from ..authn import throttle
@@ -22,7 +23,8 @@ USERNAME_MISMATCH = "username must be 1-150 letters, digits or . _ @ - and start
 EMAIL_MISMATCH = "email must be an address like name@example.com"
 EMAIL_PATTERN = "@"  # what the server asks of an address: an "@" (the address is verified elsewhere)
 
-__all__ = ["USERNAME", "account_view", "create_user", "find_account", "reset_second_factors", "set_password"]
+__all__ = ["USERNAME", "account_view", "create_user", "find_account", "hash_new_password", "reset_second_factors",
+           "set_password"]
 
 
 def find_account(username: str) -> Account:
@@ -33,20 +35,32 @@ def find_account(username: str) -> Account:
     return account
 
 
+def hash_new_password(passwords, password: str, *, username: str, email: str | None, name: str | None) -> str:
+    """``password``'s argon2id hash once ``passwords.policy`` accepts it (else a Problem). Both
+    are slow on purpose, so they run with no transaction open (``transactions.outside``): on
+    SQLite an open one holds the database's write lock and every other request would wait for
+    the hash (issue 12). What the caller did so far is committed first."""
+    with transactions.outside():
+        if problem := passwords.policy.problem(password, username=username, email=email, name=name):
+            raise Problem(f"password {problem}")
+        return passwords.hash(password)
+
+
 def create_user(passwords, *, username: str, email: str | None, name: str | None,
                 password: str | None, email_verified: bool = False, actor: str | None = None) -> Account:
+    """A person's account. The password is checked and hashed before the first query, so the
+    transaction that writes the account is short (``hash_new_password``)."""
     if not isinstance(username, str) or not USERNAME.fullmatch(username):
         raise Problem(USERNAME_MISMATCH)
+    if email is not None and (EMAIL_PATTERN not in email or len(email) > 320):
+        raise Problem(EMAIL_MISMATCH)
+    password_hash = hash_new_password(passwords, password, username=username, email=email, name=name) \
+        if password is not None else None
     if existing := db.session.scalar(select(Account).where(username_is(username))):
         raise Conflict(f"an account named {existing.username!r} already exists (usernames are unique "
                        "regardless of case)")
-    if email is not None and (EMAIL_PATTERN not in email or len(email) > 320):
-        raise Problem(EMAIL_MISMATCH)
-    if password is not None and (problem := passwords.policy.problem(password, username=username, email=email,
-                                                                     name=name)):
-        raise Problem(f"password {problem}")
     account = Account(username=username, email=email, name=name, email_verified=email_verified,
-                      password_hash=passwords.hash(password) if password else None)
+                      password_hash=password_hash)
     db.session.add(account)
     db.session.flush()
     record(Event.ACCOUNT_CREATED, account=account, actor=actor, detail={"kind": "human"}, commit=False)
@@ -54,11 +68,14 @@ def create_user(passwords, *, username: str, email: str | None, name: str | None
 
 
 def set_password(passwords, account: Account, password: str, *, actor: str | None = None) -> None:
-    """The one place an operator sets a password; ``passwords.policy`` decides if it may be."""
-    if problem := passwords.policy.problem(password, username=account.username, email=account.email,
-                                           name=account.name):
-        raise Problem(f"password {problem}")
-    account.password_hash = passwords.hash(password)
+    """The one place an operator sets a password; ``passwords.policy`` decides if it may be.
+    The hash is made with no transaction open (``hash_new_password``); the account is then
+    looked up again in the transaction that writes, as it may have been deleted meanwhile."""
+    password_hash = hash_new_password(passwords, password, username=account.username, email=account.email,
+                                      name=account.name)
+    if db.session.scalar(select(Account.id).where(Account.id == account.id)) is None:
+        raise NotFound(f"no account named {account.username!r}")
+    account.password_hash = password_hash
     record(Event.ACCOUNT_UPDATED, account=account, actor=actor, detail={"changed": "password"}, commit=False)
 
 

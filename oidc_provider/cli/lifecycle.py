@@ -127,10 +127,8 @@ def serve(host, port, workers, certfile, keyfile, migrate):
             if metrics_dir:
                 self.cfg.set("child_exit", lambda _arbiter, worker: metrics.worker_exited(worker.pid))
 
-        def load(self):
-            from .. import create_app
-
-            return create_app(settings)
+        def load(self):  # in each worker, after the fork
+            return serving.worker_app(settings)
 
     Server().run()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from sqlalchemy import delete, select
 
+from .. import transactions
 from ..access.forward_auth_rules import return_url
 from ..audit import Event, record
 from ..authn import levels
@@ -88,6 +89,9 @@ def change_password(account, facts):
     new = request.form.get("new_password") or ""
     if new != (request.form.get("confirm_password") or ""):
         return _password_page(passwords, "The new passwords do not match."), 400
+    # The policy check (zxcvbn) and argon2id are slow: no transaction holds a lock while they
+    # run (``transactions``; the current password's check ends its own around argon2id).
+    transactions.end_if_read_only()
     if problem := passwords.policy.problem(new, username=account.username, email=account.email,
                                            name=account.name):
         return _password_page(passwords, f"The new password {problem}."), 400
@@ -95,7 +99,9 @@ def change_password(account, facts):
                              request.remote_addr)
     if checked.account is None or checked.account.id != account.id:
         return _password_page(passwords, "Your current password is not right."), 401
-    account.password_hash = passwords.hash(new)
+    with transactions.outside():
+        new_hash = passwords.hash(new)
+    account.password_hash = new_hash
     db.session.execute(delete(BrowserSession).where(BrowserSession.account_id == account.id,
                                                     BrowserSession.id != facts["sid"]))
     record(Event.PASSWORD_CHANGED, account=account, commit=False)
