@@ -35,9 +35,13 @@ from .. import transactions
 from ..extensions import db
 from ..models import AuthThrottle
 
-# Failures allowed before any delay: a person mistyping a password a few times is not slowed.
-# An address may be shared by a whole office behind NAT, so it gets a larger allowance.
-FREE_FAILURES = {"account": 3, "ip": 10}
+# Attempts allowed before any delay. Attempts are counted before the secret is checked, so
+# the allowance also bounds how many sign-ins of one person may be in flight at once: a
+# browser restoring several tabs signs in from each at the same moment, and a password
+# allowance of 3 locked out its 4th tab with the right password (NIST SP 800-63B §5.2.2
+# allows up to 100). Codes have a 10^6 space and keep a small allowance; an address may be
+# shared by a whole office behind NAT.
+FREE_FAILURES = {"account": 10, "otp": 3, "ip": 30}
 FIRST_DELAY = 1  # seconds, after the last free failure; doubles with each further failure
 MAX_DELAY = 15 * 60
 WINDOW = timedelta(hours=1)  # failures older than this (since the last one) are forgotten
@@ -75,17 +79,17 @@ def ip_key(address: str | None) -> str:
     return "ip:" + (address or "unknown")
 
 
-def delay_for(failures: int, *, free: int = FREE_FAILURES["account"]) -> int:
+def delay_for(failures: int, *, free: int | None = None) -> int:
     """Seconds to lock a key after its ``failures``-th failure: 0 within the free allowance,
     then 1, 2, 4, ... capped at ``MAX_DELAY``."""
-    beyond = failures - free
+    beyond = failures - (FREE_FAILURES["account"] if free is None else free)
     if beyond <= 0:
         return 0
     # Bound the exponent: 2**large is exact in Python but pointless past the cap.
     return min(FIRST_DELAY << min(beyond - 1, 32), MAX_DELAY)
 
 
-def lockout_until(failures: int, now: datetime, *, free: int = FREE_FAILURES["account"]) -> datetime | None:
+def lockout_until(failures: int, now: datetime, *, free: int | None = None) -> datetime | None:
     delay = delay_for(failures, free=free)
     return now + timedelta(seconds=delay) if delay else None
 

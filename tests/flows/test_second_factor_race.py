@@ -24,7 +24,7 @@ ATTEMPTS = 16
 def _most_checks(seconds: float) -> int:
     """The free allowance, the attempt that sets the first lock, and one more each time a lock
     runs out (1 s, 2 s, ...) within ``seconds``."""
-    free = throttle.FREE_FAILURES["account"]
+    free = throttle.FREE_FAILURES["otp"]
     checks, waited = free + 1, 0
     while waited + throttle.delay_for(checks, free=free) <= seconds:
         waited += throttle.delay_for(checks, free=free)
@@ -64,7 +64,7 @@ def _race(app, check) -> tuple[float, list[str]]:
 
 def _checked(took, reasons, wrong):
     assert len(reasons) == ATTEMPTS
-    assert throttle.FREE_FAILURES["account"] + 1 <= reasons.count(wrong) <= _most_checks(took), (took, reasons)
+    assert throttle.FREE_FAILURES["otp"] + 1 <= reasons.count(wrong) <= _most_checks(took), (took, reasons)
     assert reasons.count(wrong) + reasons.count("throttled") == ATTEMPTS
 
 
