@@ -26,7 +26,16 @@ from oidc_provider.extensions import db
 from oidc_provider.models import Account, AuditEvent, Passkey, WebAuthnChallenge
 
 from ..helpers import PASSWORD, Browser, csrf_token, make_client, make_user
-from ..spec._support import SESSION_COOKIE, age_login, at_login, query_of, redirected_to_client, start, urlpath, verified_claims
+from ..spec._support import (
+    SESSION_COOKIE,
+    age_login,
+    at_login,
+    query_of,
+    redirected_to_client,
+    start,
+    urlpath,
+    verified_claims,
+)
 from ..unit.authn._authenticator import SoftwareAuthenticator
 
 ISSUER = "http://localhost:5000"
