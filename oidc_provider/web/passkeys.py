@@ -106,6 +106,26 @@ def _refused(exc: PasskeyError):
                                      "to sign in.", 400)
 
 
+SIGN_IN_ENDPOINTS = ("passkeys.login_options", "passkeys.login")
+
+
+@bp.before_request
+def _protect_sign_in():
+    """CSRF of "Sign in with a passkey" (exempt from the app-wide check, done here first, as
+    that one was): the pending request's token when the body names one this browser holds
+    (``p``), else the session's (``web/login.py protect_form``)."""
+    if request.endpoint not in SIGN_IN_ENDPOINTS:
+        return None
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        body = None
+    pid = body.get("p") if isinstance(body, dict) else None
+    entry = pending.load(session, pid) if isinstance(pid, str) and pid else None
+    protect_form(entry, request.headers.get("X-CSRFToken") or "")
+    return None
+
+
 @bp.before_request
 def _available():
     if request.endpoint != "passkeys.page" and not _service().available:
@@ -158,24 +178,10 @@ def _options_throttled(address: str | None):
     return attempt if isinstance(attempt, throttle.Blocked) else None
 
 
-def _protect_sign_in() -> None:
-    """CSRF of "Sign in with a passkey": the pending request's token when the body names one
-    this browser holds (``p``), else the session's (``web/login.py protect_form``). Before the
-    body is checked, so a call without a valid token is refused whatever it sends."""
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:
-        body = None
-    pid = body.get("p") if isinstance(body, dict) else None
-    entry = pending.load(session, pid) if isinstance(pid, str) and pid else None
-    protect_form(entry, request.headers.get("X-CSRFToken") or "")
-
-
 @bp.post("/passkeys/login/options")
 @csrf.exempt  # _protect_sign_in
 def login_options():
     """Options for a username-less sign-in; the challenge is bound to this browser session."""
-    _protect_sign_in()
     blocked = _options_throttled(request.remote_addr)
     if blocked is not None:
         wait = max(1, int((blocked.until - utcnow()).total_seconds()) + 1)
@@ -189,7 +195,6 @@ def login_options():
 @bp.post("/passkeys/login")
 @csrf.exempt  # _protect_sign_in
 def login():
-    _protect_sign_in()
     body = _body()
     try:
         result = _service().authenticate(_credential(body), account=None, session=session)
