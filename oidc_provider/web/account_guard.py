@@ -41,9 +41,12 @@ def _back_here() -> str:
     return request.full_path.rstrip("?") if request.method == "GET" else url_for("account.home")
 
 
-def check(*, enrolled: bool = True, recent: str | None = None, back: str | None = None):
+def check(*, enrolled: bool = True, recent: str | None = None, back: str | None = None, grace: int = 0):
     """``(account, facts)`` when the session may go on, else a ``Gate``. ``recent``: the reason
-    shown on the confirm page (``account.WHY``) when the change needs a recent sign-in."""
+    shown on the confirm page (``account.WHY``) when the change needs a recent sign-in.
+    ``grace``: seconds added to ``OIDC_ACCOUNT_REAUTH_SECONDS`` for a change checked once when
+    it starts and again when it completes after a round trip elsewhere (linking an upstream
+    sign-in: at most the upstream state's lifetime)."""
     login = current_login(session)
     back = back or _back_here()
     if login is None:
@@ -56,7 +59,7 @@ def check(*, enrolled: bool = True, recent: str | None = None, back: str | None 
         # Checked first: a recent sign-in at the strongest level also meets the enrolled one.
         level = factors.strongest_level(account)
         if not levels.fresh_enough(ladder, proven=facts["proven"], level=level, now=int(time.time()),
-                                   window=settings.account_reauth_seconds):
+                                   window=settings.account_reauth_seconds + grace):
             return Gate("fresh_authentication_required",
                         url_for("account.confirm", level=level, why=recent, next=back), level)
     if enrolled and (level := factors.enrolled_level(account)) and not ladder.satisfies(facts["acr"], level):

@@ -1,5 +1,9 @@
 """The consent page: the person allows or denies a client the scopes it asked for. An allowed
-set is remembered per client (and revocable from the account page)."""
+set is remembered per client (and revocable from the account page).
+
+The form's CSRF token is bound to its pending request (``pending.form_token``), like the login
+form's: first sign-ins in several tabs of one browser each replace the session, so a token kept
+in the session would refuse every consent page but the last one opened (issue 12)."""
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from sqlalchemy import select
@@ -7,10 +11,11 @@ from sqlalchemy import select
 from ..audit import Event, record
 from ..authn import pending
 from ..authn.sessions import current_login
-from ..extensions import db
+from ..extensions import csrf, db
 from ..models import Client
 from ..oauth import consents
 from ..oauth.claims import ClaimsRequestError, consented_scopes, parse_claims_request
+from .login import protect_form
 
 bp = Blueprint("consent", __name__)
 
@@ -24,8 +29,13 @@ SCOPE_TEXT = {
 
 
 @bp.route("/consent/<pid>", methods=["GET", "POST"])
+@csrf.exempt  # checked below, against this pending request (web/login.py protect_form)
 def consent(pid):
     entry = pending.load(session, pid)
+    if request.method == "POST":
+        # Before anything else, as the app-wide check did; a request that is gone (unknown or
+        # expired pid) falls back to the session's token.
+        protect_form(entry)
     login = current_login(session)
     if entry is None or login is None:
         return redirect(url_for("authorize.resume", pid=pid))
@@ -41,7 +51,7 @@ def consent(pid):
     scopes = consented_scopes(client, params.get("scope"), claims_request)
     if request.method == "GET":
         return render_template("consent/consent.html", pid=pid, client=client, account=account,
-                               scopes=[(s, SCOPE_TEXT.get(s, s)) for s in scopes])
+                               scopes=[(s, SCOPE_TEXT.get(s, s)) for s in scopes], form_token=pending.form_token(entry))
     if request.form.get("decision") == "allow":
         row = consents.grant(account, client, scopes)
         record(Event.CONSENT_GRANTED, account=account, client=client, detail={"scope": row.scope})

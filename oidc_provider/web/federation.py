@@ -8,12 +8,11 @@ nothing the upstream sent is shown."""
 from __future__ import annotations
 
 import logging
-import time
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
 from ..audit import Event, record
-from ..authn import levels, pending
+from ..authn import pending
 from ..authn.sessions import current_login, log_in
 from ..extensions import csrf, db
 from ..federation import service
@@ -21,6 +20,7 @@ from ..federation import state as upstream_state
 from ..federation.connector import ConnectorError
 from ..federation.registry import callback_url
 from ..models import FederatedIdentity
+from .account_guard import Gate, check, signed_in
 from .login import protect_form
 
 bp = Blueprint("federation", __name__)
@@ -164,9 +164,10 @@ def _finish_link(connector, identity, consumed):
         record(Event.FEDERATED_LINKED, outcome="failure", reason=refused.reason,
                account=login[0] if login else None, detail={"provider": connector.name})
         return _page(refused.title, refused.message, refused.status, back="account")
-    account, facts = login
-    # Fresh when the link started (checked then) and still within the state's lifetime now.
-    fresh = _fresh(account, facts, window=levels.REAUTHENTICATION_WINDOW + int(upstream_state.TTL.total_seconds()))
+    account = login[0]
+    # The account guard's check again: recent when the link started (checked then), and still
+    # within the state's lifetime now.
+    fresh = not isinstance(check(recent=LINK_WHY, grace=int(upstream_state.TTL.total_seconds())), Gate)
     try:
         service.link_to(account, identity, fresh=fresh, issuer=connector.upstream)
     except service.Refused as exc:
@@ -174,51 +175,42 @@ def _finish_link(connector, identity, consumed):
     return redirect(url_for("account.home", done="linked"))
 
 
-def _link_level(account) -> str:
-    """Linking adds a way to sign in, so it needs a fresh sign-in at the level the account's
-    own factors reach (mfa with a second factor): else a stolen password could add a lasting
-    way in, or one an operator trusts for MFA."""
-    methods = current_app.extensions["oidc_second_factors"].methods_of(account)
-    return _settings().ladder.level_of(methods) or "pwd"
-
-
-def _fresh(account, facts: dict, window: int = levels.REAUTHENTICATION_WINDOW) -> bool:
-    return levels.fresh_enough(_settings().ladder, proven=facts["proven"], level=_link_level(account),
-                               now=int(time.time()), window=window)
-
-
 # ---- the account page's linked sign-ins ----
+
+LINK_WHY = "add-factor"  # the confirm page's reason (web/account.py WHY)
+
 
 @bp.post("/account/links/<name>/start")
 def link_start(name):
-    """Link another sign-in to the signed-in account: needs a sign-in from the last 10 minutes
-    (issue 4: "explicit linking ... requires a signed-in session and a fresh authentication")."""
-    login = current_login(session)
-    if login is None:
-        return redirect(url_for("login.login"))
-    account, facts = login
+    """Link another sign-in to the signed-in account (issue 4: "explicit linking ... requires a
+    signed-in session and a fresh authentication"). The account guard's rule for adding a way
+    in (``account_guard.check``): a sign-in within ``OIDC_ACCOUNT_REAUTH_SECONDS`` at the level
+    the account's own factors reach (mfa with a second factor), else a stolen password could add
+    a lasting way in, or one an operator trusts for MFA."""
+    guarded = check(recent=LINK_WHY)
+    if isinstance(guarded, Gate):
+        login = current_login(session)
+        if guarded.reason == "fresh_authentication_required" and login is not None \
+                and login[0].password_hash is None and guarded.level == "pwd":
+            # No password and no factor to confirm with on the account page.
+            return _page("Sign in again first", "Linking a new way to sign in needs a recent sign-in. Sign out, "
+                         "sign in again, then link it from your account page.", 403, back="account")
+        return redirect(guarded.url)
+    account = guarded[0]
     connector = _connectors().get(name)
     if connector is None:
         return _unknown_connector()
     if any(link.provider == name for link in service.links_of(account)):
         refused = service.Refused("provider_already_linked")
         return _page(refused.title, refused.message, refused.status, back="account")
-    if not _fresh(account, facts):
-        if account.password_hash is not None or _link_level(account) != "pwd":
-            return redirect(url_for("account.confirm", level=_link_level(account), why="add-factor"))
-        return _page("Sign in again first", "Linking a new way to sign in needs a sign-in from the last 10 "
-                     "minutes. Sign out, sign in again, then link it from your account page.", 403, back="account")
     started = upstream_state.issue(session, connector=name, purpose="link", account_id=account.id)
     return _redirect_upstream(connector, started, purpose="link", account=account)
 
 
 @bp.post("/account/links/<int:link_id>/remove")
-def unlink(link_id):
+@signed_in()
+def unlink(account, facts, link_id):
     """Remove a linked sign-in, unless it is the last way to sign in to the account."""
-    login = current_login(session)
-    if login is None:
-        return redirect(url_for("login.login"))
-    account = login[0]
     link = db.session.get(FederatedIdentity, link_id)
     if link is None or link.account_id != account.id:
         return redirect(url_for("account.home"))

@@ -72,11 +72,13 @@ def _param(entry, name):
     return None
 
 
-def protect_form(entry: dict | None) -> None:
-    """CSRF check of a form on the sign-in page (the password form, "Continue with ..."): a form
-    for a pending request carries a token bound to that request, so first sign-ins in several
-    tabs, each with no session yet, all pass (issue 12); other forms use the session's token."""
+def protect_form(entry: dict | None, token: str | None = None) -> None:
+    """CSRF check of a form of a pending request (the password form, "Continue with ...", the
+    consent page, "Sign in with a passkey"): a form for a pending request carries a token bound
+    to that request, so first sign-ins in several tabs, each with no session yet, all pass
+    (issue 12); other forms use the session's token. ``token``: where a JSON call sends it (the
+    ``X-CSRFToken`` header), else the form's ``csrf_token`` field."""
     if entry is None:
         csrf.protect()
-    elif not pending.check_form_token(entry, request.form.get("csrf_token")):
+    elif not pending.check_form_token(entry, token if token is not None else request.form.get("csrf_token")):
         raise CSRFError("The CSRF token is missing or does not match this sign-in request.")

@@ -1,5 +1,8 @@
 """Passkey endpoints (W3C WebAuthn Level 3): JSON for ``oidc_provider/templates/static/passkeys.js``, each
-POST/PATCH/DELETE protected by the CSRF token in the ``X-CSRFToken`` header.
+POST/PATCH/DELETE protected by the CSRF token in the ``X-CSRFToken`` header: the session's, except
+for a username-less sign-in for a pending authorization request (``p``), whose login page sends
+that request's token (``pending.form_token``, as the password form does): first sign-ins in
+several tabs of one browser each replace the session (issue 12).
 
 - ``/passkeys/login/*``: username-less sign-in from the login page (discoverable credential, user
   verification required: with it a passkey alone reaches ``phr``), then on to the pending
@@ -29,8 +32,9 @@ from ..authn.passkeys import PasskeyError, Reason
 from ..authn.sessions import current_login, log_in, reauthenticate
 from ..clock import utcnow
 from ..errors import error_page
-from ..extensions import db
+from ..extensions import csrf, db
 from .account_guard import Gate, check, signed_in
+from .login import protect_form
 
 bp = Blueprint("passkeys", __name__)
 
@@ -102,6 +106,26 @@ def _refused(exc: PasskeyError):
                                      "to sign in.", 400)
 
 
+SIGN_IN_ENDPOINTS = ("passkeys.login_options", "passkeys.login")
+
+
+@bp.before_request
+def _protect_sign_in():
+    """CSRF of "Sign in with a passkey" (exempt from the app-wide check, done here first, as
+    that one was): the pending request's token when the body names one this browser holds
+    (``p``), else the session's (``web/login.py protect_form``)."""
+    if request.endpoint not in SIGN_IN_ENDPOINTS:
+        return None
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        body = None
+    pid = body.get("p") if isinstance(body, dict) else None
+    entry = pending.load(session, pid) if isinstance(pid, str) and pid else None
+    protect_form(entry, request.headers.get("X-CSRFToken") or "")
+    return None
+
+
 @bp.before_request
 def _available():
     if request.endpoint != "passkeys.page" and not _service().available:
@@ -155,6 +179,7 @@ def _options_throttled(address: str | None):
 
 
 @bp.post("/passkeys/login/options")
+@csrf.exempt  # _protect_sign_in
 def login_options():
     """Options for a username-less sign-in; the challenge is bound to this browser session."""
     blocked = _options_throttled(request.remote_addr)
@@ -168,6 +193,7 @@ def login_options():
 
 
 @bp.post("/passkeys/login")
+@csrf.exempt  # _protect_sign_in
 def login():
     body = _body()
     try:

@@ -61,6 +61,17 @@ class Tab:
         self.statuses.append(response.status_code)
         return self.walk(response)
 
+    def allow(self, consent_page: requests.Response) -> requests.Response:
+        """Press "Allow" on this tab's consent page (all tabs at once when there is a barrier)."""
+        assert consent_page.status_code == 200 and 'name="decision"' in consent_page.text, consent_page.status_code
+        data = {**_hidden_fields(consent_page.text), "decision": "allow"}
+        if self.barrier is not None:
+            self.barrier.wait(timeout=TIMEOUT)
+        response = self.http.post(_form_action(consent_page.text, consent_page.url), data=data,
+                                  allow_redirects=False, timeout=TIMEOUT)
+        self.statuses.append(response.status_code)
+        return self.walk(response)
+
 
 def _consented(pair) -> None:
     """Alice has used the app before (its consent is remembered), in another browser."""
@@ -84,6 +95,34 @@ def test_eight_parallel_authorization_requests_in_one_browser_all_complete(two_i
         barrier.wait(timeout=TIMEOUT)  # every tab sends its request at once
         page = this.walk(this.get(f"/authorize?{_query(pair.live, client_id, state)}"))
         final = this.sign_in(page)
+        assert final.is_redirect, (state, final.status_code, final.text[:300])
+        return state, parse_qs(urlsplit(final.headers["Location"]).query), this.statuses
+
+    with ThreadPoolExecutor(TABS) as pool:
+        results = list(pool.map(tab, range(TABS)))
+    for state, answer, statuses in results:
+        assert answer.get("state") == [state] and answer.get("code"), (state, answer, statuses)
+        assert all(status < 500 for status in statuses), statuses
+    assert len({answer["code"][0] for _, answer, _ in results}) == TABS
+
+
+def test_eight_parallel_first_sign_ins_that_need_consent_all_complete(two_instances):
+    """The same eight tabs for an app alice has never allowed: each signs in, then each
+    consent page is submitted at once. Each consent form's CSRF token is bound to its own
+    pending request, not to the session the other tabs' sign-ins keep replacing, so every tab
+    ends with a code and its own ``state`` (RFC 6749 §4.1.2), none with a CSRF refusal."""
+    pair = two_instances
+    client_id = pair.first.create_client("E2E consent race", [pair.live.redirect_uri])["client_id"]
+    http = requests.Session()
+    barrier = threading.Barrier(TABS)
+
+    def tab(i: int) -> tuple[str, dict, list[int]]:
+        this = Tab(pair, http, pair.urls[i % 2], barrier)
+        state = f"consent-tab-{i}"
+        barrier.wait(timeout=TIMEOUT)
+        page = this.walk(this.get(f"/authorize?{_query(pair.live, client_id, state)}"))
+        consent = this.sign_in(page)
+        final = this.allow(consent)
         assert final.is_redirect, (state, final.status_code, final.text[:300])
         return state, parse_qs(urlsplit(final.headers["Location"]).query), this.statuses
 

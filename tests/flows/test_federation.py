@@ -21,7 +21,7 @@ from oidc_provider.federation.connector import Connector, ConnectorError, Identi
 from oidc_provider.federation.state import s256
 from oidc_provider.models import Account, AuditEvent, FederatedIdentity, UpstreamState
 
-from ..helpers import Browser, csrf_token, make_client, make_user, query_of
+from ..helpers import Browser, configured, csrf_token, make_client, make_user, query_of
 from ..spec._support import age_login, at_consent, at_login, redirected_to_client, start, verified_claims
 from .test_step_up import enroll_totp, submit_code
 
@@ -492,6 +492,33 @@ def test_linking_without_a_password_and_stale_asks_to_sign_in_again(app, browser
     assert upstream_login(browser, "corp").status_code == 302
     age_login(app, browser, 11 * 60)
     refused(account_post(browser, "/account/links/github/start"), 403, "Sign out, sign in again")
+
+
+@configured(account_reauth_seconds=120)
+def test_linking_follows_the_account_guards_reauth_window(app, browser, alice):
+    """Linking is one of the account page's changes to what signs the person in: it uses the
+    account guard's OIDC_ACCOUNT_REAUTH_SECONDS, not a window of its own."""
+    connect(app)
+    sign_in_with_password(browser)
+    age_login(app, browser, 121)
+    stale = urlsplit(account_post(browser, "/account/links/github/start").headers["Location"])
+    assert stale.path == "/account/confirm" and "why=add-factor" in stale.query
+    age_login(app, browser, 100)
+    assert account_post(browser, "/account/links/github/start").headers["Location"].startswith(UPSTREAM)
+
+
+def test_a_password_only_session_of_an_enrolled_person_cannot_unlink(app, browser, alice):
+    """OIDC_ENROLLED_FACTORS=always through the account guard: a session the second factor has
+    not completed goes to the second-factor step, and the link stays."""
+    enroll_totp(app)
+    link(app, "alice")
+    connect(app)
+    sign_in_with_password(browser)
+    with app.app_context():
+        link_id = db.session.scalar(select(FederatedIdentity.id))
+    response = account_post(browser, f"/account/links/{link_id}/remove")
+    assert urlsplit(response.headers["Location"]).path == "/sign-in/second-factor"
+    assert links(app) == [("alice", "github", "1001")]
 
 
 def test_linking_an_identity_of_another_account_is_refused(app, browser, alice):

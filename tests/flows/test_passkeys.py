@@ -26,7 +26,16 @@ from oidc_provider.extensions import db
 from oidc_provider.models import Account, AuditEvent, Passkey, WebAuthnChallenge
 
 from ..helpers import PASSWORD, Browser, csrf_token, make_client, make_user
-from ..spec._support import age_login, at_login, query_of, redirected_to_client, start, urlpath, verified_claims
+from ..spec._support import (
+    SESSION_COOKIE,
+    age_login,
+    at_login,
+    query_of,
+    redirected_to_client,
+    start,
+    urlpath,
+    verified_claims,
+)
 from ..unit.authn._authenticator import SoftwareAuthenticator
 
 ISSUER = "http://localhost:5000"
@@ -95,7 +104,8 @@ def registered(app, browser, **authenticator_kw) -> SoftwareAuthenticator:
 
 def login_options(browser, pid=None) -> tuple[dict, str]:
     csrf = page_csrf(browser, "/login" + (f"?p={pid}" if pid else ""))
-    options = call(browser, "/passkeys/login/options", {}, csrf=csrf)
+    # As passkeys.js does: the pending request goes with the options call too (its CSRF token).
+    options = call(browser, "/passkeys/login/options", {"p": pid} if pid else {}, csrf=csrf)
     assert options.status_code == 200, options.json
     return options.json, csrf
 
@@ -242,6 +252,51 @@ def test_7_2_username_less_sign_in_with_user_verification_reaches_phr(app, brows
     [row] = stored(app)
     assert (row.sign_count, row.last_used_at is not None) == (authenticator.sign_count, True)
     assert reasons(app, "account:passkey-login:success") == [None]
+
+
+def test_a_passkey_sign_in_for_a_pending_request_is_csrf_checked_against_that_request(app, browser, alice):
+    """Login CSRF (RFC 6749 §10.12) on "Sign in with a passkey": for a pending request the
+    login page's token is bound to that request, as the password form's is. Another request's
+    token, the session's or none gets no challenge and signs nobody in; without ``p`` the
+    session's token is still the one checked."""
+    authenticator = registered(app, browser)
+    client_id = make_client(app, trusted=True)[0]
+    person = Browser(app)
+    first, second = pid_of(start(person, client_id)[0]), pid_of(start(person, client_id)[0])
+    first_token, second_token = page_csrf(person, f"/login?p={first}"), page_csrf(person, f"/login?p={second}")
+    assert first_token != second_token
+    session_token = page_csrf(person, "/login")
+    for sent in (first_token, session_token, ""):
+        refused = call(person, "/passkeys/login/options", {"p": second}, csrf=sent)
+        assert (refused.status_code, refused.json["error"]) == (400, "invalid_request"), sent
+    assert call(person, "/passkeys/login/options", {}, csrf=second_token).status_code == 400
+    options = call(person, "/passkeys/login/options", {"p": second}, csrf=second_token)
+    assert options.status_code == 200, options.json
+    credential = authenticator.get(b64url_decode(options.json["challenge"]))
+    refused = call(person, "/passkeys/login", {"credential": credential, "p": second}, csrf=first_token)
+    assert refused.status_code == 400 and signed_in(person) is None
+    signed = call(person, "/passkeys/login", {"credential": credential, "p": second}, csrf=second_token)
+    assert signed.status_code == 200 and signed.json["next"] == f"/authorize/continue/{second}", signed.json
+    assert "code" in redirected_to_client(person.follow(person.http.get(signed.json["next"])))
+
+
+def test_passkey_sign_ins_from_two_tabs_with_no_session_both_complete(app, browser, alice):
+    """Two login pages rendered before any session existed; a passkey sign-in in the first tab
+    replaces the session, and the second tab's, with its page's token, still goes through."""
+    authenticator = registered(app, browser)
+    client_id = make_client(app, trusted=True)[0]
+    person = Browser(app)
+    tabs = [start(person, client_id) for _ in range(2)]
+    tokens = [page_csrf(person, f"/login?p={pid_of(response)}") for response, _ in tabs]
+    assert person.http.get_cookie(SESSION_COOKIE) is None
+    for (response, params), token in zip(tabs, tokens, strict=True):
+        pid = pid_of(response)
+        options = call(person, "/passkeys/login/options", {"p": pid}, csrf=token)
+        assert options.status_code == 200, options.json
+        credential = authenticator.get(b64url_decode(options.json["challenge"]))
+        signed = call(person, "/passkeys/login", {"credential": credential, "p": pid}, csrf=token)
+        assert signed.status_code == 200, signed.json
+        assert redirected_to_client(person.follow(person.http.get(signed.json["next"])))["state"] == params["state"]
 
 
 def test_5_5_sign_in_options_allow_any_discoverable_credential_and_require_user_verification(app, browser):

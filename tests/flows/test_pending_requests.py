@@ -17,7 +17,7 @@ from oidc_provider.cli import main
 from oidc_provider.clock import utcnow
 from oidc_provider.digests import digest
 from oidc_provider.extensions import db
-from oidc_provider.models import BrowserSession, PendingRequest
+from oidc_provider.models import BrowserSession, Consent, PendingRequest
 
 from ..conftest import DATABASE_URL
 from ..helpers import WHEN_ASKED, Browser, csrf_token, make_client, make_user, query_of
@@ -139,6 +139,54 @@ def test_first_sign_ins_in_two_tabs_with_no_session_both_succeed(app, alice, cli
                                                       "username": "alice",
                                                       "password": "correct horse battery staple"})
         assert redirected_to_client(browser.follow(signed_in))["state"] == params["state"]
+
+
+def consent_page(browser, response) -> tuple[str, str]:
+    """Sign in on the login page ``response`` sent to; the consent page's path and its token."""
+    at = browser.follow(browser.login(response))
+    assert urlpath(at.headers["Location"]).startswith("/consent/"), at.headers.get("Location")
+    page = browser.http.get(at.headers["Location"])
+    assert page.status_code == 200 and 'name="decision"' in page.text
+    return urlpath(at.headers["Location"]), csrf_token(page.text)
+
+
+def consents_stored(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Consent))
+
+
+def test_the_consent_form_is_csrf_checked_against_its_pending_request(app, browser, alice):
+    """CSRF on the consent decision (RFC 6749 §10.12): no token, a wrong one, the session's own
+    token or another pending request's token allows nothing; the request's own token does."""
+    client_id = make_client(app)[0]
+    first, _ = start(browser, client_id)
+    second, second_params = start(browser, client_id)
+    _, first_token = consent_page(browser, first)
+    second_path, second_token = consent_page(browser, second)
+    session_token = csrf_token(browser.http.get("/account/confirm").text)  # a form with no pending request
+    for sent in (None, "", second_token + "x", session_token, first_token):
+        data = {"decision": "allow"} if sent is None else {"decision": "allow", "csrf_token": sent}
+        refused = browser.http.post(second_path, data=data)
+        assert refused.status_code == 400 and "Form expired" in refused.text, sent
+    assert consents_stored(app) == 0
+    allowed = browser.http.post(second_path, data={"decision": "allow", "csrf_token": second_token})
+    done = redirected_to_client(browser.follow(allowed))
+    assert done["state"] == second_params["state"] and "code" in done and consents_stored(app) == 1
+
+
+def test_consent_pages_of_two_first_sign_ins_in_one_browser_both_allow(app, alice):
+    """Two tabs, no session: each signs in (each sign-in replaces the session, and with it a
+    session-bound token), then each consent page is submitted. Each token is bound to its own
+    request, so both end with a code and their own ``state``."""
+    browser = Browser(app)
+    client_id = make_client(app)[0]
+    first, first_params = start(browser, client_id)
+    second, second_params = start(browser, client_id)
+    first_path, first_token = consent_page(browser, first)
+    second_path, second_token = consent_page(browser, second)
+    for path, token, params in ((first_path, first_token, first_params), (second_path, second_token, second_params)):
+        allowed = browser.http.post(path, data={"decision": "allow", "csrf_token": token})
+        assert redirected_to_client(browser.follow(allowed))["state"] == params["state"]
 
 
 def test_3_1_2_1_prompt_login_is_not_satisfied_by_a_sign_in_for_another_request(app, browser, alice, client_id):
