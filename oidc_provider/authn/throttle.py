@@ -41,7 +41,9 @@ from ..models import AuthThrottle
 # allowance of 3 locked out its 4th tab with the right password (NIST SP 800-63B §5.2.2
 # allows up to 100). Codes have a 10^6 space and keep a small allowance; an address may be
 # shared by a whole office behind NAT.
-FREE_FAILURES = {"account": 10, "otp": 3, "ip": 30}
+FREE_FAILURES = {"account": 10, "otp": 3, "ip": 30,
+                 # /passkeys/login/options per address: each answer stores a challenge row
+                 "passkey-options": 10}
 FIRST_DELAY = 1  # seconds, after the last free failure; doubles with each further failure
 MAX_DELAY = 15 * 60
 WINDOW = timedelta(hours=1)  # failures older than this (since the last one) are forgotten

@@ -42,7 +42,7 @@ PENDING_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 STATUS = {"login_required": 401, "not_found": 404, "fresh_authentication_required": 403,
           "last_sign_in_method": 409, "limit_reached": 409}
 EXPIRED = (Reason.CHALLENGE_EXPIRED, Reason.CHALLENGE_UNKNOWN, Reason.CHALLENGE_FOREIGN)
-OPTIONS_THROTTLE_KEY = "ip:{address}:passkey-login-options"
+OPTIONS_THROTTLE_KEY = "passkey-options:{address}"
 
 
 class InvalidBody(Exception):

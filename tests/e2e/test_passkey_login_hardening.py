@@ -108,7 +108,7 @@ def test_13_4_3_a_sign_in_challenge_cannot_be_answered_in_another_browser_sessio
 
 def test_passkey_login_options_are_throttled_per_client_address(provider):
     """Each ``/passkeys/login/options`` answer stores a challenge: one address gets the
-    throttle's address allowance (10 free, the 11th counted starts a lock), then 429 with
+    throttle allowance of its own (10 free, the 11th counted starts a lock), then 429 with
     ``Retry-After`` and no new challenge, whichever browser session it uses."""
     app, url = provider
     answers = []

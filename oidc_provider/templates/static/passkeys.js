@@ -113,8 +113,9 @@
 
   var actions = {
     login: function (box) {
+      // The options call names the pending request too: its CSRF token is that request's.
       return ceremony(box, box.dataset.loginOptions, box.dataset.login, false,
-        { p: box.dataset.p, next: box.dataset.next })
+        { p: box.dataset.p, next: box.dataset.next }, { p: box.dataset.p })
         .then(function (data) { window.location.assign(data.next); });
     },
     verify: function (box) {

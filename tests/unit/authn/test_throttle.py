@@ -61,7 +61,7 @@ def test_5_2_2_default_allowances_let_a_restoring_browser_sign_in_from_every_tab
     """Attempts are counted before the secret is checked, so the password allowance bounds the
     sign-ins of one person in flight at once (a browser restoring tabs); codes keep a small
     one; an address, shared behind NAT, a larger one."""
-    assert DEFAULTS == {"account": 10, "otp": 3, "ip": 30}
+    assert DEFAULTS == {"account": 10, "otp": 3, "ip": 30, "passkey-options": 10}
 
 
 @pytest.mark.parametrize("typed, key", [
