@@ -124,7 +124,7 @@ def test_no_lock_is_held_while_a_password_is_verified():
     through argon2id, so every other request waited for the hash. Here argon2id takes about a
     second, and token requests (each writes and commits a row) keep completing while a
     sign-in is being verified on the other worker. SQLite: where the lock is database-wide."""
-    slow = {"OIDC_ARGON2_TIME_COST": "12", "OIDC_ARGON2_MEMORY_COST": "65536", "OIDC_ARGON2_PARALLELISM": "1"}
+    slow = {"OIDC_ARGON2_TIME_COST": "30", "OIDC_ARGON2_MEMORY_COST": "65536", "OIDC_ARGON2_PARALLELISM": "1"}
     with LiveServer(workers=2, env_overrides=slow) as server:
         server.prepare()
         password = secrets.token_urlsafe(18)
