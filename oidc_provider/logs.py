@@ -1,7 +1,7 @@
 """Logs: one format per process, chosen by ``OIDC_LOG_FORMAT`` (``text`` for a terminal, ``json``
-for a log collector), for every logger: the provider's, its audit trail, gunicorn's and the
-libraries'. Each request gets one access line and a request id, taken from an incoming
-``X-Request-Id`` when it is short and safe, else made here, and sent back as ``X-Request-Id``;
+for a log collector), for every logger: the provider's, its audit trail, the server's (granian
+or gunicorn) and the libraries'. Each request gets one access line and a request id, taken
+from an incoming ``X-Request-Id`` when it is short and safe, else made here, and sent back as ``X-Request-Id``;
 the audit lines of the request carry the same id.
 
 The access line names the path without its query string: the query carries authorization
@@ -48,7 +48,7 @@ def configure(settings) -> None:
         root.addHandler(handler)
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
     level = settings.log_level.upper()
-    for name in ("oidc_provider", "alembic", "gunicorn.error"):
+    for name in ("oidc_provider", "alembic", "gunicorn.error", "_granian"):
         logging.getLogger(name).setLevel(level)
     logging.getLogger("oidc_provider").propagate = True
     logging.captureWarnings(True)  # library warnings too, in the same format
@@ -70,6 +70,22 @@ def gunicorn_options(settings) -> dict:
             self.error_log.propagate = True
 
     return {"logger_class": ProviderLogger, "loglevel": settings.log_level.lower(), "accesslog": None}
+
+
+def granian_options(settings) -> dict:
+    """granian settings for ``serve``: its lines (its own, and its Rust core's, logger
+    ``_granian``) go through the provider's handler and format, at ``OIDC_LOG_LEVEL``; its
+    access log stays off (the provider writes its own). granian applies this ``dictConfig`` in
+    the master and in every worker, on top of its default one, whose handlers are left unused."""
+    level = settings.log_level.lower()
+    return {
+        "log_level": level,
+        "log_access": False,
+        "log_dictconfig": {"version": 1, "disable_existing_loggers": False, "loggers": {
+            "_granian": {"handlers": [], "propagate": True, "level": level.upper()},
+            "granian.access": {"handlers": [], "propagate": True, "level": "WARNING"},
+        }},
+    }
 
 
 def request_id() -> str | None:

@@ -11,7 +11,7 @@ Labels are bounded by the code, never by what a client sends: endpoint names (no
 status codes, audit vocabulary, grant types, configured connector names. No account, client
 or secret ever becomes a label.
 
-Several gunicorn workers: ``oidc-provider serve`` gives them one private directory
+Several server workers (granian's or gunicorn's): ``oidc-provider serve`` gives them one private directory
 (``use_directory``) where prometheus_client's multiprocess mode keeps each process's values;
 a scrape, whichever worker answers it, adds up all of them. prometheus_client chooses that
 mode when it is imported, so ``prometheus_client`` is imported only once metrics are on
@@ -50,6 +50,25 @@ def worker_exited(pid: int) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(pid)
+
+
+def forget_dead_workers(path: str) -> None:
+    """What ``worker_exited`` does, for every process that has left files in ``path`` (the
+    directory of ``use_directory``) and is gone: granian has no hook for a worker's exit, so
+    each worker runs this as it starts (one that replaces a dead worker starts after its death)."""
+    import os
+    import re
+
+    pids = {int(m.group(1)) for name in os.listdir(path) if (m := re.fullmatch(r"\w+?_(\d+)\.db", name))}
+    for pid in pids - {os.getpid()}:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid, path)
+        except PermissionError:
+            pass  # alive, under another account
 
 
 def init_app(app, settings) -> None:

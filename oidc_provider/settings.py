@@ -131,9 +131,14 @@ class Settings:
     """OIDC_PROXY_HOPS. How many reverse proxies in front set X-Forwarded-For/-Proto/-Host;
     0 trusts none of those headers."""
 
+    serve_server: str = "granian"
+    """OIDC_SERVE_SERVER. The HTTP server ``serve`` runs: ``granian`` (a Rust server, its WSGI
+    interface) or ``gunicorn`` (its threaded worker); ``serve --server`` overrides it."""
+
     serve_threads: int = 8
-    """OIDC_SERVE_THREADS. Requests each ``serve`` worker process handles at once (gunicorn's
-    threaded worker), 1 to 64. Idle and kept-alive connections wait without a thread."""
+    """OIDC_SERVE_THREADS. Requests each ``serve`` worker process runs at once, 1 to 64: the
+    Python threads that run the app (granian's blocking threads, gunicorn's worker threads).
+    Idle and kept-alive connections wait without a thread."""
 
     serve_request_timeout: int = 10
     """OIDC_SERVE_REQUEST_TIMEOUT. Seconds a client has, from the first byte of a request, to
@@ -401,6 +406,8 @@ class Settings:
         for name in ("serve_request_timeout", "serve_graceful_timeout"):
             if getattr(self, name) <= 0:
                 errors.append(f"OIDC_{name.upper()} must be positive")
+        if self.serve_server not in ("granian", "gunicorn"):
+            errors.append("OIDC_SERVE_SERVER must be granian or gunicorn")
         if not 1 <= self.serve_threads <= 64:
             errors.append("OIDC_SERVE_THREADS must be between 1 and 64")
         if self.hsts_max_age < 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import shlex
@@ -89,15 +90,18 @@ def _tighten_sqlite_files(database_url: str) -> list:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--workers", default=lambda: min(os.cpu_count() or 1, 64), show_default="the number of CPU cores",
+              type=click.IntRange(1, 64), help="Worker processes.")
 @click.option("--certfile", type=click.Path(exists=True, dir_okay=False),
               help="Serve https with this certificate chain (PEM).")
 @click.option("--keyfile", type=click.Path(exists=True, dir_okay=False),
               help="The certificate's private key (PEM).")
 @click.option("--migrate", is_flag=True,
               help="Apply pending database migrations first (without it, serve refuses a database that is behind).")
-def serve(host, port, workers, certfile, keyfile, migrate):
-    """Run the production server (gunicorn) on a database whose migrations are current."""
+@click.option("--server", "server_name", type=click.Choice(serving.SERVERS), default=None,
+              help="The HTTP server (default: OIDC_SERVE_SERVER, granian).")
+def serve(host, port, workers, certfile, keyfile, migrate, server_name):
+    """Run the production server (granian, or gunicorn) on a database whose migrations are current."""
     if bool(certfile) != bool(keyfile):
         raise click.ClickException("--certfile and --keyfile go together")
     try:
@@ -107,7 +111,22 @@ def serve(host, port, workers, certfile, keyfile, migrate):
     metrics_dir = _metrics_directory(settings)
     with app_context(settings, upgrading=migrate) as app:
         prepare(app, upgrade=migrate)
+    if (server_name or settings.serve_server) == "gunicorn":
+        _serve_gunicorn(settings, host=host, port=port, workers=workers, certfile=certfile, keyfile=keyfile,
+                        metrics_dir=metrics_dir)
+        return
+    from ..serving import rsgi
+
+    server = rsgi.server(settings, host=host, port=port, workers=workers, certfile=certfile, keyfile=keyfile)
+    # granian has no hook for a worker's exit: each new worker drops what dead ones left.
+    on_start = functools.partial(metrics.forget_dead_workers, metrics_dir) if metrics_dir else None
+    rsgi.serve_forever(server, settings, on_worker_start=on_start)
+
+
+def _serve_gunicorn(settings, *, host, port, workers, certfile, keyfile, metrics_dir) -> None:
     from gunicorn.app.base import BaseApplication
+
+    from ..serving import gthread
 
     class Server(BaseApplication):
         def load_config(self):
@@ -115,7 +134,7 @@ def serve(host, port, workers, certfile, keyfile, migrate):
             self.cfg.set("workers", workers)
             for name, value in logs.gunicorn_options(settings).items():  # its lines in our format
                 self.cfg.set(name, value)
-            for name, value in serving.gunicorn_options(settings).items():  # threads and timeouts
+            for name, value in gthread.gunicorn_options(settings).items():  # threads and timeouts
                 self.cfg.set(name, value)
             self.cfg.set("forwarded_allow_ips", "*" if settings.proxy_hops else "127.0.0.1")
             # gunicorn >= 25 opens a control socket under $HOME by default; nothing here uses it,

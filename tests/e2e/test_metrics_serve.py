@@ -1,4 +1,4 @@
-"""``/metrics`` from a real ``oidc-provider serve`` with two gunicorn workers: every scrape,
+"""``/metrics`` from a real ``oidc-provider serve`` with two granian workers: every scrape,
 whichever worker answers it, adds up the counts of both (prometheus_client's multiprocess mode
 in a private directory that ``serve`` makes and removes), and counts survive a worker being
 replaced."""
@@ -76,17 +76,19 @@ def client_credentials(live: Live, service: dict) -> int:
 
 
 def wait_until_gone(pid: int) -> None:
-    """Until gunicorn has reaped the worker (its child_exit hook runs then)."""
+    """Until the worker has exited (and granian has started its replacement)."""
     deadline = time.monotonic() + 30
     while Path(f"/proc/{pid}").exists():
         assert time.monotonic() < deadline, f"worker {pid} did not exit"
         time.sleep(0.1)
 
 
-def test_two_workers_add_up_in_every_scrape_and_keep_counts_when_a_worker_is_replaced(tmp_path):
+@pytest.mark.parametrize("server_name", ["granian", "gunicorn"])
+def test_two_workers_add_up_in_every_scrape_and_keep_counts_when_a_worker_is_replaced(tmp_path, server_name):
     # TMPDIR: where serve makes its private directory, so that the test can look at it.
     server = LiveServer(database_url=os.environ.get("OIDC_TEST_DATABASE_URL"), workers=2,
-                        env_overrides={"OIDC_METRICS": "true", "TMPDIR": str(tmp_path)})
+                        env_overrides={"OIDC_METRICS": "true", "TMPDIR": str(tmp_path),
+                                       "OIDC_SERVE_SERVER": server_name})
     try:
         server.prepare()
         password = secrets.token_urlsafe(18)
@@ -123,7 +125,8 @@ def test_two_workers_add_up_in_every_scrape_and_keep_counts_when_a_worker_is_rep
             assert delta(before, after, "oidc_audit_events_total", event="account:login:failure",
                          outcome="failure") == 1
 
-        # A worker replaced (gunicorn's child_exit runs mark_process_dead): what it counted stays.
+        # A worker replaced (gunicorn's child_exit, or granian's replacement worker as it starts,
+        # runs mark_process_dead): what it counted stays.
         victim = min(worker_pids(directory) - {server.process.pid})
         os.kill(victim, signal.SIGTERM)
         wait_until_gone(victim)

@@ -1,6 +1,7 @@
 """``oidc-provider serve`` against clients that misbehave or arrive at the wrong moment, on a
-real server process: slow clients cannot hold it (RFC 9110 §15.5.9 408 Request Timeout), SIGTERM
-serves what was accepted and then exits, https responses carry HSTS (RFC 6797) and plain http
+real server process, under each server it can run (granian, the default, and gunicorn): slow
+clients cannot hold it (RFC 9110 §15.5.9 408 Request Timeout), SIGTERM serves what was accepted
+and then exits, https responses carry HSTS (RFC 6797) and plain http
 ones do not (§7.2), and the SQLite files are private to the account that runs the provider.
 
 Every wait here has a bound: sockets time out, threads are joined with a timeout, and the
@@ -32,18 +33,27 @@ REQUEST_TIMEOUT = 3  # OIDC_SERVE_REQUEST_TIMEOUT for these servers
 THREADS = 2  # per worker; with 2 workers, 4 requests at once
 SLOW_CLIENTS = 12  # far more than workers, and more than workers x threads
 DISCOVERY = "/.well-known/openid-configuration"
+GRANIAN_TLS_HANDSHAKE_TIMEOUT = 10  # seconds, fixed in granian 2.8's TLS acceptor
 
 
-def _server(**kw) -> LiveServer:
-    env = {"OIDC_SERVE_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT), "OIDC_SERVE_THREADS": str(THREADS)}
+SERVERS = ("granian", "gunicorn")
+
+
+def _server(name: str = "granian", **kw) -> LiveServer:
+    env = {"OIDC_SERVE_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT), "OIDC_SERVE_THREADS": str(THREADS),
+           "OIDC_SERVE_SERVER": name}
     env.update(kw.pop("env", {}))
     kw.setdefault("database_url", os.environ.get("OIDC_TEST_DATABASE_URL"))
     return LiveServer(workers=2, env_overrides=env, **kw)
 
 
-@pytest.fixture(scope="module")
-def plain_server():
-    server = _server()
+def _name(server: LiveServer) -> str:
+    return server.env_overrides["OIDC_SERVE_SERVER"]
+
+
+@pytest.fixture(scope="module", params=SERVERS)
+def plain_server(request):
+    server = _server(request.param)
     try:
         server.prepare()
         server.start()
@@ -52,9 +62,9 @@ def plain_server():
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def tls_server():
-    server = _server(tls=True)
+@pytest.fixture(scope="module", params=SERVERS)
+def tls_server(request):
+    server = _server(request.param, tls=True)
     try:
         server.prepare()
         server.start()
@@ -140,11 +150,12 @@ def _assert_dropped(clients: list[SlowClient]) -> None:
         assert client.elapsed < REQUEST_TIMEOUT + 3, client.elapsed
 
 
-def test_rfc9110_15_5_9_slow_headers_cannot_hold_the_server_and_get_408(plain_server):
+def test_rfc9110_15_5_9_slow_headers_cannot_hold_the_server(plain_server):
     """Twelve clients trickle a request's head, a byte every 0.5 s, to two workers with two
-    threads each; meanwhile ordinary requests are answered at once, and each slow client gets
-    408 Request Timeout (the server "SHOULD send the close connection option") and a closed
-    connection once OIDC_SERVE_REQUEST_TIMEOUT has passed."""
+    threads each; meanwhile ordinary requests are answered at once, and each slow client's
+    connection is closed once OIDC_SERVE_REQUEST_TIMEOUT has passed. gunicorn first answers
+    408 Request Timeout (the server "SHOULD send the close connection option"); granian's
+    hyper core closes the connection without an answer (docs/security-model.md)."""
     host = f"127.0.0.1:{plain_server.port}"
     clients = [SlowClient(plain_server.port, _trickled_request(host)) for _ in range(SLOW_CLIENTS)]
     for client in clients:
@@ -155,7 +166,10 @@ def test_rfc9110_15_5_9_slow_headers_cannot_hold_the_server_and_get_408(plain_se
     times = _prompt_requests(plain_server.url, 8)
     assert max(times) < 1.0, times
     _assert_dropped(clients)
-    assert all(c.answer and b"Connection: close" in c.answer for c in clients)
+    if _name(plain_server) == "gunicorn":
+        assert all(c.answer and b"Connection: close" in c.answer for c in clients)
+    else:
+        assert all(c.closed and not c.answer for c in clients), [c.answer for c in clients]
 
 
 def test_rfc9110_15_5_9_a_slow_body_is_dropped_too(plain_server):
@@ -188,8 +202,11 @@ def test_idle_connections_hold_no_thread(plain_server):
 
 
 def test_a_slow_tls_handshake_is_dropped_and_https_stays_prompt(tls_server):
-    """Over https the deadline covers the TLS handshake: clients that open a connection and
-    send half a ClientHello are dropped, and https requests are answered meanwhile."""
+    """Over https the TLS handshake has a deadline: clients that open a connection and send half
+    a ClientHello are dropped, and https requests are answered meanwhile. Under gunicorn the
+    deadline is OIDC_SERVE_REQUEST_TIMEOUT; granian's is its own, a fixed 10 s, which no
+    setting changes (docs/security-model.md); either way no thread waits for a handshake."""
+    limit = REQUEST_TIMEOUT if _name(tls_server) == "gunicorn" else GRANIAN_TLS_HANDSHAKE_TIMEOUT
     half_hellos = []
     for _ in range(SLOW_CLIENTS):
         conn = socket.create_connection(("127.0.0.1", tls_server.port), timeout=5)
@@ -200,12 +217,12 @@ def test_a_slow_tls_handshake_is_dropped_and_https_stays_prompt(tls_server):
         assert max(times) < 1.5, times
         started = time.monotonic()
         for conn in half_hellos:
-            conn.settimeout(REQUEST_TIMEOUT + 10)
+            conn.settimeout(limit + 10)
             try:
                 assert conn.recv(1) == b""
             except ConnectionResetError:
                 pass
-        assert time.monotonic() - started < REQUEST_TIMEOUT + 3
+        assert time.monotonic() - started < limit + 3
     finally:
         for conn in half_hellos:
             conn.close()
@@ -279,13 +296,14 @@ def _sign_in_form(server: LiveServer, password: str) -> tuple[requests.Session, 
     return http, {"csrf_token": token, "username": "alice", "password": password}
 
 
-def test_sigterm_serves_every_accepted_request_then_exits_and_refuses_new_ones():
+@pytest.mark.parametrize("name", SERVERS)
+def test_sigterm_serves_every_accepted_request_then_exits_and_refuses_new_ones(name):
     """30 sign-ins at once (argon2id at its default cost, so each takes a while) on a 2-worker
     server; SIGTERM while they run. Each gets its whole answer (the redirect after sign-in),
     new connections are refused from then on, and the process exits 0 within the grace period
     (OIDC_SERVE_GRACEFUL_TIMEOUT)."""
     grace = 30
-    server = _server(env={"OIDC_ARGON2_TIME_COST": "3", "OIDC_ARGON2_MEMORY_COST": "65536",
+    server = _server(name, env={"OIDC_ARGON2_TIME_COST": "3", "OIDC_ARGON2_MEMORY_COST": "65536",
                           "OIDC_ARGON2_PARALLELISM": "4", "OIDC_SERVE_GRACEFUL_TIMEOUT": str(grace)})
     try:
         server.prepare()

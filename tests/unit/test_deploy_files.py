@@ -34,7 +34,7 @@ from ..deploy_files import (
 
 SETTING_VARIABLES = {"OIDC_" + f.name.upper() for f in dataclasses.fields(Settings) if f.name not in INTERNAL}
 VENV_BIN = "/opt/oidc-provider/venv/bin/"  # where docs/operator-guide.md installs it
-GUNICORN_GRACEFUL_TIMEOUT = 30  # gunicorn's default graceful_timeout, which serve keeps
+GRACEFUL_TIMEOUT = 30  # OIDC_SERVE_GRACEFUL_TIMEOUT's default
 # systemd.exec(5) sandboxing every service unit here must have, with its value.
 HARDENING = {
     "NoNewPrivileges": "yes",
@@ -103,9 +103,9 @@ def test_the_server_unit_initialises_then_serves_and_stops_gracefully():
     assert serve.command.name == "serve"
     assert serve.params["host"] == "127.0.0.1", "behind the reverse proxy, never on every interface"
     assert one(unit, "Service", "Restart") == "on-failure"
-    assert one(unit, "Service", "KillSignal") == "SIGTERM"  # gunicorn's graceful stop
+    assert one(unit, "Service", "KillSignal") == "SIGTERM"  # serve's graceful stop
     stop = re.fullmatch(r"(\d+)s", one(unit, "Service", "TimeoutStopSec"))
-    assert stop and int(stop.group(1)) > GUNICORN_GRACEFUL_TIMEOUT
+    assert stop and int(stop.group(1)) > GRACEFUL_TIMEOUT
     assert one(unit, "Install", "WantedBy") == "multi-user.target"
 
 

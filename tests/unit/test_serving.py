@@ -5,9 +5,11 @@ real clients is in tests/e2e/test_serving.py."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from oidc_provider.serving import BODY_LIMIT, HEAD_LIMIT, _whole_request, gunicorn_options
+from oidc_provider.serving.gthread import BODY_LIMIT, HEAD_LIMIT, _whole_request, gunicorn_options
 from oidc_provider.settings import Settings, SettingsError
 
 GOOD = {"OIDC_ISSUER": "https://id.example.com", "OIDC_SECRET_KEY": "k" * 32,
@@ -63,3 +65,24 @@ HEAD = b"POST /token HTTP/1.1\r\nHost: id.example.com\r\n"
 ])
 def test_whole_request(received, whole):
     assert _whole_request(bytearray(received)) is whole
+
+
+def test_forget_dead_workers_drops_the_live_gauges_of_gone_processes_only(tmp_path):
+    """granian has no hook for a worker's exit: each new worker drops what dead ones left in the
+    metrics directory (prometheus_client's ``mark_process_dead``: live gauges go, counters stay,
+    so that no counter goes down when a worker is replaced)."""
+    import subprocess
+    import sys
+
+    from oidc_provider.metrics import forget_dead_workers
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    alive = str(os.getpid())
+    names = [f"gauge_livesum_{gone}.db", f"gauge_liveall_{gone}.db", f"counter_{gone}.db",
+             f"gauge_livesum_{alive}.db", f"counter_{alive}.db"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    forget_dead_workers(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"counter_{gone}.db", f"gauge_livesum_{alive}.db", f"counter_{alive}.db"])

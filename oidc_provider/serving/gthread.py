@@ -1,4 +1,4 @@
-"""How ``oidc-provider serve`` runs gunicorn: a threaded worker that gives no thread to an idle
+"""How ``oidc-provider serve --server gunicorn`` runs gunicorn: a threaded worker that gives no thread to an idle
 connection, gives a request a bounded time to arrive, and drains what it accepted on SIGTERM.
 
 gunicorn's ``gthread`` worker does most of it: kept-alive and idle connections wait in one
@@ -290,36 +290,3 @@ def gunicorn_options(settings) -> dict:
         "keepalive": KEEPALIVE,
         "graceful_timeout": settings.serve_graceful_timeout,
     }
-
-
-
-def worker_app(settings=None):
-    """The app a worker serves, its signing keys already imported (``warm``)."""
-    from . import create_app
-
-    return warm(create_app(settings))
-
-
-def warm(app):
-    """Import the signing keys before the process takes a request. Importing an RSA private key
-    validates it (~70 ms); done by the first request that signs, it ran inside that request's
-    transaction, which on SQLite holds the database's write lock, so every other request waited
-    for it (issue 12, "no lock held across slow work"). Later loads reuse what is imported here.
-    The pooled connection used is closed, so a server that forks after loading (gunicorn
-    ``--preload``) shares none with its workers. Keys that cannot be read now (a database not
-    ready, a wrong OIDC_SECRET_KEY) are left to the requests, which answer 503 and /readyz says
-    why: the server still starts."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from .extensions import db
-    from .keys.store import KeysUnreadable
-
-    with app.app_context():
-        try:
-            app.extensions["oidc_server"].policy.keys.check()
-        except (KeysUnreadable, SQLAlchemyError):
-            app.extensions["oidc_server"].policy.keys.invalidate()
-        finally:
-            db.session.remove()
-            db.engine.dispose()
-    return app
