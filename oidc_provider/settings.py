@@ -141,9 +141,10 @@ class Settings:
     Idle and kept-alive connections wait without a thread."""
 
     serve_request_timeout: int = 10
-    """OIDC_SERVE_REQUEST_TIMEOUT. Seconds a client has, from the first byte of a request, to
-    send all of it (headers and body); a slower one gets ``408 Request Timeout`` and is
-    disconnected, so that slow clients cannot hold the server's threads (docs/operator-guide.md)."""
+    """OIDC_SERVE_REQUEST_TIMEOUT. Seconds a client has to send a request: under gunicorn all of
+    it from its first byte; under granian its head from when the connection is ready for it,
+    then its body. A slower one is disconnected (with ``408 Request Timeout`` where the server
+    can answer), so that slow clients cannot hold the server's threads (docs/operator-guide.md)."""
 
     serve_graceful_timeout: int = 30
     """OIDC_SERVE_GRACEFUL_TIMEOUT. Seconds ``serve`` gives, after SIGTERM, to the requests it has

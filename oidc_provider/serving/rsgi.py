@@ -171,7 +171,7 @@ def _environ(scope, body: bytes) -> dict:
         "QUERY_STRING": scope.query_string,
         "SERVER_NAME": server_host.strip("[]"),
         "SERVER_PORT": server_port,
-        "SERVER_PROTOCOL": f"HTTP/{scope.http_version}",
+        "SERVER_PROTOCOL": "HTTP/1.0" if scope.http_version in ("1", "1.0") else f"HTTP/{scope.http_version}",
         "REMOTE_ADDR": client_host.strip("[]"),
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": scope.scheme,
