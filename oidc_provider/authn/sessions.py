@@ -27,6 +27,10 @@ from ..models import Account, BrowserSession
 from .levels import AMR_MULTIPLE_FACTORS, amr_with_mfa
 
 ANONYMOUS_TTL = timedelta(hours=1)
+# Public documents that never read the session (web/discovery.py): a browser's cookie sent
+# with them costs no database read.
+SESSIONLESS_PATHS = frozenset({"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server",
+                               "/jwks.json"})
 
 
 class ServerSession(CallbackDict, SessionMixin):
@@ -58,7 +62,7 @@ class DatabaseSessionInterface(SessionInterface):
 
     def open_session(self, app, request):
         raw = request.cookies.get(self.cookie_name)
-        if raw and len(raw) < 128:
+        if raw and len(raw) < 128 and request.path not in SESSIONLESS_PATHS:
             try:
                 row = db.session.scalar(
                     select(BrowserSession).where(BrowserSession.id_digest == digest(raw))
