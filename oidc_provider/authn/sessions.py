@@ -161,7 +161,7 @@ def current_login(session) -> tuple[Account, dict] | None:
 @dataclass(frozen=True)
 class SignedIn:
     """What the authorization dispatcher needs of the signed-in account, read with its factors
-    in one query (``signed_in``): no ORM object on that path."""
+    in one query (``login_snapshot``): no ORM object on that path."""
 
     id: int
     subject: str
@@ -169,7 +169,7 @@ class SignedIn:
     methods: tuple[str, ...]  # RFC 8176 values of the factors it can use (``factor_methods``)
 
 
-def signed_in(session) -> tuple[SignedIn, dict] | None:
+def login_snapshot(session) -> tuple[SignedIn, dict] | None:
     """``current_login`` for the authorization endpoint: the account as a ``SignedIn`` snapshot
     with its factors, one Core query (the account LEFT JOIN its passkeys)."""
     account_id = session.get("account_id")

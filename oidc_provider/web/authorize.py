@@ -21,7 +21,7 @@ from werkzeug.datastructures import MultiDict
 
 from ..audit import Event, record
 from ..authn import interaction, levels, pending
-from ..authn.sessions import signed_in
+from ..authn.sessions import login_snapshot
 from ..authn.subject import AuthenticatedSubject
 from ..errors import error_page, redirect_error
 from ..extensions import csrf
@@ -101,7 +101,7 @@ def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = Non
     server = current_app.extensions["oidc_server"]
     settings = server.policy.settings
     oauth_request = ProviderRequest(request, settings.issuer, values)
-    login = signed_in(session)
+    login = login_snapshot(session)
     try:
         _check_shape(values)
         grant = server.get_consent_grant(request=oauth_request, end_user=None)
