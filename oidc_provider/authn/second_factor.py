@@ -31,6 +31,17 @@ from .levels import AMR_HARDWARE_KEY, AMR_OTP, AMR_PASSWORD, AMR_USER_PRESENCE_V
 from .passkey_service import stored_amr
 
 
+def factor_methods(has_password: bool, has_totp: bool, passkeys) -> list[str]:
+    """RFC 8176 values of an account's factors: its password, its TOTP, and its passkeys
+    (each with ``backup_eligible`` and ``user_verified_at_registration``)."""
+    methods = [AMR_PASSWORD] if has_password else []
+    if has_totp:
+        methods.append(AMR_OTP)
+    for passkey in passkeys:
+        methods.extend(m for m in stored_amr(passkey) if m not in methods)
+    return methods
+
+
 class SecondFactors:
     def __init__(self, settings, passwords):
         self._sealer = Sealer.for_settings(settings, TOTP_SECRETS)
@@ -44,12 +55,10 @@ class SecondFactors:
     @staticmethod
     def methods_of(account: Account) -> list[str]:
         """RFC 8176 values of the factors this account can use."""
-        methods = [AMR_PASSWORD] if account.password_hash else []
-        if account.totp_enabled_at is not None:
-            methods.append(AMR_OTP)
-        for passkey in db.session.scalars(select(Passkey).where(Passkey.account_id == account.id)):
-            methods.extend(m for m in stored_amr(passkey) if m not in methods)
-        return methods
+        # The two columns that decide, not Passkey objects: this runs on every authorization request.
+        passkeys = db.session.execute(select(Passkey.backup_eligible, Passkey.user_verified_at_registration)
+                                      .where(Passkey.account_id == account.id))
+        return factor_methods(bool(account.password_hash), account.totp_enabled_at is not None, passkeys)
 
     def enrollable_methods(self) -> list[str]:
         """What the enrolment page can add: an authenticator app (otp) and, where passkeys work,

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import secrets
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import request
 from flask.sessions import SessionInterface, SessionMixin
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import CallbackDict
 
@@ -23,19 +24,29 @@ from ..clock import epoch, utcnow
 from ..dbcheck import is_outage
 from ..digests import digest, new_secret
 from ..extensions import db
-from ..models import Account, BrowserSession
+from ..models import Account, BrowserSession, Passkey
 from .levels import AMR_MULTIPLE_FACTORS, amr_with_mfa
+from .second_factor import factor_methods
 
 ANONYMOUS_TTL = timedelta(hours=1)
+# Public documents that never read the session (web/discovery.py): a browser's cookie sent
+# with them costs no database read.
+SESSIONLESS_PATHS = frozenset({"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server",
+                               "/jwks.json"})
+
+_SESSIONS = BrowserSession.__table__
+# Built once, on the table: a Core SELECT, no ORM loading.
+_LOAD = select(_SESSIONS.c.id, _SESSIONS.c.data, _SESSIONS.c.expires_at).where(
+    _SESSIONS.c.id_digest == bindparam("id_digest"))
 
 
 class ServerSession(CallbackDict, SessionMixin):
-    def __init__(self, initial=None, row: BrowserSession | None = None, unavailable: Exception | None = None):
+    def __init__(self, initial=None, row=None, unavailable: Exception | None = None):
         def on_update(_):
             self.modified = True
 
         super().__init__(initial or {}, on_update)
-        self.row = row
+        self.row = row  # the stored session as loaded (its ``id``), or the row just written
         # The database error that kept this session from loading or saving: the request
         # answers 503 (errors.py) and nothing is written.
         self.unavailable = unavailable
@@ -58,11 +69,12 @@ class DatabaseSessionInterface(SessionInterface):
 
     def open_session(self, app, request):
         raw = request.cookies.get(self.cookie_name)
-        if raw and len(raw) < 128:
+        if raw and len(raw) < 128 and request.path not in SESSIONLESS_PATHS:
             try:
-                row = db.session.scalar(
-                    select(BrowserSession).where(BrowserSession.id_digest == digest(raw))
-                )
+                # Core, not the ORM: a snapshot of what a request reads, never flushed or
+                # refreshed, so a session deleted meanwhile (signed out in another tab) cannot
+                # fail this request.
+                row = db.session.execute(_LOAD, {"id_digest": digest(raw)}).first()
                 # Loaded: end the transaction, so the view's slow work (argon2, rendering)
                 # does not run under this read's lock (``transactions``). Saving starts its own.
                 transactions.end()
@@ -75,9 +87,6 @@ class DatabaseSessionInterface(SessionInterface):
                     db.session.rollback()
                 return ServerSession(unavailable=exc)
             if row is not None and row.expires_at > utcnow():
-                # A snapshot, detached: the ORM never flushes or refreshes it, so a session
-                # deleted meanwhile (signed out in another tab) cannot fail this request.
-                db.session.expunge(row)
                 return ServerSession(dict(row.data or {}), row)
         return ServerSession()
 
@@ -146,7 +155,48 @@ def current_login(session) -> tuple[Account, dict] | None:
     account = db.session.get(Account, account_id)
     if account is None or account.disabled:
         return None
-    return account, {
+    return account, _facts(session)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """What the authorization dispatcher needs of the signed-in account, read with its factors
+    in one query (``login_snapshot``): no ORM object on that path."""
+
+    id: int
+    subject: str
+    username: str
+    methods: tuple[str, ...]  # RFC 8176 values of the factors it can use (``factor_methods``)
+
+
+def login_snapshot(session) -> tuple[SignedIn, dict] | None:
+    """``current_login`` for the authorization endpoint: the account as a ``SignedIn`` snapshot
+    with its factors, one Core query (the account LEFT JOIN its passkeys)."""
+    account_id = session.get("account_id")
+    if not account_id:
+        return None
+    rows = db.session.execute(_SIGNED_IN, {"account_id": account_id}).all()
+    if not rows or rows[0].disabled:
+        return None
+    first = rows[0]
+    passkeys = [row for row in rows if row.passkey_id is not None]
+    account = SignedIn(id=first.id, subject=first.subject, username=first.username,
+                       methods=tuple(factor_methods(first.has_password, first.totp_enabled_at is not None,
+                                                    passkeys)))
+    return account, _facts(session)
+
+
+_ACCOUNTS, _PASSKEYS = Account.__table__, Passkey.__table__
+_SIGNED_IN = (select(_ACCOUNTS.c.id, _ACCOUNTS.c.subject, _ACCOUNTS.c.username, _ACCOUNTS.c.disabled,
+                     _ACCOUNTS.c.password_hash.is_not(None).label("has_password"), _ACCOUNTS.c.totp_enabled_at,
+                     _PASSKEYS.c.id.label("passkey_id"), _PASSKEYS.c.backup_eligible,
+                     _PASSKEYS.c.user_verified_at_registration)
+              .select_from(_ACCOUNTS.outerjoin(_PASSKEYS, _PASSKEYS.c.account_id == _ACCOUNTS.c.id))
+              .where(_ACCOUNTS.c.id == bindparam("account_id")))
+
+
+def _facts(session) -> dict:
+    return {
         "auth_time": session.get("auth_time"), "acr": session.get("acr"),
         "amr": session.get("amr") or [], "sid": session.row.id if session.row else None,
         "proven": session.get("proven") or {},

@@ -56,6 +56,7 @@ class KeyStore:
         self._active: dict[str, tuple[str, jwk.Key]] = {}
         self._public: dict[str, jwk.Key] = {}
         self._jwks: list[tuple[dict, object]] = []
+        self._jwks_document = None  # (published list, kids kept, the document made from them)
         self._loaded_at = 0.0
 
     # ---- lifecycle ----
@@ -197,6 +198,19 @@ class KeyStore:
         self._load()
         now = utcnow()
         return {"keys": [key for key, until in self._jwks if until is None or until >= now]}
+
+    def jwks_document(self, make):
+        """``make(self.jwks())``, made again only when the published set changed: JWKS requests
+        reuse one serialization (web/discovery.py) until a reload or a retired key's
+        ``publish_until`` passing changes what is published."""
+        self._load()
+        published, now = self._jwks, utcnow()
+        kept = tuple(until is None or until >= now for _key, until in published)
+        cached = self._jwks_document
+        if cached is None or cached[0] is not published or cached[1] != kept:
+            document = make({"keys": [key for (key, _until), keep in zip(published, kept, strict=True) if keep]})
+            cached = self._jwks_document = (published, kept, document)
+        return cached[2]
 
     # ---- signing and verifying ----
     def check(self) -> None:

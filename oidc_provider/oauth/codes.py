@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from ..audit import Event, record
 from ..clock import from_epoch, utcnow
@@ -24,12 +24,19 @@ from ..extensions import db
 from ..models import AuthorizationCode
 from . import consents
 
+INSERT = insert(AuthorizationCode.__table__)  # built once; a plain INSERT with the column defaults
+
 
 def save(code: str, request, *, ttl: int, claims: dict | None,
-         resources: list[str] | None = None) -> AuthorizationCode:
+         resources: list[str] | None = None, generation: int | None = None) -> None:
+    """Store the code: one INSERT in the caller's transaction, which the caller commits (the
+    dispatcher, with the code's audit row). ``generation`` is the consent generation the caller
+    read, and locked, in this transaction; else it is read here."""
     subject = request.user
     payload = request.payload.data
-    row = AuthorizationCode(
+    if generation is None:
+        generation = consents.current_generation(subject.account.id, request.client.client_id)
+    db.session.execute(INSERT, dict(
         code_digest=digest(code), family=new_secret(), client_id=request.client.client_id,
         account_id=subject.account.id, redirect_uri=request.payload.redirect_uri,
         scope=request.scope or "", nonce=payload.get("nonce"), claims=claims, resources=resources,
@@ -37,12 +44,8 @@ def save(code: str, request, *, ttl: int, claims: dict | None,
         code_challenge_method=payload.get("code_challenge_method"),
         acr=subject.acr, amr=subject.amr,
         auth_time=from_epoch(subject.auth_time) if subject.auth_time else None,
-        session_id=subject.session_id, expires_at=utcnow() + timedelta(seconds=ttl),
-        generation=consents.current_generation(subject.account.id, request.client.client_id),
-    )
-    db.session.add(row)
-    db.session.commit()
-    return row
+        session_id=subject.session_id, expires_at=utcnow() + timedelta(seconds=ttl), generation=generation,
+    ))
 
 
 def redeem(code: str, client, revoke_family) -> AuthorizationCode | None:

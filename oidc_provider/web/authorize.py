@@ -21,12 +21,11 @@ from werkzeug.datastructures import MultiDict
 
 from ..audit import Event, record
 from ..authn import interaction, levels, pending
-from ..authn.sessions import current_login
+from ..authn.sessions import login_snapshot
 from ..authn.subject import AuthenticatedSubject
 from ..errors import error_page, redirect_error
-from ..extensions import csrf, db
+from ..extensions import csrf
 from ..keys.store import InvalidSignature
-from ..models import Consent
 from ..oauth import OAuth2Error, consents
 from ..oauth.claims import (
     ClaimsRequestError,
@@ -102,7 +101,7 @@ def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = Non
     server = current_app.extensions["oidc_server"]
     settings = server.policy.settings
     oauth_request = ProviderRequest(request, settings.issuer, values)
-    login = current_login(session)
+    login = login_snapshot(session)
     try:
         _check_shape(values)
         grant = server.get_consent_grant(request=oauth_request, end_user=None)
@@ -129,13 +128,14 @@ def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = Non
         return _refuse(error.error, error.description, redirect_uri, values, client=client)
 
     subject = _subject(login)
+    generation = consented = None
     if subject is not None:
-        # Locked until the code is stored (oauth/consents.py): a withdrawal cannot fall
-        # between the consent read below and the code, which would then carry the new generation.
-        consents.current_generation(subject.account.id, client.client_id)
+        # One query, locked until the code is stored (oauth/consents.py): a withdrawal cannot
+        # fall between this consent read and the code, which would then carry the new generation.
+        generation, consented = consents.current_state(subject.account.id, client)
     scopes = set(consented_scopes(client, grant.request.scope, checked["claims"]))
     checked["claims"] = restrict_claims_request(checked["claims"], list(scopes))
-    situation = _situation(subject, checked, client, scopes, entry, values, settings.ladder)
+    situation = _situation(subject, checked, client, scopes, consented, entry, values, settings.ladder)
     step = interaction.next_step(situation, now=int(time.time()))
 
     if isinstance(step, interaction.Refuse):
@@ -157,7 +157,8 @@ def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = Non
     if pid and not pending.finish(session, pid):
         # Completed already (a double click, or another tab racing this one): once only.
         return _expired()
-    code = grant.issue_code(subject, checked["claims"], checked["resources"])
+    code = grant.issue_code(subject, checked["claims"], checked["resources"], generation)
+    # The code and its audit row commit together.
     record(Event.CODE_ISSUED, account=subject.account, client=client, detail={"scope": grant.request.scope})
     params = [("code", code)]
     if values.get("state"):
@@ -173,8 +174,8 @@ def _subject(login) -> AuthenticatedSubject | None:
                                 auth_time=facts["auth_time"], session_id=facts["sid"])
 
 
-def _situation(subject, checked: dict, client, scopes: set[str], entry: dict | None, values: MultiDict,
-               ladder) -> interaction.Situation:
+def _situation(subject, checked: dict, client, scopes: set[str], consented: frozenset[str] | None,
+               entry: dict | None, values: MultiDict, ladder) -> interaction.Situation:
     """What ``interaction.next_step`` needs to know, read from the request, the session and
     the database."""
     required = levels.requirement(ladder, acr_values=values.get("acr_values"),
@@ -186,22 +187,19 @@ def _situation(subject, checked: dict, client, scopes: set[str], entry: dict | N
         # The account's factors: what it can reach, and (OIDC_ENROLLED_FACTORS=always) what
         # every one of its sign-ins must reach.
         factors = current_app.extensions["oidc_second_factors"]
-        methods = factors.methods_of(subject.account)
+        methods = list(subject.account.methods)
         reachable = ladder.level_of(methods)
         enrollable = ladder.level_of([*methods, *factors.enrollable_methods()])
         enrolled = levels.enrolled_level(ladder, methods, settings.enrolled_factors)
     hint_matches = None
-    consent = None
-    if subject is not None:
-        if checked["hint_sub"] is not None:
-            hint_matches = checked["hint_sub"] == subject.account.subject
-        consent = db.session.query(Consent).filter_by(account_id=subject.account.id, client_id=client.id).first()
+    if subject is not None and checked["hint_sub"] is not None:
+        hint_matches = checked["hint_sub"] == subject.account.subject
     return interaction.Situation(
         prompt=checked["prompt"], max_age=checked["max_age"], logged_in=subject is not None,
         auth_time=subject.auth_time if subject else None, hint_matches=hint_matches,
         interaction_started=entry["created"] if entry else None,
         authenticated_for_request=bool(entry and entry["authenticated"]), client_trusted=client.trusted,
-        consent_covers=bool(consent and consent.covers(scopes)),
+        consent_covers=consented is not None and scopes <= consented,
         consent_decision=entry.get("consent") if entry else None,
         ladder=ladder, session_acr=subject.acr if subject else None,
         reachable=reachable, enrollable=enrollable, required=required,

@@ -21,18 +21,21 @@ class AuthorizationCodeGrant(TargetMixin, grants.AuthorizationCodeGrant):
         return self.request.client.pkce_required(default)
 
     def issue_code(self, subject: AuthenticatedSubject, claims_request: dict | None,
-                   resources: list[str] | None = None) -> str:
-        """Make and store a code for a request the dispatcher has approved."""
+                   resources: list[str] | None = None, generation: int | None = None) -> str:
+        """Make and store a code for a request the dispatcher has approved, under the consent
+        ``generation`` it read; the dispatcher commits."""
         self.request.user = subject
         self.request.claims_request = claims_request
         self.request.resources = resources
+        self.request.consent_generation = generation
         code = self.generate_authorization_code()
         self.save_authorization_code(code, self.request)
         return code
 
     def save_authorization_code(self, code, request):
         codes.save(code, request, ttl=self.policy.settings.authorization_code_ttl,
-                   claims=getattr(request, "claims_request", None), resources=getattr(request, "resources", None))
+                   claims=getattr(request, "claims_request", None), resources=getattr(request, "resources", None),
+                   generation=getattr(request, "consent_generation", None))
 
     def validate_token_request(self):
         # The code is used up by now (codes.redeem): a refused resource does not give it back.

@@ -170,6 +170,32 @@ def test_retired_key_leaves_jwks_after_publish_until(keys, monkeypatch):
     assert not retired & {key["kid"] for key in keys.jwks()["keys"]}
 
 
+
+def test_jwks_document_is_made_once_and_again_when_the_published_set_changes(keys, monkeypatch):
+    """RFC 7517 §5: the served set is the published one; it is serialized once (web/discovery.py)
+    and again after a rotation, and when a retired key's ``publish_until`` passes."""
+    made = []
+
+    def make(jwks):
+        made.append(sorted(key["kid"] for key in jwks["keys"]))
+        return object()
+
+    first = keys.jwks_document(make)
+    assert keys.jwks_document(make) is first and len(made) == 1
+    assert made[0] == sorted(key["kid"] for key in keys.jwks()["keys"])
+
+    keys.rotate()
+    rotated = keys.jwks_document(make)
+    assert rotated is not first and made[-1] == sorted(key["kid"] for key in keys.jwks()["keys"])
+    retired = {row.kid for row in _rows("retired")}
+    assert retired <= set(made[-1])
+
+    later = utcnow() + timedelta(days=1)
+    monkeypatch.setattr(store_module, "utcnow", lambda: later)
+    assert keys.jwks_document(make) is not rotated
+    assert not retired & set(made[-1]) and len(made) == 3
+
+
 # ---- signing and verifying ----
 
 def test_sign_uses_the_active_key_and_sets_typ(keys):
