@@ -97,7 +97,10 @@ class IntrospectionEndpoint(_Introspection):
         row = token.row
         if isinstance(row, PersonalToken):
             return self._personal_token(row)
-        account = db.session.get(Account, row.account_id) if row.account_id else None
+        if isinstance(row, IssuedAccessToken):
+            account = row.account  # read with its revocation state (oauth/revocation.py)
+        else:
+            account = db.session.get(Account, row.account_id) if row.account_id else None
         if row.account_id and (account is None or account.disabled):
             # RFC 7662 §2.2: a disabled account's token is not active (userinfo refuses it too).
             return {"active": False}
@@ -115,8 +118,11 @@ class IntrospectionEndpoint(_Introspection):
         if isinstance(row, IssuedAccessToken):
             out["jti"] = row.jti
             out["aud"] = self._audience(row)
-            # The slice as the subject's roles are now: a revoked grant shows at once here.
-            access = resources.slice_now(account or account_of_client(row.client_id), out["aud"], settings)
+            # The slice as the subject's roles are now: a revoked grant shows at once here. (No
+            # roles are published at the issuer's own audience: nothing to read then.)
+            access = None
+            if out["aud"] != settings.issuer:
+                access = resources.slice_now(account or account_of_client(row.client_id), out["aud"], settings)
             if access is not None:
                 out["resource_access"] = {out["aud"]: access}
         return out

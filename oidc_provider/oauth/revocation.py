@@ -26,9 +26,10 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, delete, exists, func, literal, select
+from sqlalchemy import and_, bindparam, delete, exists, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .. import hot
 from ..clock import from_epoch, utcnow
 from ..extensions import db
 from ..models import Account, Client, ConsentGeneration, RevokedToken
@@ -49,6 +50,24 @@ class Binding:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountView:
+    """The person an access token is for, as its validation read them: what OIDC Core §5.4's
+    standard claims (``claims.account_claims``) and introspection need."""
+
+    COLUMNS = (Account.id, Account.subject, Account.username, Account.name, Account.email,
+               Account.email_verified, Account.updated_at)
+
+    id: int
+    subject: str
+    username: str
+    name: str | None
+    email: str | None
+    email_verified: bool
+    updated_at: object
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class IssuedAccessToken:
     """A verified, unrevoked access token as the endpoints read it (the shape the stored row
     had): ``account_id`` is None for a client's own (client_credentials) token."""
@@ -57,6 +76,7 @@ class IssuedAccessToken:
     family: str | None
     client_id: str
     account_id: int | None
+    account: AccountView | None  # None for a client's own token
     scope: str
     claims: dict | None
     audience: str | None
@@ -73,8 +93,24 @@ def _family_key(family: str) -> str:
     return "family:" + family
 
 
-def _denied(keys: list[str]):
-    return exists().where(RevokedToken.key.in_(keys))
+# Both statements are built once (SQLAlchemy caches their compiled form): one indexed read each.
+_DENIED = exists().where(RevokedToken.key.in_([bindparam("jti_key"), bindparam("family_key")]))
+_CLIENT_TOKEN = hot.Statement(
+    select(Client.token_generation, Account.disabled, Account.tokens_not_before, _DENIED)
+    .select_from(Client).outerjoin(Account, Account.id == Client.account_id)
+    .where(Client.client_id == bindparam("client_id"))
+)
+# The person's standard claims come in the same read (userinfo needs nothing more).
+_PERSON_TOKEN = hot.Statement(
+    select(Account.disabled, Account.tokens_not_before,
+           func.coalesce(ConsentGeneration.generation, literal(0)),
+           exists().where(Client.client_id == bindparam("client_id")), _DENIED,
+           *AccountView.COLUMNS)
+    .select_from(Account)
+    .outerjoin(ConsentGeneration, and_(ConsentGeneration.account_id == Account.id,
+                                       ConsentGeneration.client_id == bindparam("client_id")))
+    .where(Account.subject == bindparam("subject"))
+)
 
 
 def check(claims: dict) -> IssuedAccessToken | None:
@@ -88,38 +124,27 @@ def check(claims: dict) -> IssuedAccessToken | None:
     generation = claims.get(GENERATION)  # absent on tokens issued before generations existed
     if generation is not None and (not isinstance(generation, int) or isinstance(generation, bool)):
         return None
-    keys = [_jti_key(jti)] + ([_family_key(family)] if family else [])
-    conn = db.session.connection()
+    params = {"client_id": client_id, "subject": subject, "jti_key": _jti_key(jti),
+              "family_key": _family_key(family) if family else _jti_key(jti)}
+    account = None
     if subject == client_id:  # a client's own token (client_credentials): its subject is the client
-        row = conn.execute(
-            select(Client.token_generation, Account.disabled, Account.tokens_not_before, _denied(keys))
-            .select_from(Client).outerjoin(Account, Account.id == Client.account_id)
-            .where(Client.client_id == client_id)
-        ).first()
+        row = hot.first(_CLIENT_TOKEN, params)
         if row is None:
             return None
         current, disabled, not_before, denied = row
-        account_id = None
     else:
-        row = conn.execute(
-            select(Account.id, Account.disabled, Account.tokens_not_before,
-                   func.coalesce(ConsentGeneration.generation, literal(0)),
-                   exists().where(Client.client_id == client_id), _denied(keys))
-            .select_from(Account)
-            .outerjoin(ConsentGeneration, and_(ConsentGeneration.account_id == Account.id,
-                                               ConsentGeneration.client_id == client_id))
-            .where(Account.subject == subject)
-        ).first()
-        if row is None or not row[4]:
+        row = hot.first(_PERSON_TOKEN, params)
+        if row is None or not row[3]:
             return None
-        account_id, disabled, not_before, current, _client_exists, denied = row
+        disabled, not_before, current, _client_exists, denied = row[:5]
+        account = AccountView(*row[5:])
     if denied or disabled or (generation is not None and generation != current) \
             or (not_before is not None and claims["iat"] < not_before):
         return None
     userinfo_request = claims.get(USERINFO_REQUEST)
     aud = claims.get("aud")
     return IssuedAccessToken(
-        jti=jti, family=family, client_id=client_id, account_id=account_id,
+        jti=jti, family=family, client_id=client_id, account_id=account.id if account else None, account=account,
         scope=claims.get("scope") if isinstance(claims.get("scope"), str) else "",
         claims={"userinfo": userinfo_request} if isinstance(userinfo_request, dict) else None,
         audience=aud if isinstance(aud, str) else None,

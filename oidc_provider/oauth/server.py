@@ -12,8 +12,8 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer as _FlaskServe
 from flask import request as flask_request
 from sqlalchemy import bindparam, select
 
+from .. import hot
 from ..audit import Event, record
-from ..extensions import db
 from ..keys.store import KeyStore
 from ..models import Account, Client
 from ..models.client import AccountRef, ClientRecord
@@ -79,9 +79,9 @@ class AuthorizationServer(_FlaskServer):
 _CLIENT_COLUMNS = tuple(Client.__table__.columns)
 _ACCOUNT_COLUMNS = (Account.id, Account.disabled, Account.subject, Account.username, Account.kind)
 # One Core statement (compiled once, cached by SQLAlchemy): the client and its system account.
-_CLIENT_QUERY = (select(*_CLIENT_COLUMNS, *_ACCOUNT_COLUMNS)
-                 .select_from(Client).outerjoin(Account, Account.id == Client.account_id)
-                 .where(Client.client_id == bindparam("client_id")))
+_CLIENT_QUERY = hot.Statement(select(*_CLIENT_COLUMNS, *_ACCOUNT_COLUMNS)
+                              .select_from(Client).outerjoin(Account, Account.id == Client.account_id)
+                              .where(Client.client_id == bindparam("client_id")))
 
 
 def _query_client(client_id) -> ClientRecord | None:
@@ -90,10 +90,9 @@ def _query_client(client_id) -> ClientRecord | None:
     client does not exist for authentication."""
     if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
         return None
-    row = db.session.connection().execute(_CLIENT_QUERY, {"client_id": client_id}).first()
-    if row is None:
+    values = hot.first(_CLIENT_QUERY, {"client_id": client_id})
+    if values is None:
         return None
-    values = tuple(row)
     columns = {column.key: value for column, value in zip(_CLIENT_COLUMNS, values, strict=False)}
     account = None
     if columns["account_id"] is not None:
