@@ -144,6 +144,11 @@ class LiveServer:
                                   f"{done.stderr.strip() or done.stdout.strip()}")
         return json.loads(done.stdout) if as_json else done.stdout
 
+    def popen_cli(self, *args: str) -> subprocess.Popen:
+        """A CLI command started, not waited for (``communicate()`` gives its output)."""
+        return subprocess.Popen([self.command or _cli_path(), *args], env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=self.cwd)
+
     def prepare(self) -> LiveServer:
         if self.tls:
             _self_signed_certificate(self.certfile, self.workdir / "key.pem")

@@ -9,7 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import dbfiles, logs, metrics, transactions
+from . import dbfiles, hot, logs, metrics, transactions
 from .authn.passkey_service import Passkeys
 from .authn.passwords import Passwords
 from .authn.second_factor import SecondFactors
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .oauth.server import build_server
     from .web.discovery import metadata
 
+    app.extensions[hot.KEY] = hot.HotReads()
     app.extensions["oidc_server"] = build_server(settings)
     app.extensions["oidc_metadata"] = metadata(settings)
     app.extensions["oidc_passwords"] = Passwords(settings)

@@ -87,12 +87,13 @@ def _qualified(cls: type) -> str:
 
 
 def _origin(exc: BaseException) -> str:
-    """The innermost frame in this package that the exception went through: file:line."""
+    """The innermost frame in this package that the exception went through: file:line. Not
+    ``hot.py``, which runs statements for others: the caller's line says what was being read."""
     origin = "?"
     tb = exc.__traceback__
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename.replace("\\", "/")
-        if "/oidc_provider/" in filename:
+        if "/oidc_provider/" in filename and not filename.endswith("/oidc_provider/hot.py"):
             origin = f"{filename.rsplit('/oidc_provider/', 1)[1]}:{tb.tb_lineno}"
         tb = tb.tb_next
     return origin

@@ -29,8 +29,9 @@ from ..digests import digest, new_client_id, new_secret
 from ..extensions import db
 from ..keys.encryption import DATABASE_CREDENTIALS, Sealer
 from ..keys.store import KeysUnreadable
-from ..models import AccessToken, Account, Client, DatabaseCredential, RefreshToken
+from ..models import Account, Client, DatabaseCredential, RefreshToken
 from ..models.account import USERNAME_PATTERN, username_is
+from ..oauth import revocation
 from ..oauth.remote_keys import KeySetError, check_jwks_uri, public_key_set
 from ..problems import Conflict, Forbidden, NotFound, Problem
 from . import dsn as dsn_rules
@@ -183,19 +184,16 @@ def enable(name: str, *, actor: str | None = None) -> bool:
     return changed
 
 
-def _revoke_tokens(client: Client) -> int:
-    """RFC 7009 §2.2's effect for every token the client holds; returns how many access
-    tokens were live."""
-    now = utcnow()
-    result = db.session.execute(
-        update(AccessToken).where(AccessToken.client_id == client.client_id, AccessToken.revoked_at.is_(None),
-                                  AccessToken.expires_at > now)
-        .values(revoked_at=now).execution_options(synchronize_session=False))
+def _revoke_tokens(client: Client) -> str:
+    """RFC 7009 §2.2's effect for every token the client holds: its refresh tokens are marked,
+    and its access tokens, which are not stored, are refused from now on because the client's
+    token generation moves on (oauth/revocation.py). Returns what the audit detail says."""
+    revocation.revoke_client_tokens(client)
     db.session.execute(
         update(RefreshToken).where(RefreshToken.client_id == client.client_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now).execution_options(synchronize_session=False))
+        .values(revoked_at=utcnow()).execution_options(synchronize_session=False))
     db.session.flush()
-    return result.rowcount
+    return "all"
 
 
 def list_all() -> list[dict]:

@@ -13,8 +13,9 @@ from ..audit import Event, record
 from ..authn import throttle
 from ..clock import utcnow
 from ..extensions import db
-from ..models import AccessToken, Account, BrowserSession, Passkey, RecoveryCode, RefreshToken
+from ..models import Account, BrowserSession, Passkey, RecoveryCode, RefreshToken
 from ..models.account import USERNAME, USERNAME_PATTERN, username_is
+from ..oauth import revocation
 from ..problems import Conflict, NotFound, Problem
 from .bounds import check_account, check_within
 from .ops import Caller, Param, Permission, operation
@@ -146,10 +147,10 @@ def _person(username: str):
 def revoke_tokens(account) -> None:
     """A disabled account's access and refresh tokens are revoked, not merely refused while it
     is disabled, so that enabling it again does not bring them back."""
-    now = utcnow()
-    for model in (AccessToken, RefreshToken):
-        db.session.execute(update(model).where(model.account_id == account.id, model.revoked_at.is_(None))
-                           .values(revoked_at=now).execution_options(synchronize_session=False))
+    revocation.revoke_account_tokens(account)  # access tokens are not stored (oauth/revocation.py)
+    db.session.execute(update(RefreshToken).where(RefreshToken.account_id == account.id,
+                                                  RefreshToken.revoked_at.is_(None))
+                       .values(revoked_at=utcnow(), sealed_value=None).execution_options(synchronize_session=False))
 
 
 USER = Param("username", where="path", required=True, max_length=150)

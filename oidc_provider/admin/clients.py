@@ -15,7 +15,7 @@ from ..authn.levels import KNOWN_LEVELS
 from ..clock import utcnow
 from ..digests import digest, new_client_id, new_secret
 from ..extensions import db
-from ..models import AccessToken, Client, RefreshToken
+from ..models import Client, RefreshToken
 from ..oauth.resources import (
     ABSOLUTE_URI_PATTERN,
     AUDIENCE_MISMATCH,
@@ -210,10 +210,11 @@ def update_client(client: Client, *, name: str | None = None, redirect_uris: lis
 def delete_client(client: Client, *, actor: str | None = None) -> None:
     relying_party(client, "deleted")
     record(Event.CLIENT_DELETED, client=client, actor=actor, commit=False)
-    now = utcnow()
-    for model in (AccessToken, RefreshToken):  # tokens name their client by value, not by key
-        db.session.execute(update(model).where(model.client_id == client.client_id, model.revoked_at.is_(None))
-                           .values(revoked_at=now).execution_options(synchronize_session=False))
+    # Refresh tokens name their client by value, not by key; access tokens are not stored and
+    # are refused once their client is gone (oauth/revocation.py).
+    db.session.execute(update(RefreshToken).where(RefreshToken.client_id == client.client_id,
+                                                  RefreshToken.revoked_at.is_(None))
+                       .values(revoked_at=utcnow(), sealed_value=None).execution_options(synchronize_session=False))
     db.session.delete(client)
 
 

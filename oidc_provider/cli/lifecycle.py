@@ -26,13 +26,13 @@ from ..clock import utcnow
 from ..extensions import db
 from ..keys.store import KeysUnreadable
 from ..models import (
-    AccessToken,
     Account,
     AuditEvent,
     AuthorizationCode,
     PendingRequest,
     PersonalToken,
     RefreshToken,
+    RevokedToken,
     UpstreamState,
     UsedAssertion,
     WebAuthnChallenge,
@@ -241,7 +241,7 @@ def cleanup(as_json):
         counts = {}
         for name, model, column in (
             ("authorization_codes", AuthorizationCode, AuthorizationCode.expires_at),
-            ("access_tokens", AccessToken, AccessToken.expires_at),
+            ("revoked_tokens", RevokedToken, RevokedToken.expires_at),  # the deny-list (oauth/revocation.py)
             ("refresh_tokens", RefreshToken, RefreshToken.expires_at),
             ("used_assertions", UsedAssertion, UsedAssertion.expires_at),
             ("webauthn_challenges", WebAuthnChallenge, WebAuthnChallenge.expires_at),

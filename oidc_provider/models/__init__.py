@@ -12,12 +12,12 @@ from .key import SigningKey
 from .pending import PendingRequest
 from .session import BrowserSession
 from .throttle import AuthThrottle
-from .token import AccessToken, AuthorizationCode, RefreshToken, UsedAssertion
+from .token import AuthorizationCode, RefreshToken, RevokedToken, UsedAssertion
 
 __all__ = [
     "Account", "RecoveryCode", "AuditEvent", "AuthThrottle", "Client", "Consent", "ConsentGeneration", "SigningKey",
     "BrowserSession",
-    "AccessToken", "AuthorizationCode", "RefreshToken", "UsedAssertion",
+    "AuthorizationCode", "RefreshToken", "RevokedToken", "UsedAssertion",
     "AccountAttribute", "DatabaseCredential", "PersonalToken", "Role", "RoleGrant",
     "Passkey", "WebAuthnChallenge", "FederatedIdentity", "UpstreamState", "PendingRequest",
 ]

@@ -30,6 +30,10 @@ class Account(db.Model):
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Access tokens issued for this account before this time (epoch seconds; ``iat`` below it)
+    # are revoked: set when an operator disables the account, so enabling it again does not
+    # bring them back (models/token.RevokedToken).
+    tokens_not_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # TOTP (RFC 6238): the secret sealed under OIDC_SECRET_KEY; the last accepted time-step,
     # so a code is accepted once only (§5.2).
     totp_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

@@ -5,7 +5,6 @@ SQLAlchemy mixin would keep them in plain text, so this model implements the met
 Authlib's ``ClientMixin`` itself (Authlib calls them by name; only ``oauth/`` imports Authlib).
 """
 
-import json
 from urllib.parse import urlsplit
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String
@@ -19,46 +18,10 @@ from ..settings import is_loopback_host
 MAX_REDIRECT_URI_LENGTH = 2000
 
 
-def credential_fingerprint(secret_digest, jwks, jwks_uri, auth_method) -> str:
-    """What a client authenticates with, as one comparable value (a system account has one
-    live credential: a request must still hold it when its token is stored)."""
-    return json.dumps([secret_digest, jwks, jwks_uri, auth_method], sort_keys=True, default=str)
-
-
-class Client(db.Model):
-    __tablename__ = "client"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    client_id: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    secret_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    public: Mapped[bool] = mapped_column(Boolean, default=False)
-    trusted: Mapped[bool] = mapped_column(Boolean, default=False)
-    redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
-    post_logout_redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
-    grant_types: Mapped[list] = mapped_column(JSON, default=lambda: ["authorization_code"])
-    scope: Mapped[str] = mapped_column(String(1000), default="openid profile email offline_access")
-    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32), default="client_secret_basic")
-    id_token_signed_response_alg: Mapped[str] = mapped_column(String(16), default="RS256")
-    require_pkce: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    # The lowest acr this client accepts (binding, like an essential acr request).
-    min_acr: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    jwks: Mapped[dict | None] = mapped_column(JSON, nullable=True)
-    # private_key_jwt keys fetched from a URL (OIDC Core §9 / RFC 7591 jwks_uri) instead of jwks.
-    jwks_uri: Mapped[str | None] = mapped_column(String(2000), nullable=True)
-    # RFC 8707: the audience of this client's access tokens when it names no resource (None:
-    # OIDC_DEFAULT_AUDIENCE), and the other resources it may ask for.
-    audience: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    resources: Mapped[list] = mapped_column(JSON, default=list)
-    # Refuse (invalid_target) a token for an audience on which the subject holds no grant.
-    require_grant: Mapped[bool] = mapped_column(Boolean, default=False)
-    account_id: Mapped[int | None] = mapped_column(
-        ForeignKey("account.id", ondelete="CASCADE"), nullable=True
-    )
-    created_at = mapped_column(DateTime, default=utcnow)
-    updated_at = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
-
-    account = relationship("Account")
+class ClientBehaviour:
+    """Authlib's ``ClientMixin`` methods and our policy on a client's fields, shared by the
+    mapped ``Client`` and the read-only ``ClientRecord`` the token endpoint loads without the
+    ORM (``oauth.server._query_client``)."""
 
     @property
     def is_service(self) -> bool:
@@ -130,3 +93,63 @@ class Client(db.Model):
         if self.public:
             return True
         return default if self.require_pkce is None else self.require_pkce
+
+
+class Client(ClientBehaviour, db.Model):
+    __tablename__ = "client"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    trusted: Mapped[bool] = mapped_column(Boolean, default=False)
+    redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    post_logout_redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    grant_types: Mapped[list] = mapped_column(JSON, default=lambda: ["authorization_code"])
+    scope: Mapped[str] = mapped_column(String(1000), default="openid profile email offline_access")
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32), default="client_secret_basic")
+    id_token_signed_response_alg: Mapped[str] = mapped_column(String(16), default="RS256")
+    require_pkce: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    # The lowest acr this client accepts (binding, like an essential acr request).
+    min_acr: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    jwks: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # private_key_jwt keys fetched from a URL (OIDC Core §9 / RFC 7591 jwks_uri) instead of jwks.
+    jwks_uri: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    # RFC 8707: the audience of this client's access tokens when it names no resource (None:
+    # OIDC_DEFAULT_AUDIENCE), and the other resources it may ask for.
+    audience: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    resources: Mapped[list] = mapped_column(JSON, default=list)
+    # Refuse (invalid_target) a token for an audience on which the subject holds no grant.
+    require_grant: Mapped[bool] = mapped_column(Boolean, default=False)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("account.id", ondelete="CASCADE"), nullable=True
+    )
+    # Every access token issued to this client by client_credentials carries the generation it
+    # was issued under (claim ``gen``); rotating or revoking the credential, or revoking the
+    # client's tokens, moves it on, and older tokens stop working (models/token.RevokedToken).
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at = mapped_column(DateTime, default=utcnow)
+    updated_at = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    account = relationship("Account")
+
+
+class AccountRef:
+    """The part of a system account the token endpoint needs."""
+
+    __slots__ = ("id", "disabled", "subject", "username", "kind")
+
+    def __init__(self, id, disabled, subject, username, kind):  # noqa: A002 - the column's name
+        self.id, self.disabled, self.subject, self.username, self.kind = id, disabled, subject, username, kind
+
+
+class ClientRecord(ClientBehaviour):
+    """A client as one Core query read it (every column of ``client``, plus its system
+    account's ``AccountRef``): what the token, introspection and revocation endpoints
+    authenticate. A snapshot, never written back: ``token_generation`` is the one read with
+    the credential, which is what a client_credentials token carries (oauth/revocation.py)."""
+
+    def __init__(self, columns: dict, account: AccountRef | None):
+        self.__dict__.update(columns)
+        self.account = account

@@ -1,5 +1,5 @@
 """Authorization codes and tokens. Codes and refresh tokens are stored only as SHA-256
-digests; access tokens are JWTs (RFC 9068) recorded by ``jti``.
+digests; access tokens are self-contained JWTs (RFC 9068), not stored: what is revoked is.
 
 ``family`` ties together everything issued from one authorization: the code, the access
 tokens and each rotation of the refresh token. Replaying a code or a rotated refresh token
@@ -62,22 +62,20 @@ class AuthorizationCode(db.Model):
         return self.amr
 
 
-class AccessToken(db.Model):
-    __tablename__ = "access_token"
+class RevokedToken(db.Model):
+    """What is revoked among self-contained JWT access tokens (DESIGN "Speed"): no row is kept
+    per issued access token; one revoked by RFC 7009 is listed by its ``jti``, and the access
+    tokens of a family (a replayed code, a reused refresh token, a revoked refresh token) by
+    ``family:<family>``. A row is kept until every token it names has expired
+    (``oidc-provider cleanup`` prunes the rest). Revocation of everything a client, a system
+    account's credential, an account or a consent holds needs no row here: it moves a
+    generation or a not-before on (``client.token_generation``, ``account.tokens_not_before``,
+    ``consent_generation``) that every access token is checked against."""
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    jti: Mapped[str] = mapped_column(String(64), unique=True)
-    family: Mapped[str] = mapped_column(String(64), index=True)
-    client_id: Mapped[str] = mapped_column(String(64), index=True)
-    account_id: Mapped[int | None] = mapped_column(
-        ForeignKey("account.id", ondelete="CASCADE"), nullable=True
-    )
-    scope: Mapped[str] = mapped_column(String(1000), default="")
-    claims: Mapped[dict | None] = mapped_column(JSON, nullable=True)
-    audience: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    issued_at = mapped_column(DateTime, default=utcnow)
+    __tablename__ = "revoked_token"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
     expires_at = mapped_column(DateTime, index=True)
-    revoked_at = mapped_column(DateTime, nullable=True)
 
 
 class RefreshToken(db.Model):

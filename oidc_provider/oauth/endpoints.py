@@ -18,9 +18,10 @@ from ..access.system_accounts import account_of_client
 from ..audit import Event, record
 from ..clock import epoch, utcnow
 from ..extensions import db
-from ..models import AccessToken, Account, PersonalToken, RefreshToken
-from . import resources
+from ..models import Account, PersonalToken, RefreshToken
+from . import resources, revocation
 from .grants.authorization_code import AUTH_METHODS
+from .revocation import IssuedAccessToken
 from .tokens import InvalidToken
 
 CONFIDENTIAL_METHODS = [m for m in AUTH_METHODS if m != "none"]
@@ -57,7 +58,7 @@ class RevocationEndpoint(_Revocation):
         if isinstance(row, RefreshToken):
             self.server.policy.tokens.revoke_family(row.family)
         else:
-            row.revoked_at = utcnow()
+            revocation.deny_token(row)
             db.session.commit()
         record(Event.TOKEN_REVOKED, client=row.client_id,
                detail={"type": "refresh_token" if isinstance(row, RefreshToken) else "access_token"})
@@ -87,7 +88,7 @@ class IntrospectionEndpoint(_Introspection):
         """The token's ``aud``; a refresh token is for the provider only and has none."""
         if isinstance(row, PersonalToken):
             return row.audience
-        if isinstance(row, AccessToken):
+        if isinstance(row, IssuedAccessToken):
             # Rows from before RFC 8707 support were all for the default audience.
             return row.audience or self.server.policy.settings.audience
         return None
@@ -96,7 +97,10 @@ class IntrospectionEndpoint(_Introspection):
         row = token.row
         if isinstance(row, PersonalToken):
             return self._personal_token(row)
-        account = db.session.get(Account, row.account_id) if row.account_id else None
+        if isinstance(row, IssuedAccessToken):
+            account = row.account  # read with its revocation state (oauth/revocation.py)
+        else:
+            account = db.session.get(Account, row.account_id) if row.account_id else None
         if row.account_id and (account is None or account.disabled):
             # RFC 7662 §2.2: a disabled account's token is not active (userinfo refuses it too).
             return {"active": False}
@@ -111,11 +115,14 @@ class IntrospectionEndpoint(_Introspection):
         if account is not None:
             out["username"] = account.username
             out.update(_authentication(row, token.claims))
-        if isinstance(row, AccessToken):
+        if isinstance(row, IssuedAccessToken):
             out["jti"] = row.jti
             out["aud"] = self._audience(row)
-            # The slice as the subject's roles are now: a revoked grant shows at once here.
-            access = resources.slice_now(account or account_of_client(row.client_id), out["aud"], settings)
+            # The slice as the subject's roles are now: a revoked grant shows at once here. (No
+            # roles are published at the issuer's own audience: nothing to read then.)
+            access = None
+            if out["aud"] != settings.issuer:
+                access = resources.slice_now(account or account_of_client(row.client_id), out["aud"], settings)
             if access is not None:
                 out["resource_access"] = {out["aud"]: access}
         return out

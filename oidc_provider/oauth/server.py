@@ -10,14 +10,13 @@ from dataclasses import dataclass
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _FlaskServer
 from flask import request as flask_request
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import bindparam, select
 
+from .. import hot
 from ..audit import Event, record
-from ..extensions import db
 from ..keys.store import KeyStore
-from ..models import Client
-from ..models.client import credential_fingerprint
+from ..models import Account, Client
+from ..models.client import AccountRef, ClientRecord
 from .claims import SCOPES_SUPPORTED
 from .client_auth import PrivateKeyJWT, client_secret_basic
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
@@ -77,21 +76,30 @@ class AuthorizationServer(_FlaskServer):
         return super().handle_error_response(request, error)
 
 
-def _query_client(client_id):
+_CLIENT_COLUMNS = tuple(Client.__table__.columns)
+_ACCOUNT_COLUMNS = (Account.id, Account.disabled, Account.subject, Account.username, Account.kind)
+# One Core statement (compiled once, cached by SQLAlchemy): the client and its system account.
+_CLIENT_QUERY = hot.Statement(select(*_CLIENT_COLUMNS, *_ACCOUNT_COLUMNS)
+                              .select_from(Client).outerjoin(Account, Account.id == Client.account_id)
+                              .where(Client.client_id == bindparam("client_id")))
+
+
+def _query_client(client_id) -> ClientRecord | None:
+    """The client and its system account in one read, without the ORM: every token,
+    introspection and revocation request does this (issue 13). A disabled system account's
+    client does not exist for authentication."""
     if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
         return None
-    # The system account comes in the same query: every token request reads it.
-    client = db.session.scalar(
-        select(Client).options(joinedload(Client.account)).where(Client.client_id == client_id)
-    )
-    if client is not None and client.account is not None and client.account.disabled:
+    values = hot.first(_CLIENT_QUERY, {"client_id": client_id})
+    if values is None:
         return None
-    if client is not None and not hasattr(client, "credential_seen"):
-        # The credential this request authenticates with (TokenService.save checks it is still
-        # the live one); a plain attribute, so it survives the instance being expired.
-        client.credential_seen = credential_fingerprint(client.secret_digest, client.jwks, client.jwks_uri,
-                                                        client.token_endpoint_auth_method)
-    return client
+    columns = {column.key: value for column, value in zip(_CLIENT_COLUMNS, values, strict=False)}
+    account = None
+    if columns["account_id"] is not None:
+        account = AccountRef(*values[len(_CLIENT_COLUMNS):])
+        if account.disabled:
+            return None
+    return ClientRecord(columns, account)
 
 
 def build_server(settings) -> AuthorizationServer:

@@ -3,12 +3,10 @@ and OIDC Core §2 ID tokens, all signed by the key store with the one active key
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from datetime import timedelta
 
-from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError
+from authlib.oauth2.rfc6749 import InvalidGrantError
 from authlib.oidc.core.util import create_half_hash
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import select, update
@@ -21,11 +19,11 @@ from ..digests import digest, new_secret
 from ..extensions import db
 from ..keys.encryption import REFRESH_SUCCESSORS, Sealer
 from ..keys.store import InvalidSignature
-from ..models import AccessToken, Account, AuthorizationCode, Client, RefreshToken
-from ..models.client import credential_fingerprint
-from . import codes, consents
+from ..models import Account, AuthorizationCode, RefreshToken
+from . import codes, consents, revocation
 from .claims import roles_claims, user_claims
 from .resources import Target
+from .revocation import FAMILY, GENERATION, USERINFO_REQUEST, Binding, IssuedAccessToken
 
 
 class InvalidToken(Exception):
@@ -40,12 +38,12 @@ class TokenService:
 
     # ---- the token generator every grant calls (grants/target.py) ----
     def generate(self, grant_type, client, user=None, scope=None, expires_in=None,
-                 include_refresh_token=True, *, target: Target):
+                 include_refresh_token=True, *, target: Target, binding: Binding):
         scope = scope or ""
         ttl = self.settings.access_token_ttl
         token = {
             "token_type": "Bearer",
-            "access_token": self.access_token(client, user, scope, ttl, target),
+            "access_token": self.access_token(client, user, scope, ttl, target, binding),
             "expires_in": ttl,
             "scope": scope,
         }
@@ -62,16 +60,25 @@ class TokenService:
         )
 
     def access_token(self, client, subject: AuthenticatedSubject | None, scope: str, ttl: int,
-                     target: Target) -> str:
+                     target: Target, binding: Binding) -> str:
         """RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti; plus scope, auth_time, acr
         and amr when a person authenticated. §2.1: header ``typ`` is ``at+jwt``. ``aud`` is
-        the RFC 8707 target; ``resource_access`` holds only that audience's slice."""
+        the RFC 8707 target; ``resource_access`` holds only that audience's slice.
+
+        Nothing is stored: the token names what revokes it (``Binding``) in private claims
+        that ``validate_access_token`` checks (RFC 9068 §2.2 allows further claims)."""
         now = int(time.time())
         claims = {
             "iss": self.settings.issuer, "exp": now + ttl, "aud": target.audience,
             "sub": subject.account.subject if subject else client.client_id,
             "client_id": client.client_id, "iat": now, "jti": new_secret(),
+            GENERATION: binding.generation,
         }
+        if binding.family is not None:
+            claims[FAMILY] = binding.family
+        userinfo_request = (binding.claims or {}).get("userinfo")
+        if userinfo_request:
+            claims[USERINFO_REQUEST] = userinfo_request
         if scope:
             claims["scope"] = scope
         if subject is not None:
@@ -88,28 +95,27 @@ class TokenService:
 
     # ---- Authlib's save_token ----
     def save(self, token: dict, request) -> None:
-        claims = _unverified_claims(token["access_token"])
+        """Store what the grant issued that is stored: the refresh token (if any) and the
+        rotation or redemption that produced it. A client_credentials token stores nothing:
+        the one-live-credential guarantee (DESIGN) holds through the credential generation the
+        token carries, read in the same query as the credential it authenticated with; a
+        rotation that commits meanwhile moves the generation on and the token is refused
+        wherever it is presented."""
         client = request.client
-        if client.account_id is not None:
-            self._check_live_credential(client)
         subject = request.user
         source = getattr(request, "authorization_code", None) or getattr(request, "refresh_token", None)
-        family = source.family if source is not None else new_secret()
-        claims_request = source.claims if source is not None else None
-        account_id = subject.account.id if subject is not None else None
-        generation = 0
-        if source is not None:
-            # Under the consent generation's lock until the commit below (oauth/consents.py): a
-            # withdrawal either came first and nothing is stored, or comes after and revokes it.
-            generation = consents.current_generation(source.account_id, client.client_id)
-            if source.generation != generation:
-                db.session.rollback()
-                raise InvalidGrantError("The authorization was withdrawn.")
-        db.session.add(AccessToken(
-            jti=claims["jti"], family=family, client_id=client.client_id, account_id=account_id,
-            scope=token.get("scope", ""), claims=claims_request, audience=claims["aud"],
-            issued_at=from_epoch(claims["iat"]), expires_at=from_epoch(claims["exp"]),
-        ))
+        if source is None:
+            metrics.token_issued(request.payload.grant_type)
+            return
+        family = request.binding.family
+        # Under the consent generation's lock until the commit below (oauth/consents.py): a
+        # withdrawal either came first and nothing is stored, or comes after and moves the
+        # generation the access token carries on.
+        generation = consents.current_generation(source.account_id, client.client_id)
+        if source.generation != generation:
+            db.session.rollback()
+            raise InvalidGrantError("The authorization was withdrawn.")
+        account_id = subject.account.id
         if "refresh_token" in token and getattr(request, "reissued_refresh_token", None) is None:
             now = utcnow()
             if isinstance(source, RefreshToken):
@@ -121,7 +127,7 @@ class TokenService:
             db.session.add(RefreshToken(
                 token_digest=digest(token["refresh_token"]), family=family,
                 client_id=client.client_id, account_id=account_id, scope=scope,
-                claims=claims_request, resources=source.resources if source is not None else None,
+                claims=source.claims, resources=source.resources,
                 acr=subject.acr, amr=subject.amr,
                 auth_time=from_epoch(subject.auth_time) if subject.auth_time else None,
                 expires_at=min(now + timedelta(seconds=self.settings.refresh_token_ttl), family_expires_at),
@@ -135,19 +141,6 @@ class TokenService:
             # A concurrent replay (of this code, or of this refresh token after its rotation)
             # revoked the family before these rows existed.
             self.revoke_family(family)
-
-    @staticmethod
-    def _check_live_credential(client) -> None:
-        """A system account has one live credential (DESIGN): a token request authenticated with
-        a secret or key that a rotation replaced meanwhile gets nothing. The client row is locked
-        until this transaction commits, so a rotation either happened before (and is seen here)
-        or waits and then revokes what this request stores."""
-        row = db.session.execute(
-            select(Client.secret_digest, Client.jwks, Client.jwks_uri, Client.token_endpoint_auth_method)
-            .where(Client.client_id == client.client_id).with_for_update()).one_or_none()
-        if row is None or credential_fingerprint(*row) != getattr(client, "credential_seen", None):
-            db.session.rollback()
-            raise InvalidClientError(description="The client's credential was replaced; authenticate again.")
 
     # ---- ID tokens (OIDC Core §2, §3.1.3.6) ----
     def id_token(self, *, client, subject: AuthenticatedSubject, scope: str, nonce: str | None,
@@ -177,21 +170,26 @@ class TokenService:
         return self.keys.sign(claims, alg)
 
     # ---- validating what we issued ----
-    def validate_access_token(self, token: str) -> tuple[AccessToken, dict]:
-        """RFC 6750 §3.1 ``invalid_token``: expired, revoked, malformed or not ours."""
+    def validate_access_token(self, token: str) -> tuple[IssuedAccessToken, dict]:
+        """RFC 6750 §3.1 ``invalid_token``: expired, revoked, malformed or not ours.
+
+        One indexed read decides revocation (``revocation.check``): the token's ``jti`` or
+        family on the deny-list, its client gone, its account gone, disabled or revoked since
+        it was issued, or the generation it carries behind the client's credential (a
+        client_credentials token) or the account's consent to the client (a person's)."""
         try:
             header, claims = self.keys.verify(token)
         except InvalidSignature as exc:
             raise InvalidToken("malformed or not signed by this provider") from exc
         if header.get("typ") != "at+jwt" or claims.get("iss") != self.settings.issuer:
             raise InvalidToken("not an access token from this issuer")
-        exp = claims.get("exp")
-        if not isinstance(exp, int) or exp <= time.time():
+        exp, iat = claims.get("exp"), claims.get("iat")
+        if not isinstance(exp, int) or exp <= time.time() or not isinstance(iat, int):
             raise InvalidToken("expired")
-        row = db.session.scalar(select(AccessToken).where(AccessToken.jti == claims.get("jti")))
-        if row is None or row.revoked_at is not None:
+        issued = revocation.check(claims)
+        if issued is None:
             raise InvalidToken("revoked")
-        return row, claims
+        return issued, claims
 
     def find_refresh_token(self, token: str) -> RefreshToken | None:
         if not isinstance(token, str) or not token or len(token) > 256:
@@ -272,24 +270,26 @@ class TokenService:
         return db.session.scalar(select(RefreshToken.revoked_at).where(RefreshToken.id == row.id)) is not None
 
     def revoke_for(self, account_id: int, client_id: str, *, commit: bool = True) -> None:
-        """Withdrawn consent: every token the client holds for the account stops working."""
-        now = utcnow()
-        for model in (AccessToken, RefreshToken):
-            db.session.execute(
-                update(model).where(model.account_id == account_id, model.client_id == client_id,
-                                    model.revoked_at.is_(None))
-                .values(**_revoked(model, now)).execution_options(synchronize_session=False)
-            )
+        """Withdrawn consent: every token the client holds for the account stops working. Its
+        access tokens carry the consent generation that the withdrawal moved on; its refresh
+        tokens are marked here."""
+        db.session.execute(
+            update(RefreshToken).where(RefreshToken.account_id == account_id, RefreshToken.client_id == client_id,
+                                       RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow(), sealed_value=None).execution_options(synchronize_session=False)
+        )
         if commit:
             db.session.commit()
 
     def revoke_family(self, family: str) -> None:
+        """A replayed code, a reused or revoked refresh token: the family's refresh tokens are
+        marked and its access tokens listed (``revocation.deny_family``)."""
         now = utcnow()
-        for model in (AccessToken, RefreshToken):
-            db.session.execute(
-                update(model).where(model.family == family, model.revoked_at.is_(None))
-                .values(**_revoked(model, now)).execution_options(synchronize_session=False)
-            )
+        db.session.execute(
+            update(RefreshToken).where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now, sealed_value=None).execution_options(synchronize_session=False)
+        )
+        revocation.deny_family(family, self.settings.access_token_ttl)
         db.session.commit()
 
     @staticmethod
@@ -301,17 +301,6 @@ class TokenService:
             account=account, acr=row.acr, amr=row.amr or [],
             auth_time=epoch(row.auth_time) if row.auth_time else None,
         )
-
-
-def _unverified_claims(token: str) -> dict:
-    """Read the payload of a JWT this process has just signed (no verification needed)."""
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-
-
-def _revoked(model, now) -> dict:
-    """A revoked refresh token's sealed value (kept for a retry) goes with it."""
-    return {"revoked_at": now, "sealed_value": None} if model is RefreshToken else {"revoked_at": now}
 
 
 def _successor_binding(family: str, predecessor_id: int) -> bytes:

@@ -5,8 +5,7 @@ scope, the person's roles at the presented access token's audience, as they are 
 
 from flask import Blueprint, current_app, jsonify
 
-from ..extensions import csrf, db
-from ..models import Account
+from ..extensions import csrf
 from ..oauth.claims import ROLES_SCOPE, roles_claims, user_claims
 from ..oauth.resources import slice_now
 from ..oauth.tokens import InvalidToken
@@ -32,8 +31,8 @@ def userinfo():
         return challenge(REALM, "invalid_token", f"The access token is {exc}.")
     if "openid" not in (row.scope or "").split():
         return challenge(REALM, "insufficient_scope", "The access token lacks the 'openid' scope.", 403)
-    account = db.session.get(Account, row.account_id) if row.account_id else None
-    if account is None or account.disabled:
+    account = row.account  # read with the token's revocation state (oauth/revocation.py)
+    if account is None:
         return challenge(REALM, "invalid_token", "The access token's subject is gone or disabled.")
     released = user_claims(account, row.scope, row.claims, "userinfo")
     if ROLES_SCOPE in (row.scope or "").split():

@@ -134,20 +134,22 @@ def test_disabling_a_person_revokes_their_tokens_for_good(app, client):
     assert client.get("/userinfo", headers=bearer(tokens["access_token"])).status_code == 401
 
 
-def test_rfc6749_10_a_credential_replaced_mid_request_yields_no_token(app, client):
-    """One live credential (DESIGN): a token request authenticated with a secret that a
-    rotation replaced before its token was stored gets ``invalid_client`` and nothing."""
+def test_rfc6749_10_a_token_minted_with_a_credential_replaced_mid_request_is_refused(app, client):
+    """One live credential (DESIGN) without a row lock: a token request authenticated with a
+    secret that a rotation replaced before its token was issued gets a token bound to the old
+    credential generation, which introspection (RFC 7662 §2.2) and userinfo refuse."""
     with app.app_context():
         service, secret = system_accounts.create("nightly")
         db.session.commit()
         client_id = service.client_id
     server = app.extensions["oidc_server"]
     real_save = server._save_token
+    rotated = {}
 
     def rotate_first(token, request):
         db.session.commit()  # end this request's transaction (SQLite: release the write lock)
         with app.app_context():
-            system_accounts.rotate("nightly", actor="test")
+            rotated["secret"] = system_accounts.rotate("nightly", actor="test")
             db.session.commit()
         return real_save(token, request)
 
@@ -156,8 +158,14 @@ def test_rfc6749_10_a_credential_replaced_mid_request_yields_no_token(app, clien
         answer = client.post("/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
     finally:
         server._save_token = real_save
-    assert (answer.status_code, answer.json["error"]) == (401, "invalid_client")
-    assert "access_token" not in answer.json
+    assert answer.status_code == 200
+    stale = answer.json["access_token"]
+    seen = client.post("/introspect", data={"token": stale}, auth=(client_id, rotated["secret"]))
+    assert seen.json == {"active": False}
+    assert client.get("/userinfo", headers={"Authorization": f"Bearer {stale}"}).status_code == 401
+    fresh = client.post("/token", data={"grant_type": "client_credentials"}, auth=(client_id, rotated["secret"]))
+    live = client.post("/introspect", data={"token": fresh.json["access_token"]}, auth=(client_id, rotated["secret"]))
+    assert live.json["active"] is True
 
 
 def test_a_malformed_next_is_ignored_not_500(client):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from oidc_provider.extensions import db
-from oidc_provider.models import AccessToken, Account, Client, Consent, ConsentGeneration, RefreshToken
+from oidc_provider.models import Account, Client, Consent, ConsentGeneration, RefreshToken
 from oidc_provider.oauth import consents
 
 from ..helpers import csrf_token, make_client, make_user
@@ -26,7 +26,7 @@ def _withdraw(browser) -> None:
 def _live_tokens(app, client_id) -> int:
     with app.app_context():
         count = sum(db.session.scalar(select(func.count()).select_from(model).where(
-            model.client_id == client_id, model.revoked_at.is_(None))) for model in (AccessToken, RefreshToken))
+            model.client_id == client_id, model.revoked_at.is_(None))) for model in (RefreshToken,))
         db.session.remove()
         return count
 

@@ -444,3 +444,26 @@ def test_rfc9700_4_11_a_passkey_sign_in_returns_to_next_only_on_the_allow_list(a
     credential = authenticator.get(b64url_decode(options["challenge"]))
     response = call(browser, "/passkeys/login", {"credential": credential, "next": next_url}, csrf=csrf)
     assert (response.status_code, response.json["next"]) == (200, expected)
+
+
+def test_rfc7009_2_2_a_system_accounts_token_stops_at_forward_auth_when_its_credential_rotates(app, people):
+    """One live credential (DESIGN): a system account's client_credentials token for the host's
+    audience passes while its credential is live; once the credential is rotated, the token
+    (not stored anywhere: it carries its credential generation) is ``invalid_token``."""
+    from oidc_provider.access import system_accounts
+
+    with app.app_context():
+        service, secret = system_accounts.create("nightly")
+        role_service.grant(_account("nightly"), "viewer")
+        db.session.commit()
+        client_id = service.client_id
+    http = app.test_client()
+    answer = http.post("/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+    token = answer.json["access_token"]
+    assert ask(http, token=token).status_code == 200
+    with app.app_context():
+        system_accounts.rotate("nightly", actor="test")
+        db.session.commit()
+    refused = ask(http, token=token)
+    assert refused.status_code == 401
+    assert 'error="invalid_token"' in refused.headers["WWW-Authenticate"]

@@ -12,9 +12,9 @@ from joserfc import jwk, jwt
 from sqlalchemy import func, select, update
 
 from oidc_provider.extensions import db
-from oidc_provider.models import AccessToken, Account, AuthorizationCode, Client, RefreshToken
+from oidc_provider.models import Account, AuthorizationCode, Client, RefreshToken, RevokedToken
 
-COUNTED = {"access_token": AccessToken, "refresh_token": RefreshToken,
+COUNTED = {"revoked_token": RevokedToken, "refresh_token": RefreshToken,
            "authorization_code": AuthorizationCode, "account": Account, "client": Client}
 
 

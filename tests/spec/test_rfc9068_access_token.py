@@ -4,12 +4,12 @@ tokens this provider issues, and their record in storage."""
 import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from oidc_provider.admin import services as admin_services
 from oidc_provider.clock import epoch
 from oidc_provider.extensions import db
-from oidc_provider.models import AccessToken
+from oidc_provider.models import RevokedToken
 
 from ._tokens import claims_of, header_of, issue_tokens, setup_rp, verify_with_jwks
 
@@ -76,20 +76,22 @@ def test_2_2_3_scope_claim(tokens):
     assert claims["scope"] == tokens["scope"]
 
 
-def test_2_2_jti_is_recorded_and_unique(app, browser, rp, tokens):
-    """§2.2 ``jti``: "as defined in Section 4.1.7 of RFC 7519"; we record it so that tokens can
-    be revoked and introspected."""
+def test_2_2_jti_is_unique_and_nothing_is_stored_per_token(app, browser, rp, tokens):
+    """§2.2 ``jti``: "as defined in Section 4.1.7 of RFC 7519", unique per token. Issuing a
+    token stores nothing (issue 13); revoking one (RFC 7009 §2.1) lists its ``jti`` until the
+    token's ``exp``, and introspection then answers inactive (RFC 7662 §2.2)."""
     claims = claims_of(tokens["access_token"])
     second = claims_of(issue_tokens(browser, *rp)["access_token"])
     assert second["jti"] != claims["jti"]
     with app.app_context():
-        row = db.session.scalar(select(AccessToken).where(AccessToken.jti == claims["jti"]))
-        assert row is not None
-        assert row.client_id == rp[0]
-        assert row.scope == claims["scope"]
-        assert epoch(row.expires_at) == claims["exp"]
-        assert row.revoked_at is None
-        assert db.session.scalar(select(AccessToken).where(AccessToken.jti == second["jti"])) is not None
+        assert db.session.scalar(select(func.count()).select_from(RevokedToken)) == 0
+    revoked = browser.http.post("/revoke", data={"token": tokens["access_token"]}, auth=rp)
+    assert revoked.status_code == 200
+    with app.app_context():
+        row = db.session.get(RevokedToken, "jti:" + claims["jti"])
+        assert row is not None and epoch(row.expires_at) == claims["exp"]
+    seen = browser.http.post("/introspect", data={"token": tokens["access_token"]}, auth=rp)
+    assert seen.json == {"active": False}
 
 
 def test_2_2_client_credentials_sub_is_the_client(app):

@@ -218,7 +218,7 @@ def test_keys_rotate_promotes_next_and_keeps_old_published(run):
 
 def test_cleanup_reports_counts(run):
     counts = _json(run("cleanup", "--json"))
-    assert set(counts) >= {"authorization_codes", "access_tokens", "refresh_tokens", "used_assertions",
+    assert set(counts) >= {"authorization_codes", "revoked_tokens", "refresh_tokens", "used_assertions",
                            "audit_events", "sessions", "signing_keys"}
     assert all(isinstance(v, int) and v >= 0 for v in counts.values())
 

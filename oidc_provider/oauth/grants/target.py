@@ -5,6 +5,7 @@ subject's ``resource_access`` slice there *before* anything is issued, so that a
 from __future__ import annotations
 
 from .. import resources
+from ..tokens import Binding
 
 
 class TargetMixin:
@@ -23,5 +24,18 @@ class TargetMixin:
         return self.server.policy.tokens.generate(
             grant_type or self.GRANT_TYPE, self.request.client, user=user, scope=scope,
             expires_in=expires_in, include_refresh_token=include_refresh_token,
-            target=self.request.target,
+            target=self.request.target, binding=self._binding(),
         )
+
+    def _binding(self) -> Binding:
+        """What revokes the access token about to be issued (oauth/tokens.Binding): the
+        authorization's family and consent generation for a code or a refresh token, else the
+        client's credential generation as read when the client authenticated."""
+        request = self.request
+        source = getattr(request, "authorization_code", None) or getattr(request, "refresh_token", None)
+        if source is not None:
+            binding = Binding(family=source.family, generation=source.generation, claims=source.claims)
+        else:
+            binding = Binding(family=None, generation=request.client.token_generation, claims=None)
+        request.binding = binding  # TokenService.save stores what it issued under the same family
+        return binding
