@@ -32,7 +32,7 @@ function request()
 end
 
 function response(status, headers, body)
-   if status == 302 then
+   if status == 302 or status == 303 then  -- node answers 303 See Other
       local code = string.match(headers["Location"] or "", "[?&]code=([^&]+)")
       if code ~= nil then
          table.insert(codes, code)
