@@ -587,18 +587,27 @@ def rss_growth(servers: dict, plans: dict, concurrent: dict, *, requests_wanted:
     out = {}
     for peer, server in servers.items():
         rate = concurrent[RSS_SCENARIO][peer]["median"]["rps"] if RSS_SCENARIO in concurrent else 500
-        duration = min(1800, max(5, math.ceil(requests_wanted * 1.15 / max(rate, 1))))
         before = {p["pid"]: p for p in server.processes()}
-        print(f"  rss {peer}: {RSS_SCENARIO} for {duration} s (~{requests_wanted} requests) ...", flush=True)
-        result = wrk(duration=duration, connections=connections, **plans[peer][RSS_SCENARIO])
+        done, seconds, errors = 0, 0.0, 0
+        # wrk runs for a time, not a count: run until the count is reached, each run as long as
+        # the rate seen so far needs for what is left (+10 %).
+        for _ in range(20):
+            if done >= requests_wanted:
+                break
+            duration = min(1800, max(2, math.ceil((requests_wanted - done) * 1.1 / max(rate, 1))))
+            print(f"  rss {peer}: {RSS_SCENARIO} for {duration} s ({done}/{requests_wanted} requests so far)",
+                  flush=True)
+            result = wrk(duration=duration, connections=connections, **plans[peer][RSS_SCENARIO])
+            done, seconds, errors = done + result["requests"], seconds + result["seconds"], errors + result["errors"]
+            rate = result["requests"] / max(result["seconds"], 0.001)
         after = server.processes()
         rows = []
         for proc in after:
             was = before.get(proc["pid"])
             rows.append({**proc, "rss_before_kib": was["rss_kib"] if was else None,
                          "growth_kib": proc["rss_kib"] - was["rss_kib"] if was else None})
-        out[peer] = {"scenario": RSS_SCENARIO, "requests": result["requests"], "seconds": result["seconds"],
-                     "errors": result["errors"], "processes": rows,
+        out[peer] = {"scenario": RSS_SCENARIO, "requests": done, "seconds": round(seconds, 1),
+                     "errors": errors, "processes": rows,
                      "restarted": sorted(set(before) - {p["pid"] for p in after})}
     return out
 
