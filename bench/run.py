@@ -515,17 +515,22 @@ def finish_py_spy(proc: subprocess.Popen, out: Path) -> str:
 
 # ---------------------------------------------------------------------------- measuring
 
-def measure(plans: dict, names: list[str], *, rounds: int, duration: int, connections: int,
+def measure(make_plans, names: list[str], *, rounds: int, duration: int, connections: int,
             label: str = "", spy: tuple | None = None) -> dict:
-    """Every scenario on every peer (``plans``: peer -> {scenario: wrk kwargs}), ``rounds`` times.
+    """Every scenario on every peer, ``rounds`` times. ``make_plans()`` gives
+    {peer: {scenario: wrk kwargs}} with fresh tokens; it is called at the start of each round,
+    so that no token expires during a long run (ours live OIDC_ACCESS_TOKEN_TTL, 15 min).
 
     Within a round each scenario runs on the peers one after the other, the peers' order rotated
     round by round (ours/node/floor, node/floor/ours, ...) and the scenarios' order reversed every
     other round, so that drift on a shared machine hits every peer alike.
     Returns {scenario: {peer: [wrk result per round]}}."""
-    peers = list(plans)
-    runs = {name: {peer: [] for peer in peers} for name in names}
+    runs = None
     for round_no in range(rounds):
+        plans = make_plans()
+        peers = list(plans)
+        if runs is None:
+            runs = {name: {peer: [] for peer in peers} for name in names}
         shift = round_no % len(peers)
         for name in names if round_no % 2 == 0 else names[::-1]:
             for peer in peers[shift:] + peers[:shift]:
@@ -580,12 +585,13 @@ def errors_in(runs: dict, phase: str) -> list[str]:
             if r["errors"]]
 
 
-def rss_growth(servers: dict, plans: dict, concurrent: dict, *, requests_wanted: int,
+def rss_growth(servers: dict, make_plans, concurrent: dict, *, requests_wanted: int,
                connections: int) -> dict:
     """RSS of every process of each server before and after about ``requests_wanted`` requests
     of RSS_SCENARIO (wrk runs for as long as the measured median rate needs, +15 %)."""
     out = {}
     for peer, server in servers.items():
+        plans = make_plans()
         rate = concurrent[RSS_SCENARIO][peer]["median"]["rps"] if RSS_SCENARIO in concurrent else 500
         before = {p["pid"]: p for p in server.processes()}
         done, seconds, errors = 0, 0.0, 0
@@ -808,22 +814,28 @@ def main(argv=None) -> int:
             print(f"sequential client, {peer} ...", flush=True)
             seq[peer] = sequential(target)
 
-        plans = {peer: target.scenarios() for peer, target in targets.items()}
-        plans["floor"] = {"floor": dict(url=f"{floor}/ok")}
+        def make_plans(peers=tuple(targets)) -> dict:
+            plans = {}
+            for peer in peers:
+                targets[peer].prepare()  # fresh tokens, checked again
+                plans[peer] = targets[peer].scenarios()
+            plans["floor"] = {"floor": dict(url=f"{floor}/ok")}
+            return plans
+
         out_dir = BENCH / "results"
         out_dir.mkdir(exist_ok=True)
         stamp = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{args.db}"
         profiles: list[str] = []
         # py-spy: (scenario, py-spy executable, server, output path prefix, where summaries go)
         spy_plan = (args.py_spy, spy, servers["ours"], out_dir / stamp, profiles) if spy else None
-        runs = measure(plans, names, rounds=args.rounds, duration=args.duration,
+        runs = measure(make_plans, names, rounds=args.rounds, duration=args.duration,
                        connections=args.connections, spy=spy_plan)
         problems = errors_in(runs, "main")
         concurrent = summarise(runs)
 
         rss = None
         if args.rss_requests:
-            rss = rss_growth({p: servers[p] for p in targets}, plans, concurrent,
+            rss = rss_growth({p: servers[p] for p in targets}, make_plans, concurrent,
                              requests_wanted=args.rss_requests, connections=args.connections)
             problems += [f"rss {peer}: {r['errors']} errors" for peer, r in rss.items() if r["errors"]]
 
@@ -835,7 +847,7 @@ def main(argv=None) -> int:
             began = time.monotonic()
             filled = fill(database_url, args.volume - VOLUME_BASE, start=VOLUME_BASE, client_id=setup["rp"][0])
             fill_seconds = time.monotonic() - began
-            big = measure({"ours": plans["ours"], "floor": plans["floor"]}, names, rounds=args.rounds,
+            big = measure(lambda: make_plans(("ours",)), names, rounds=args.rounds,
                           duration=args.duration, connections=args.connections, label="volume ")
             problems += errors_in(big, "volume")
             volume = {"base_rows": VOLUME_BASE, "rows": args.volume, "fill_seconds": round(fill_seconds, 1),

@@ -102,10 +102,19 @@ function runPrimary() {
     },
   };
   // Expired entries (codes, interactions, sessions) are dropped now and then, as Redis would.
+  // The indexes forget what is gone, so that the store does not grow with every code issued.
   setInterval(() => {
     const now = Date.now();
     for (const entries of models.values()) {
       for (const [id, entry] of entries) if (expired(entry, now)) entries.delete(id);
+    }
+    for (const [key, id] of byUid) {
+      if (!table(key.slice(0, key.indexOf(':'))).has(id)) byUid.delete(key);
+    }
+    for (const [grantId, rows] of byGrant) {
+      const left = rows.filter(([model, id]) => table(model).has(id));
+      if (left.length) byGrant.set(grantId, left);
+      else byGrant.delete(grantId);
     }
   }, 10_000).unref();
 
