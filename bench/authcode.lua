@@ -31,9 +31,19 @@ function request()
    return wrk.format("GET", authorize_path, {["Cookie"] = cookie})
 end
 
+-- wrk keys headers as the server spelled them: gunicorn sends "Location", granian "location".
+function location(headers)
+   for name, value in pairs(headers) do
+      if string.lower(name) == "location" then
+         return value
+      end
+   end
+   return ""
+end
+
 function response(status, headers, body)
-   if status == 302 then
-      local code = string.match(headers["Location"] or "", "[?&]code=([^&]+)")
+   if status == 302 or status == 303 then  -- node answers 303 See Other
+      local code = string.match(location(headers), "[?&]code=([^&]+)")
       if code ~= nil then
          table.insert(codes, code)
       else

@@ -1,15 +1,20 @@
-"""The floor: a Flask app with one route returning "ok", served exactly as ``oidc-provider
-serve`` serves the provider (gunicorn, its threaded worker as ``oidc_provider.serving``
-configures it, same bind/worker/log settings).
+"""The floor: a Flask app with one route returning "ok", served as ``oidc-provider serve``
+serves the provider.
 
 Whatever the provider does per request beyond this is the provider's own cost.
 
-    python bench/floor_app.py --host 127.0.0.1 --port 8001 --workers 2
+    python bench/floor_app.py --host 127.0.0.1 --port 8001 --workers 2 [--server gunicorn|granian]
+
+``gunicorn`` (the default here): its threaded worker as ``oidc_provider.serving`` configures it,
+same bind/worker/log settings as ``serve``. ``granian``: granian's WSGI interface through its
+public API with the same worker processes and the same application threads per worker
+(``OIDC_SERVE_THREADS``), HTTP/1.1, no access log; granian's other settings are its defaults.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from flask import Flask
 
@@ -29,7 +34,11 @@ def main(argv=None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn")
     args = parser.parse_args(argv)
+    if args.server == "granian":
+        serve_granian(args)
+        return
 
     from gunicorn.app.base import BaseApplication
 
@@ -50,6 +59,18 @@ def main(argv=None) -> None:
             return create_app()
 
     Server().run()
+
+
+def serve_granian(args) -> None:
+    from granian.constants import HTTPModes, Interfaces
+    from granian.server import Server
+
+    from oidc_provider.settings import Settings
+
+    threads = getattr(Settings(), "serve_threads", None)
+    Server("floor_app:create_app", address=args.host, port=args.port, interface=Interfaces.WSGI,
+           workers=args.workers, blocking_threads=threads, http=HTTPModes.http1, factory=True,
+           log_access=False, working_dir=Path(__file__).resolve().parent).serve()
 
 
 if __name__ == "__main__":
