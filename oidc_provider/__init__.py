@@ -153,7 +153,7 @@ def _private_sqlite_file(dialect, _record, cargs, _cparams):
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record):
     """SQLite: WAL (readers do not block the writer) and foreign keys on. pysqlite's own
-    transaction handling is switched off so that ``_sqlite_begin`` controls BEGIN."""
+    transaction handling is switched off so that ``transactions`` controls BEGIN."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -164,15 +164,3 @@ def _sqlite_pragmas(dbapi_connection, _record):
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
-
-
-@event.listens_for(Engine, "begin")
-def _sqlite_begin(conn):
-    """SQLite: take the write lock when a transaction starts. A deferred transaction that reads
-    and then writes fails with SQLITE_BUSY (without waiting) when another process committed in
-    between; BEGIN IMMEDIATE waits for the lock instead (busy_timeout), so concurrent provider
-    processes never turn contention into errors. A connection that only reads
-    (``transactions.read_only``) begins deferred and takes no lock."""
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(transactions.READ_ONLY)
-                             else "BEGIN IMMEDIATE")

@@ -39,8 +39,8 @@ def find_account(username: str) -> Account:
 def hash_new_password(passwords, password: str, *, username: str, email: str | None, name: str | None) -> str:
     """``password``'s argon2id hash once ``passwords.policy`` accepts it (else a Problem). Both
     are slow on purpose, so they run with no transaction open (``transactions.outside``): on
-    SQLite an open one holds the database's write lock and every other request would wait for
-    the hash (issue 12). What the caller did so far is committed first."""
+    SQLite one that wrote holds the database's write lock and every other request would wait
+    for the hash (issue 12). What the caller did so far is committed first."""
     with transactions.outside():
         if problem := passwords.policy.problem(password, username=username, email=email, name=name):
             raise Problem(f"password {problem}")

@@ -251,8 +251,9 @@ class Passkeys:
         """Delete a passkey: not the last way to sign in (409), and only after an authentication
         at the level it gives within the last ``window`` seconds (OIDC_ACCOUNT_REAUTH_SECONDS;
         403, ``levels.fresh_enough``)."""
-        # Serialise removals for one account (PostgreSQL row lock; SQLite's BEGIN IMMEDIATE already
-        # does), so two concurrent removals cannot each leave the other as "not the last one".
+        # Serialise removals for one account (PostgreSQL row lock; on SQLite the database's write
+        # lock, ``transactions``), so two concurrent removals cannot each leave the other as "not
+        # the last one".
         db.session.execute(select(Account.id).where(Account.id == account.id).with_for_update())
         row = self._owned(account, passkey_id)
         count = db.session.scalar(select(func.count()).select_from(Passkey).where(Passkey.account_id == account.id))

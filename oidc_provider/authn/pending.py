@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import after_this_request, current_app, g, request
 from sqlalchemy import delete, select
 
+from .. import transactions
 from ..clock import epoch, utcnow
 from ..digests import digest, matches, new_secret
 from ..extensions import db
@@ -162,6 +163,7 @@ def _bound(pid) -> tuple[PendingRequest, str] | None:
 
 
 def _change(pid: str, changes: dict) -> None:
+    transactions.writing()  # SQLite: two changes of one request at once both land (no lost update)
     found = _bound(pid)
     if found is None:
         return

@@ -181,7 +181,7 @@ def unlink(account: Account, link: FederatedIdentity, *, by: str = "account", fo
     already gone (another request removed it first).
 
     The check and the delete run under a lock on the account's row (``SELECT ... FOR UPDATE``
-    on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises writers), so two unlinks of
+    on PostgreSQL; on SQLite it takes the database's write lock, ``transactions``), so two unlinks of
     an account's last two links, at two provider processes at once, cannot each count the
     other and leave the account with no way in."""
     link_id, provider = link.id, link.provider

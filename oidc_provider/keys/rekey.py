@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 
+from .. import transactions
 from ..access.system_accounts import associated_data
 from ..audit import Event, record
 from ..extensions import db
@@ -84,6 +85,7 @@ def rekey(settings, new_key: str | None = None) -> dict:
     opening, sealing, bad = {}, {}, []
     counts = Counter({"signing key": 0, "TOTP secret": 0, "database credential": 0})
     try:
+        transactions.writing()  # SQLite: what is read is what is re-sealed, nobody writes between
         for value in sealed_values():
             opener = opening.setdefault(value.purpose, Sealer.for_settings(settings, value.purpose))
             try:

@@ -52,7 +52,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         def resolve(token):
             kid = token.headers().get("kid")
             try:
-                # Issue 12: no transaction (on SQLite, the write lock) open while the client's
+                # Issue 12: no transaction (on SQLite, maybe the write lock) open while the client's
                 # key server answers, for up to 5 s.
                 return self.remote_keys.get(url, kid if isinstance(kid, str) else None, client_id=client_id,
                                             before_fetch=db.session.commit)

@@ -8,7 +8,7 @@ or refresh token records the generation of the account's grant to the client it 
 under (``ConsentGeneration``). Redemption, refresh and the storing of what they issue lock
 that row and compare; withdrawal locks it, moves the generation on, revokes the tokens and
 deletes the consent in one transaction. The row lock (``SELECT ... FOR UPDATE`` on
-PostgreSQL; on SQLite every transaction holds the write lock from its ``BEGIN IMMEDIATE``)
+PostgreSQL; on SQLite the same statement takes the database's write lock, ``transactions``)
 orders a withdrawal against each in-flight redemption or refresh: either the withdrawal comes
 first and the redemption or refresh is refused, or it comes after and revokes what was issued.
 """

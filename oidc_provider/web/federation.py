@@ -67,8 +67,8 @@ def _unknown_connector():
 
 def _outside_transaction() -> None:
     """Issue 12: no database transaction is open while an upstream answers (discovery, token
-    exchange, userinfo, its JWKS): on SQLite every transaction holds the database's write lock
-    (``BEGIN IMMEDIATE``), on PostgreSQL row locks, so a slow upstream would stall every other
+    exchange, userinfo, its JWKS): on SQLite a transaction that wrote holds the database's write
+    lock (``transactions``), on PostgreSQL row locks, so a slow upstream would stall every other
     request. Commit whatever is pending and hand the connection back before calling out; what
     follows the call begins a new transaction."""
     db.session.commit()

@@ -29,9 +29,10 @@ TIMEOUT = 15
 
 
 class TransactionProbe:
-    """Asks the provider's database, from outside the provider, whether any transaction is
-    open: SQLite: can another connection take the write lock at once; PostgreSQL: is any other
-    session ``idle in transaction``."""
+    """Asks the provider's database, from outside the provider, whether a transaction is open
+    that would make others wait: SQLite: can another connection take the write lock at once (a
+    transaction that only read holds no lock); PostgreSQL: is any other session ``idle in
+    transaction``."""
 
     def __init__(self, database_url: str):
         self.url = make_url(database_url)
@@ -140,8 +141,9 @@ def test_no_database_transaction_is_open_while_the_upstream_answers(provider):
     answered while the provider holds no transaction, so another request can write at once."""
     app, url, fake, probe = provider
     make_user(app, "alice", email="alice@example.com", email_verified=True)
-    with app.app_context():  # the probe sees a transaction when there is one
-        db.session.execute(select(Account.id).limit(1))
+    with app.app_context():  # the probe sees a transaction that holds a lock (SQLite: one that
+        # only read holds none since issue 13; a locking read takes the write lock)
+        db.session.execute(select(Account.id).limit(1).with_for_update())
         assert probe.open_transaction()
         db.session.rollback()
     assert not probe.open_transaction()

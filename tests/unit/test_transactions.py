@@ -4,7 +4,7 @@ imports, rendering) never runs inside one (issue 12)."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from oidc_provider import transactions
 from oidc_provider.digests import unknown_username
@@ -72,3 +72,78 @@ def test_unknown_username_digest_is_keyed_and_ignores_case():
     assert one != unknown_username("j" * 32, "hunter2-password")
     assert one.startswith("unknown:") and len(one) == len("unknown:") + 32
     assert "hunter2" not in one
+
+
+def _sqlite(app) -> bool:
+    with app.app_context():
+        return db.engine.dialect.name == "sqlite"
+
+
+def _other_writer_commits(app) -> None:
+    """Another connection (another process, as far as SQLite can tell) changes the database."""
+    with app.app_context(), db.engine.connect() as conn:
+        conn.execute(update(Account).where(Account.username == "alice").values(name="Elsewhere"))
+        conn.commit()
+
+
+def test_a_transaction_that_only_reads_takes_no_write_lock(app):
+    """SQLite (issue 13): reads begin deferred; another connection holds the write lock from
+    before the read until after it, and the read still completes at once. PostgreSQL: reads
+    take no row locks either."""
+    make_user(app)
+    with app.app_context():
+        with db.engine.connect() as holder:
+            if _sqlite(app):
+                holder.exec_driver_sql("PRAGMA busy_timeout = 0")  # never wait: fail instead
+            holder.execute(update(Account).where(Account.username == "alice").values(name="Held"))
+            assert db.session.scalar(select(Account.username)) == "alice"
+            assert transactions.sqlite_mode() == ("BEGIN" if _sqlite(app) else None)
+            db.session.rollback()
+            holder.rollback()
+
+
+def test_a_write_after_reads_waits_for_the_lock_instead_of_failing(app):
+    """SQLite: a deferred transaction that read, then writes after another connection
+    committed, would fail at once with SQLITE_BUSY ("database is locked"); it takes the write
+    lock with a fresh BEGIN IMMEDIATE instead, and the write lands."""
+    make_user(app)
+    with app.app_context():
+        account = db.session.scalar(select(Account).where(Account.username == "alice"))
+        _other_writer_commits(app)
+        account.email = "alice@elsewhere.example"
+        db.session.commit()
+        assert db.session.scalar(select(Account.email)) == "alice@elsewhere.example"
+        db.session.rollback()
+
+
+def test_a_locking_read_or_a_first_write_begins_immediate(app):
+    """``with_for_update`` (PostgreSQL: row locks) takes SQLite's write lock, as does a
+    transaction's first statement when it writes."""
+    make_user(app)
+    expected = "BEGIN IMMEDIATE" if _sqlite(app) else None
+    with app.app_context():
+        db.session.execute(select(Account.id).with_for_update())
+        assert transactions.sqlite_mode() == expected
+        db.session.rollback()
+        db.session.execute(update(Account).values(name="First"))
+        assert transactions.sqlite_mode() == expected
+        db.session.rollback()
+        db.session.scalar(select(Account.id))
+        db.session.execute(select(Account.id).with_for_update())
+        assert transactions.sqlite_mode() == expected
+        db.session.rollback()
+
+
+def test_writing_takes_the_lock_before_the_first_read(app):
+    """``writing``: the reads after it and the write see one state (SQLite: BEGIN IMMEDIATE
+    before the first read; one that only read is ended first, keeping what it loaded)."""
+    make_user(app)
+    with app.app_context():
+        account = db.session.scalar(select(Account).where(Account.username == "alice"))
+        transactions.writing()
+        assert transactions.sqlite_mode() == ("BEGIN IMMEDIATE" if _sqlite(app) else None)
+        assert account.username == "alice"
+        account.name = "Locked first"
+        db.session.commit()
+        assert db.session.scalar(select(Account.name)) == "Locked first"
+        db.session.rollback()
