@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from sqlalchemy import insert, select, update
 
+from .. import transactions
 from ..audit import Event, record
 from ..clock import from_epoch, utcnow
 from ..digests import digest, new_secret
@@ -53,17 +54,10 @@ def redeem(code: str, client, revoke_family) -> AuthorizationCode | None:
     if not isinstance(code, str) or not code or len(code) > 256:
         return None
     code_digest = digest(code)
-    issued = db.session.execute(
-        select(AuthorizationCode.account_id, AuthorizationCode.generation)
-        .where(AuthorizationCode.code_digest == code_digest, AuthorizationCode.client_id == client.client_id)
-    ).one_or_none()
-    # Locked until the commit below: a withdrawal either came first (the generation moved on and
-    # the code is refused) or waits for this redemption and then revokes what it issues.
-    if issued is not None and issued.generation != consents.current_generation(issued.account_id, client.client_id):
-        db.session.rollback()
-        return None  # RFC 6749 §10.5: the consent this code carried was withdrawn
     now = utcnow()
-    result = db.session.execute(
+    # One statement marks the code used and returns it (RFC 6749 §4.1.2: single use); the
+    # row stays locked until the commit below.
+    row = db.session.scalar(
         update(AuthorizationCode)
         .where(
             AuthorizationCode.code_digest == code_digest,
@@ -72,12 +66,20 @@ def redeem(code: str, client, revoke_family) -> AuthorizationCode | None:
             AuthorizationCode.expires_at > now,
         )
         .values(redeemed_at=now)
+        .returning(AuthorizationCode)
         .execution_options(synchronize_session=False)
     )
-    db.session.commit()
-    row = db.session.scalar(select(AuthorizationCode).where(AuthorizationCode.code_digest == code_digest))
-    if result.rowcount == 1:
+    if row is not None:
+        # The consent generation is locked too: a withdrawal either came first (the generation
+        # moved on and the code is refused, left unused) or waits for this redemption and then
+        # revokes what it issues.
+        if row.generation != consents.current_generation(row.account_id, client.client_id):
+            db.session.rollback()
+            return None  # RFC 6749 §10.5: the consent this code carried was withdrawn
+        transactions.end()  # committed; the row stays loaded for the grant
         return row
+    db.session.rollback()
+    row = db.session.scalar(select(AuthorizationCode).where(AuthorizationCode.code_digest == code_digest))
     if row is not None and row.redeemed_at is not None and row.client_id == client.client_id:
         db.session.execute(
             update(AuthorizationCode).where(AuthorizationCode.id == row.id).values(replayed_at=now)
