@@ -15,7 +15,7 @@ first and the redemption or refresh is refused, or it comes after and revokes wh
 
 from __future__ import annotations
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
@@ -46,23 +46,29 @@ def current_generation(account_id: int, client_id: str) -> int:
 
 def current_state(account_id: int, client) -> tuple[int, frozenset[str] | None]:
     """``current_generation`` (locked the same way) and the scopes the account has consented
-    to for ``client`` (None: no consent), in one query: what the dispatcher reads per request."""
-    params = {"account_id": account_id, "client_id": client.client_id, "client_pk": client.id}
-    row = db.session.execute(_STATE, params).first()
-    if row is None:
-        current_generation(account_id, client.client_id)  # creates the row
-        row = db.session.execute(_STATE, params).first()
-    return row.generation, None if row.scope is None else frozenset(row.scope.split())
+    to for ``client`` (None: no consent): what the dispatcher reads per request.
+
+    Two statements, the lock first: the consent is read once the generation's lock is held, so
+    a withdrawal that committed while this waited is seen whole (generation moved on, consent
+    gone). One statement joining both would not be: PostgreSQL rechecks only the locked row
+    after waiting for a lock, and the joined consent would come from the snapshot taken before
+    the wait (PostgreSQL 15 manual §13.2.1), pairing the new generation with the withdrawn
+    consent, and a code issued then would redeem (RFC 6749 §10.5)."""
+    generation = db.session.execute(_GENERATION, {"account_id": account_id, "client_id": client.client_id}).scalar()
+    if generation is None:
+        generation = current_generation(account_id, client.client_id)  # creates the row
+    scope = db.session.execute(_CONSENT, {"account_id": account_id, "client_pk": client.id}).scalar()
+    return generation, None if scope is None else frozenset(scope.split())
 
 
 # Built once, on the tables (Core, no ORM loading): the consent generation, locked, and the consent.
 _GENERATIONS, _CONSENTS = ConsentGeneration.__table__, Consent.__table__
-_STATE = (select(_GENERATIONS.c.generation, _CONSENTS.c.scope)
-          .select_from(_GENERATIONS.outerjoin(_CONSENTS, and_(_CONSENTS.c.account_id == _GENERATIONS.c.account_id,
-                                                              _CONSENTS.c.client_id == bindparam("client_pk"))))
-          .where(_GENERATIONS.c.account_id == bindparam("account_id"),
-                 _GENERATIONS.c.client_id == bindparam("client_id"))
-          .with_for_update(of=_GENERATIONS))
+_GENERATION = (select(_GENERATIONS.c.generation)
+               .where(_GENERATIONS.c.account_id == bindparam("account_id"),
+                      _GENERATIONS.c.client_id == bindparam("client_id"))
+               .with_for_update())
+_CONSENT = select(_CONSENTS.c.scope).where(_CONSENTS.c.account_id == bindparam("account_id"),
+                                          _CONSENTS.c.client_id == bindparam("client_pk"))
 
 
 def grant(account, client, scopes) -> Consent:

@@ -130,8 +130,8 @@ def dispatch(values: MultiDict, pid: str | None = None, entry: dict | None = Non
     subject = _subject(login)
     generation = consented = None
     if subject is not None:
-        # One query, locked until the code is stored (oauth/consents.py): a withdrawal cannot
-        # fall between this consent read and the code, which would then carry the new generation.
+        # The generation locked until the code is stored, then the consent (oauth/consents.py):
+        # a withdrawal cannot fall between this consent read and the code.
         generation, consented = consents.current_state(subject.account.id, client)
     scopes = set(consented_scopes(client, grant.request.scope, checked["claims"]))
     checked["claims"] = restrict_claims_request(checked["claims"], list(scopes))

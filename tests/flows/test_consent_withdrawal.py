@@ -4,13 +4,15 @@ instances, are in tests/e2e/test_consent_races.py."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import threading
+
+from sqlalchemy import delete, func, select, update
 
 from oidc_provider.extensions import db
 from oidc_provider.models import Account, Client, Consent, ConsentGeneration, RefreshToken
 from oidc_provider.oauth import consents
 
-from ..helpers import csrf_token, make_client, make_user
+from ..helpers import csrf_token, make_client, make_user, query_of
 from ..spec._clients import refresh, userinfo_status
 
 
@@ -96,6 +98,52 @@ def test_rfc9700_4_14_a_refresh_in_flight_when_consent_is_withdrawn_stores_nothi
     assert (response.status_code, response.json["error"]) == (400, "invalid_grant")
     assert "access_token" not in response.json
     assert _live_tokens(app, client_id) == 0
+
+
+def test_rfc6749_10_5_a_silent_authorization_waiting_on_the_withdrawal_sees_it_whole(app, browser):
+    """RFC 6749 §10.5: a silent authorization (OIDC Core §3.1.2.1 ``prompt=none``) that reads
+    the consent while a withdrawal is being committed waits for the generation's lock and then
+    sees the withdrawal whole: no consent, so ``consent_required`` and no code. Reading the
+    consent in the statement that took the lock, PostgreSQL paired the new generation with the
+    consent from before the wait, and issued a code that redeemed."""
+    make_user(app)
+    client_id, _ = make_client(app)
+    browser.sign_in_and_authorize(client_id)
+    with app.app_context():
+        consent = db.session.scalar(select(Consent))
+        account_id, client_pk = consent.account_id, consent.client_id
+        db.session.remove()
+    held, release = threading.Event(), threading.Event()
+
+    def withdraw_slowly():
+        """What ``consents.withdraw`` writes, on a connection of its own, committed late."""
+        with app.app_context(), db.engine.connect() as conn:
+            conn.execute(update(ConsentGeneration).where(ConsentGeneration.account_id == account_id)
+                         .values(generation=ConsentGeneration.generation + 1))
+            conn.execute(delete(Consent).where(Consent.account_id == account_id, Consent.client_id == client_pk))
+            held.set()
+            release.wait(10)
+            conn.commit()
+
+    answer = {}
+
+    def authorize_silently():
+        answer["response"] = browser.http.get(
+            "/authorize", query_string=browser.authorize_params(client_id, prompt="none"))
+
+    withdrawal = threading.Thread(target=withdraw_slowly)
+    withdrawal.start()
+    assert held.wait(10)
+    silent = threading.Thread(target=authorize_silently)
+    silent.start()
+    silent.join(1.0)  # long enough to reach the generation's lock and wait there
+    release.set()
+    withdrawal.join(10)
+    silent.join(30)
+    response = answer["response"]
+    assert response.status_code == 302, response.text[:300]
+    params = query_of(response.headers["Location"])
+    assert params.get("error") == "consent_required" and "code" not in params, params
 
 
 def test_withdrawal_moves_the_generation_on_and_keeps_it(app, browser):

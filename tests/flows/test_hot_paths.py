@@ -45,8 +45,9 @@ def _signed_in(app, browser, client_id):
 
 def test_3_1_2_signed_in_trusted_request_reads_once_and_writes_code_and_audit(app, browser):
     """A signed-in person at a trusted client: the session, the account with its factors, the
-    client, and the consent with its generation are one read each; the code and its audit row
-    are the only writes (no pending request, no session write)."""
+    client are one read each, the consent's generation (locked) and then the consent two more
+    (``consents.current_state``: a withdrawal committed meanwhile is seen whole); the code and
+    its audit row are the only writes (no pending request, no session write)."""
     make_user(app)
     client_id, _ = make_client(app, trusted=True)
     params = _signed_in(app, browser, client_id)
@@ -55,9 +56,9 @@ def test_3_1_2_signed_in_trusted_request_reads_once_and_writes_code_and_audit(ap
     assert response.status_code == 302
     assert response.headers["Location"].startswith(REDIRECT_URI)
     assert "code" in query_of(response.headers["Location"])
-    # The client is the fourth read, on the thread's own connection (oidc_provider/hot.py),
+    # The client is a fifth read, on the thread's own connection (oidc_provider/hot.py),
     # which the engine's events do not see.
-    assert _reads(sent) == 3, sent
+    assert _reads(sent) == 4, sent
     writes = sorted(statement.split()[2] for statement in sent if not statement.startswith("SELECT"))
     assert writes == ["audit_event", "authorization_code"], sent  # "INSERT INTO <table>"
     assert "pending" not in " ".join(response.headers.getlist("Set-Cookie"))
@@ -89,9 +90,9 @@ def test_3_1_2_signed_in_consented_request_completes_at_once(app, browser):
     with statements(app) as sent:
         response = browser.get("/authorize", query_string=params)
     assert response.headers["Location"].startswith(REDIRECT_URI), response.headers["Location"]
-    # The client is the fourth read, on the thread's own connection (oidc_provider/hot.py),
+    # The client is a fifth read, on the thread's own connection (oidc_provider/hot.py),
     # which the engine's events do not see.
-    assert _reads(sent) == 3, sent
+    assert _reads(sent) == 4, sent
     code = query_of(response.headers["Location"])["code"]
     assert browser.redeem(client_id, secret, code).status_code == 200
 
