@@ -12,8 +12,9 @@ The connection is the thread's own, taken from the engine once (so the engine's 
 listeners have set it up: WAL, foreign keys, busy timeout) and detached from its pool. It runs
 in autocommit: every read is a transaction of its own, which takes no lock (SQLite: readers
 never wait for the writer under WAL) and sees what was committed before it began. It is never
-used for writes. A failure closes it (the next read opens a new one) and is raised as
-SQLAlchemy's ``DBAPIError``, so an outage is answered as every other database error is
+used for writes. A failure closes it; a kept connection found closed by the server (a restart)
+is replaced and the read tried once more, like the pool's pre-ping; any other failure is
+raised as SQLAlchemy's ``DBAPIError``, so an outage is answered as every other database error is
 (``errors.database_error``: 503 with ``Retry-After``).
 """
 
@@ -70,38 +71,51 @@ class HotReads:
         if fixed:
             params = {**fixed, **params}
         values = tuple(params[name] for name in order) if order is not None else params
-        connection = self._connection(engine)
-        try:
-            cursor = connection.cursor()
+        for attempt in (1, 2):
+            connection, reused = self._connection(engine)
             try:
-                cursor.execute(sql, values)
-                row = cursor.fetchone()
-            finally:
-                cursor.close()
-        except engine.dialect.loaded_dbapi.Error as exc:
-            self._discard()
-            raise DBAPIError.instance(sql, None, exc, engine.dialect.loaded_dbapi.Error,
-                                      hide_parameters=True, dialect=engine.dialect) from exc
+                cursor = connection.cursor()
+                try:
+                    cursor.execute(sql, values)
+                    row = cursor.fetchone()
+                finally:
+                    cursor.close()
+                break
+            except engine.dialect.loaded_dbapi.Error as exc:
+                disconnected = engine.dialect.is_disconnect(exc, connection, None)
+                self._discard()
+                # A kept connection the server closed meanwhile (a restart, an idle timeout,
+                # pg_terminate_backend): read again once on a new one, as the pool's pre-ping
+                # does for the ORM's connections; it is a read, so trying twice changes nothing.
+                if attempt == 1 and reused and disconnected:
+                    continue
+                raise _wrapped(engine, exc, sql) from exc
         if row is None:
             return None
         return tuple(value if process is None else process(value)
                      for value, process in zip(row, processors, strict=True))
 
-    def _connection(self, engine: Engine):
+    def _connection(self, engine: Engine) -> tuple[object, bool]:
+        """The thread's connection, and whether it was kept from an earlier read."""
         local = self._local
         if getattr(local, "pid", None) == os.getpid() and local.engine is engine:
-            return local.connection
+            return local.connection, True
         # A connection made before a fork (it belongs to the parent: left alone), or for
         # another engine (tests build many apps: closed): a new one.
         if getattr(local, "pid", None) == os.getpid():
             self._discard()
-        pooled = engine.raw_connection()
+        try:
+            pooled = engine.raw_connection()
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool hands the driver's own error on (``Engine.connect`` would wrap it): the
+            # database refusing connections is an outage like any other (503), not a 500.
+            raise _wrapped(engine, exc, None) from exc
         pooled.detach()
         connection = pooled.dbapi_connection
         if engine.dialect.name == "postgresql":
             connection.autocommit = True
         local.pid, local.engine, local.connection = os.getpid(), engine, connection
-        return connection
+        return connection, False
 
     def _discard(self) -> None:
         local = self._local
@@ -112,3 +126,10 @@ class HotReads:
                 connection.close()
             except Exception:  # noqa: BLE001, S110 - it is broken already; the error raised is the first one
                 pass
+
+
+def _wrapped(engine: Engine, exc: Exception, sql: str | None) -> DBAPIError:
+    """The driver's error as SQLAlchemy's (what ``errors.database_error`` and ``dbcheck``
+    read), without the statement's values."""
+    return DBAPIError.instance(sql, None, exc, engine.dialect.loaded_dbapi.Error, hide_parameters=True,
+                               dialect=engine.dialect)
