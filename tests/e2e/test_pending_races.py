@@ -31,6 +31,7 @@ class Tab:
     def __init__(self, pair, http: requests.Session, base: str, barrier: threading.Barrier | None = None):
         self.pair, self.http, self.base, self.barrier = pair, http, base, barrier
         self.statuses: list[int] = []
+        self.trace: list[str] = []  # "<status> <path> [cookies it set]": what a failure shows
 
     def _inside(self, url: str) -> bool:
         return any(url.startswith(base) for base in self.pair.urls)
@@ -38,6 +39,9 @@ class Tab:
     def get(self, url: str) -> requests.Response:
         response = self.http.get(urljoin(self.base, url), allow_redirects=False, timeout=TIMEOUT)
         self.statuses.append(response.status_code)
+        set_cookies = [value.split("=", 1)[0] + ("(deleted)" if "=;" in value else "")
+                       for value in response.raw.headers.getlist("Set-Cookie")]
+        self.trace.append(f"{response.status_code} {urlsplit(url).path} {set_cookies}")
         return response
 
     def walk(self, response: requests.Response) -> requests.Response:
@@ -151,9 +155,9 @@ def _signed_in_browser(pair) -> tuple[requests.Session, str]:
     return browser.http, token.json()["id_token"]
 
 
-def _sign_out_while_loading(pair, pages: list[str], round_: int) -> tuple[requests.Session, list[int], list]:
+def _sign_out_while_loading(pair, pages: list[str], round_: int) -> tuple[requests.Session, Tab, list[Tab]]:
     """One round: a signed-in browser signs out in one tab while ``pages`` load in others, all
-    at once; the sign-out's statuses and each page's."""
+    at once; the sign-out's tab and each page's."""
     http, id_token = _signed_in_browser(pair)
     barrier = threading.Barrier(len(pages) + 1)
 
@@ -161,13 +165,13 @@ def _sign_out_while_loading(pair, pages: list[str], round_: int) -> tuple[reques
         tab = Tab(pair, http, pair.urls[(i + round_) % 2])
         barrier.wait(timeout=TIMEOUT)
         tab.walk(tab.get(pages[i]))
-        return tab.statuses
+        return tab
 
     def sign_out() -> list[int]:
         tab = Tab(pair, http, pair.urls[round_ % 2])
         barrier.wait(timeout=TIMEOUT)
         tab.get(f"/logout?{urlencode({'id_token_hint': id_token})}")
-        return tab.statuses
+        return tab
 
     with ThreadPoolExecutor(len(pages) + 1) as pool:
         ended = pool.submit(sign_out)
@@ -186,11 +190,12 @@ def test_signing_out_while_other_tabs_load_gives_them_no_5xx(two_instances):
              "/authorize?" + _query(pair.live, client_id, "p", prompt="login"), "/logout", "/login"]
     for round_ in range(6):
         http, ended, loads = _sign_out_while_loading(pair, pages, round_)
-        assert ended == [200], ended
-        for page, statuses in zip(pages, loads, strict=True):
-            assert all(status < 500 for status in statuses), (round_, page, statuses)
+        assert ended.statuses == [200], ended.trace
+        for page, tab in zip(pages, loads, strict=True):
+            assert all(status < 500 for status in tab.statuses), (round_, page, tab.trace)
         account = http.get(f"{pair.first.url}/account", allow_redirects=False, timeout=TIMEOUT)
-        assert account.status_code == 302 and "/login" in account.headers["Location"], round_
+        assert account.status_code == 302 and "/login" in account.headers["Location"], \
+            (round_, account.status_code, ended.trace, [tab.trace for tab in loads], list(http.cookies.keys()))
 
 
 def test_3_1_2_1_prompt_login_in_one_tab_is_not_satisfied_by_a_sign_in_in_another(two_instances):
