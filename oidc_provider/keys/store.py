@@ -11,9 +11,10 @@ algorithm, never a key picked from a set.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from cryptography.exceptions import InvalidTag
 from joserfc import jwk, jws, jwt
@@ -209,7 +210,23 @@ class KeyStore:
         cached = self._jwks_document
         if cached is None or cached[0] is not published or cached[1] != kept:
             document = make({"keys": [key for (key, _until), keep in zip(published, kept, strict=True) if keep]})
-            cached = self._jwks_document = (published, kept, document)
+            # The first moment a key in the document stops being published (its publish_until).
+            until = min((until.replace(tzinfo=UTC).timestamp()
+                         for (_key, until), keep in zip(published, kept, strict=True) if keep and until is not None),
+                        default=math.inf)
+            cached = self._jwks_document = (published, kept, document, until)
+        return cached[2]
+
+    def fresh_jwks_document(self):
+        """The document ``jwks_document`` last made, if it is still what it would make now
+        without a reload: the keys were loaded less than ``CACHE_SECONDS`` ago and no retired
+        key's ``publish_until`` has passed since. Else None (the caller goes through
+        ``jwks_document``). Never reads the database or waits for the lock, so granian's event
+        loop may call it (serving/fast_lane.py)."""
+        cached, loaded_at = self._jwks_document, self._loaded_at
+        if cached is None or cached[0] is not self._jwks or time.monotonic() - loaded_at >= self.CACHE_SECONDS \
+                or time.time() > cached[3]:
+            return None
         return cached[2]
 
     # ---- signing and verifying ----

@@ -22,6 +22,9 @@ time limit: a client trickling a body would hold a thread for as long as it like
 - **SIGTERM drains**: the master stops its workers; each stops accepting, finishes the
   requests it has, and exits; ``workers_kill_timeout`` (``OIDC_SERVE_GRACEFUL_TIMEOUT``) bounds
   the wait. A worker that dies is replaced (``respawn_failed_workers``), as gunicorn does.
+- **Documents answer in the event loop**: discovery and the JWKS, bytes made once, are sent by
+  ``fast_lane.FastLane`` without a thread or the WSGI app, when the app's answer would be the
+  same (the lane's docstring says when that is).
 - **HTTP/1.1 only** (no h2 over ALPN or h2c): the deadlines above are HTTP/1.1's, and a
   reverse proxy speaks HTTP/1.1 to its upstreams. TLS 1.2 is the lowest version (RFC 9325 §3.1.1).
 """
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import io
 import signal
 import sys
@@ -37,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import worker_app
+from .fast_lane import FastLane
 
 #: Bytes of a request body read before the app runs; larger ones get 413. The app itself
 #: refuses bodies over 64 KiB (``MAX_CONTENT_LENGTH``) with its own 413.
@@ -86,7 +91,13 @@ def _load(settings, on_worker_start):
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     if on_worker_start is not None:
         on_worker_start()
-    return Bridge(worker_app(settings), threads=settings.serve_threads, timeout=settings.serve_request_timeout)
+    app = worker_app(settings)
+    # What the worker has built so far (the app, its routes, SQLAlchemy's and Authlib's
+    # objects) lives as long as the worker: keep it out of the collector's full passes, which
+    # otherwise walk it every few thousand requests.
+    gc.collect()
+    gc.freeze()
+    return Bridge(app, threads=settings.serve_threads, timeout=settings.serve_request_timeout, lane=FastLane(app))
 
 
 class Bridge:
@@ -94,12 +105,17 @@ class Bridge:
     and at most ``BODY_LIMIT`` bytes) in the event loop, then the app runs in one of
     ``threads`` threads with the whole request, and its whole response is sent."""
 
-    def __init__(self, app, *, threads: int, timeout: float):
+    def __init__(self, app, *, threads: int, timeout: float, lane: FastLane | None = None):
         self.app = app
         self.timeout = timeout
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="oidc-app")
+        self.lane = lane
 
     async def __rsgi__(self, scope, protocol):
+        if self.lane is not None:
+            answer = self.lane.answer(scope)
+            if answer is not None:
+                return protocol.response_bytes(*answer)
         headers = scope.headers
         body = b""
         if "content-length" in headers or "transfer-encoding" in headers:

@@ -77,12 +77,17 @@ def _cacheable(document: Document) -> Response:
 @bp.get("/.well-known/openid-configuration")
 @bp.get("/.well-known/oauth-authorization-server")
 def configuration():
-    extensions = current_app.extensions
+    return _cacheable(metadata_document(current_app.extensions))
+
+
+def metadata_document(extensions) -> Document:
+    """The app's metadata (``extensions["oidc_metadata"]``) as served, made again when it was
+    replaced."""
     document = extensions.get("oidc_metadata_document")
     if document is None or document.source is not extensions["oidc_metadata"]:
         metadata_ = extensions["oidc_metadata"]
         document = extensions["oidc_metadata_document"] = Document(metadata_, 3600, metadata_)
-    return _cacheable(document)
+    return document
 
 
 @bp.get("/jwks.json")
