@@ -20,7 +20,8 @@ The lane answers only what the app would answer with that document, and in the s
   ``ProxyFix`` would log) and, with ``OIDC_METRICS``, the request counted under the view's
   endpoint name.
 
-``tests/e2e/test_fast_lane.py`` checks each of these against the app's own answer.
+``tests/unit/test_fast_lane.py`` checks each of these against the app's own answer;
+``tests/e2e/test_fast_lane_live.py`` does it through granian.
 """
 
 from __future__ import annotations
