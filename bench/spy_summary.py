@@ -19,8 +19,8 @@ FRAME = re.compile(r"^(?P<func>.*) \((?P<path>[^()]*):\d+\)$")
 
 # (label, pattern matched against "func (path" of any frame on the stack), most specific first.
 STAGES = [
-    ("client authentication (client query, secret check)", r"authenticate_client|_query_client"),
-    ("  of which: client query", r"_query_client"),
+    ("client authentication (client query, secret check)", r"authenticate_client|query_client"),
+    ("  of which: client query", r"query_client"),
     ("access token signing (joserfc + cryptography)", r"KeyStore\.sign"),
     ("ID token building and signing", r"TokenService\.id_token"),
     ("token storage (INSERT + COMMIT)", r"TokenService\.save"),

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, request
+from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import dbfiles, hot, logs, metrics, transactions
+from . import dbfiles, hot, logs, metrics, security_headers, transactions
 from .authn.passkey_service import Passkeys
 from .authn.passwords import Passwords
 from .authn.second_factor import SecondFactors
@@ -100,27 +100,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     def branding():
         return {"site_name": settings.site_name}
 
-    @app.after_request
-    def security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        # same-origin, not no-referrer: under https Flask-WTF's CSRF check requires a
-        # same-origin Referer on form posts; nothing leaks to other origins.
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        if settings.hsts_max_age and request.scheme == "https":
-            # RFC 6797 §7.2: "An HSTS Host MUST NOT include the STS header field in HTTP
-            # responses conveyed over non-secure transport." No includeSubDomains: the
-            # provider cannot know that every other host under its domain serves https.
-            response.headers.setdefault("Strict-Transport-Security", f"max-age={settings.hsts_max_age}")
-        if response.mimetype == "text/html":
-            response.headers.setdefault("X-Frame-Options", "DENY")
-            # No form-action: browsers apply it to the redirects after a form post too, and the
-            # consent or login post ends at the client's redirect URI, which may be a
-            # private-use scheme (RFC 8252 §7.1) that "*" does not match.
-            response.headers.setdefault(
-                "Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'",
-            )
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    security_headers.init_app(app, settings)
 
     return app
 

@@ -164,7 +164,7 @@ def revoke(name: str, *, actor: str | None = None) -> None:
 
 
 def disable(name: str, *, actor: str | None = None) -> bool:
-    """A disabled system account cannot authenticate (``oauth.server._query_client``) and its
+    """A disabled system account cannot authenticate (``oauth.server.query_client``) and its
     tokens are revoked. False when it already was disabled."""
     service = find(name)
     changed = not service.account.disabled

@@ -21,7 +21,7 @@ MAX_REDIRECT_URI_LENGTH = 2000
 class ClientBehaviour:
     """Authlib's ``ClientMixin`` methods and our policy on a client's fields, shared by the
     mapped ``Client`` and the read-only ``ClientRecord`` the token endpoint loads without the
-    ORM (``oauth.server._query_client``)."""
+    ORM (``oauth.server.query_client``)."""
 
     @property
     def is_service(self) -> bool:

@@ -43,7 +43,7 @@ class AuthorizationServer(_FlaskServer):
     def __init__(self, policy: Policy):
         super().__init__()
         self.policy = policy
-        self._query_client = _query_client
+        self._query_client = query_client
         self._save_token = policy.tokens.save
         self.scopes_supported = SCOPES_SUPPORTED
         # No server-level token generator: every grant calls ``policy.tokens.generate`` with
@@ -84,9 +84,10 @@ _CLIENT_QUERY = hot.Statement(select(*_CLIENT_COLUMNS, *_ACCOUNT_COLUMNS)
                               .where(Client.client_id == bindparam("client_id")))
 
 
-def _query_client(client_id) -> ClientRecord | None:
+def query_client(client_id) -> ClientRecord | None:
     """The client and its system account in one read, without the ORM: every token,
-    introspection and revocation request does this (issue 13). A disabled system account's
+    introspection and revocation request does this (issue 13), and so does
+    ``serving/lanes.py``. A disabled system account's
     client does not exist for authentication."""
     if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
         return None

@@ -14,8 +14,8 @@ The lane answers only what the app would answer with that document, and in the s
   (``KeyStore.fresh_jwks_document``): the app reads the database when it is not;
 - the discovery document the app serves (``oidc_metadata_document``, made here first);
 - the app's headers: the document's own (type, ETag, caching, CORS), ``Date``, the security
-  headers of ``create_app``, HSTS over https (the scheme as ``ProxyFix`` would find it behind
-  ``OIDC_PROXY_HOPS`` proxies), and ``X-Request-Id``;
+  headers (``security_headers.JSON``), HSTS over https (the scheme as ``ProxyFix`` would find
+  it behind ``OIDC_PROXY_HOPS`` proxies), and ``X-Request-Id``;
 - the app's bookkeeping: an access line (``logs.access_line``, with the client address
   ``ProxyFix`` would log) and, with ``OIDC_METRICS``, the request counted under the view's
   endpoint name.
@@ -30,7 +30,7 @@ import time
 
 from werkzeug.http import http_date, parse_list_header
 
-from .. import logs
+from .. import logs, security_headers
 from ..web import input_guard
 from ..web.discovery import metadata_document
 
@@ -75,7 +75,7 @@ class FastLane:
         if any(name in request_fields for name in _CONDITIONAL):
             return None
         rid = logs.new_request_id(request_fields.get("x-request-id", ""))
-        headers = [*document.headers, ("Date", _date()), *_SECURITY]
+        headers = [*document.headers, ("Date", _date()), *security_headers.JSON]
         if self.hsts and self._scheme(scope, request_fields) == "https":
             headers.extend(self.hsts)
         headers.append((logs.REQUEST_ID_HEADER, rid))
@@ -87,19 +87,15 @@ class FastLane:
         return 200, headers, document.body
 
     def _scheme(self, scope, fields) -> str:
-        forwarded = _trusted(self.hops, fields.get("x-forwarded-proto"))
+        forwarded = trusted_forwarded(self.hops, fields.get("x-forwarded-proto"))
         return forwarded or scope.scheme
 
     def _client(self, scope, fields) -> str:
-        forwarded = _trusted(self.hops, fields.get("x-forwarded-for"))
+        forwarded = trusted_forwarded(self.hops, fields.get("x-forwarded-for"))
         if forwarded:
             return forwarded
         client = scope.client
         return (client.rpartition(":")[0] if ":" in client else client).strip("[]")
-
-
-# create_app's security_headers for a JSON answer.
-_SECURITY = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"))
 
 
 _DATE = [0, ""]
@@ -113,7 +109,7 @@ def _date() -> str:
     return _DATE[1]
 
 
-def _trusted(hops: int, value: str | None) -> str | None:
+def trusted_forwarded(hops: int, value: str | None) -> str | None:
     """What ``werkzeug.middleware.proxy_fix.ProxyFix`` takes from an ``X-Forwarded-*`` field
     behind ``hops`` trusted proxies: the value the last trusted proxy added, or None."""
     if not (hops and value):

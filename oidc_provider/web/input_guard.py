@@ -80,18 +80,35 @@ def clean(value) -> bool:
 
 def check_request() -> None:
     environ = request.environ
-    _check_headers(environ)
-    _check_path(environ.get("PATH_INFO", ""))
-    _check_pairs(environ.get("QUERY_STRING", "").encode("latin-1", "replace"), "query string")
+    _check_head(environ)
     mimetype = request.mimetype
     if mimetype == "application/x-www-form-urlencoded":
-        _check_pairs(request.get_data(cache=True), "form body")
+        _check_items(_pairs(request.get_data(cache=True), "form body"), "form body")
     elif mimetype == "multipart/form-data":
         _check_items(request.form.items(multi=True), "form body")
     elif request.is_json and not request.path.startswith(SELF_VALIDATING_JSON):
         _check_json(request.get_data(cache=True))
     if request.path in OAUTH_ENDPOINTS:
         _check_basic(request.headers.get("Authorization", ""))
+
+
+def checked_form(environ: dict, body: bytes) -> list[tuple[str, str]]:
+    """``check_request`` for a form-encoded request, on the WSGI environ and body the app would
+    get (``serving/lanes.py`` answers only what passes): the body's pairs, decoded, or
+    ``BadInput`` where the app would refuse the request."""
+    _check_head(environ)
+    pairs = _pairs(body, "form body")
+    _check_items(pairs, "form body")
+    if environ.get("PATH_INFO") in OAUTH_ENDPOINTS:
+        _check_basic(environ.get("HTTP_AUTHORIZATION", ""))
+    return pairs
+
+
+def _check_head(environ) -> None:
+    _check_headers(environ)
+    _check_path(environ.get("PATH_INFO", ""))
+    _check_items(_pairs(environ.get("QUERY_STRING", "").encode("latin-1", "replace"), "query string"),
+                 "query string")
 
 
 def _check_headers(environ) -> None:
@@ -126,17 +143,16 @@ def _check_path(path: str) -> None:
         raise BadInput("The path contains a control character or is too long.")
 
 
-def _check_pairs(raw: bytes, where: str) -> None:
-    """``application/x-www-form-urlencoded`` (a query string or a body), decoded strictly:
-    Werkzeug replaces what is not UTF-8 with U+FFFD and would let it through."""
-    if not raw:
-        return
+def _pairs(raw: bytes, where: str) -> list[tuple[str, str]]:
+    """``application/x-www-form-urlencoded`` (a query string or a body), split as Werkzeug
+    splits it and decoded strictly: Werkzeug replaces what is not UTF-8 with U+FFFD and would
+    let it through."""
     pairs = []
     for chunk in raw.split(b"&"):
         if chunk:
             name, _, value = chunk.partition(b"=")
             pairs.append((_decode(name, where), _decode(value, where)))
-    _check_items(pairs, where)
+    return pairs
 
 
 def _check_items(items, where: str) -> None:

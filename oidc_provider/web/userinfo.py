@@ -34,10 +34,18 @@ def userinfo():
     account = row.account  # read with the token's revocation state (oauth/revocation.py)
     if account is None:
         return challenge(REALM, "invalid_token", "The access token's subject is gone or disabled.")
-    released = user_claims(account, row.scope, row.claims, "userinfo")
-    if ROLES_SCOPE in (row.scope or "").split():
-        audience = row.audience or claims.get("aud")
-        released.update(roles_claims(row.scope, audience, slice_now(account, audience, tokens.settings)))
-    response = jsonify(released)
+    response = jsonify(released(row, claims, tokens.settings))
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def released(row, claims: dict, settings) -> dict:
+    """OIDC Core §5.3.2: the claims the access token ``row`` (validated, its account present)
+    releases, by its scope and its claims request (§5.5); with the ``roles`` scope, the roles
+    at its audience as they are now. Also ``serving/lanes.py``'s."""
+    account = row.account
+    members = user_claims(account, row.scope, row.claims, "userinfo")
+    if ROLES_SCOPE in (row.scope or "").split():
+        audience = row.audience or claims.get("aud")
+        members.update(roles_claims(row.scope, audience, slice_now(account, audience, settings)))
+    return members
