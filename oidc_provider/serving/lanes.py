@@ -1,8 +1,9 @@
-"""The requests a provider answers most, answered without Flask or Authlib when they succeed
-(issue 13): a system account asking for its access token (RFC 6749 §4.4) and a relying party
-reading the person's claims (OIDC Core §5.3). Through Flask, Werkzeug's request and response
-objects and Authlib's request objects, each cost about half a millisecond of Python on top of
-the tenth the work itself takes (one indexed read, one signature or verification).
+"""The requests a provider answers most, answered without Flask or Authlib when they succeed (issue
+13): a system account asking for its access token (RFC 6749 §4.4), a resource server asking
+about one (RFC 7662), and a relying party reading the person's claims (OIDC Core §5.3). Through
+Flask, Werkzeug's request and response objects and Authlib's request objects, each cost about
+half a millisecond of Python on top of the tenth the work itself takes (one indexed read, one
+signature or verification).
 
 A lane is asked first, with the WSGI environ and body the app would get, and answers only a
 plain, successful request, in the app's words; anything else goes to the app, which answers
@@ -33,30 +34,41 @@ it as before (errors in RFC 6749 §5.2's or RFC 6750 §3's shape, audit, 503 on 
   decodes, the same way), of a client registered for ``client_secret_basic`` whose secret
   matches, allowed the grant, read in one query with its credential generation.
 
+``IntrospectionLane`` (``POST /introspect``, RFC 7662 §2) answers:
+
+- the same form and HTTP Basic authentication as the token lane, of a client registered for
+  ``client_secret_basic``; parameters ``token`` and at most a ``token_type_hint`` of
+  ``access_token`` or ``refresh_token``;
+- a JWT access token, or a token that is no token of ours (``active: false``), as
+  ``oauth.endpoints.IntrospectionEndpoint`` answers (its permission check decides who learns
+  about a token); a personal or a refresh token is the app's.
+
 ``UserinfoLane`` (``GET /userinfo``) answers:
 
 - no query string and no body; the token in ``Authorization: Bearer`` (RFC 6750 §2.1);
 - a token the app accepts (signature, ``typ``, issuer, expiry, not revoked: one indexed
   read), with the ``openid`` scope, whose account is still there.
 
-``tests/unit/test_token_lane.py`` and ``test_userinfo_lane.py`` check each condition and compare
-the lanes' answers with the app's; ``tests/e2e/test_token_lane_live.py`` does it through granian.
+``tests/unit/test_token_lane.py``, ``test_introspection_lane.py`` and ``test_userinfo_lane.py``
+check each condition and compare the lanes' answers with the app's;
+``tests/e2e/test_token_lane_live.py`` does it through granian.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import time
 from urllib.parse import unquote
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import logs, security_headers
+from ..access import personal_tokens
 from ..keys.store import KeysUnreadable
 from ..oauth import resources
-from ..oauth.revocation import Binding
+from ..oauth.endpoints import IntrospectionEndpoint
+from ..oauth.revocation import Binding, IssuedAccessToken
 from ..oauth.server import query_client
 from ..oauth.tokens import InvalidToken
 from ..web import input_guard
@@ -132,7 +144,6 @@ class TokenLane(Lane):
     PATH, METHOD, ENDPOINT = "/token", "POST", "token.token"
     HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Pragma", "no-cache"))
     GRANT = "client_credentials"
-    AUTH_METHOD = "client_secret_basic"
     _FORM = "application/x-www-form-urlencoded"
     FORM_TYPES = (_FORM, _FORM + ";charset=utf-8", _FORM + "; charset=utf-8")
     PARAMETERS = ("grant_type", "scope", "resource")
@@ -153,10 +164,8 @@ class TokenLane(Lane):
         credentials = _basic(environ.get("HTTP_AUTHORIZATION", ""))
         if params is None or params.get("grant_type") != self.GRANT or credentials is None:
             return None
-        client = query_client(credentials[0])
-        if client is None or not client.check_client_secret(credentials[1]) \
-                or not client.check_endpoint_auth_method(self.AUTH_METHOD, "token") \
-                or not client.check_grant_type(self.GRANT):
+        client = _authenticated(credentials, "token")
+        if client is None or not client.check_grant_type(self.GRANT):
             return None
         settings = self.settings
         asked = [params["resource"]] if "resource" in params else []
@@ -166,10 +175,51 @@ class TokenLane(Lane):
             self.GRANT, client, user=None, scope=client.get_allowed_scope(params.get("scope")),
             include_refresh_token=False, target=target,
             binding=Binding(family=None, generation=client.token_generation, claims=None))
-        return json.dumps(token, sort_keys=True).encode()
+        return self.app.json.dumps(token).encode()  # Authlib's Flask integration: flask.json.dumps
 
     def _count(self, metrics) -> None:
         metrics.tokens.labels(grant_type=self.GRANT).inc()
+
+
+class IntrospectionLane(Lane):
+    PATH, METHOD, ENDPOINT = "/introspect", "POST", "token.introspect"
+    HEADERS = TokenLane.HEADERS
+    PARAMETERS = ("token", "token_type_hint")
+    HINTS = ("access_token", "refresh_token")  # RFC 7662 §2.1, Authlib's SUPPORTED_TOKEN_TYPES
+
+    def __init__(self, app):
+        super().__init__(app)
+        self.max_body = app.config["MAX_CONTENT_LENGTH"]
+        self.endpoint = IntrospectionEndpoint(app.extensions["oidc_server"])
+
+    def answer(self, environ: dict, body: bytes) -> tuple[int, list, bytes] | None:
+        if environ.get("CONTENT_TYPE", "").lower() not in TokenLane.FORM_TYPES or len(body) > self.max_body:
+            return None
+        return super().answer(environ, body)
+
+    def _content(self, environ, pairs) -> bytes | None:
+        """What ``oauth.endpoints.IntrospectionEndpoint`` answers through Authlib for a JWT access
+        token or an unknown one, as Authlib serializes it; personal and refresh tokens (whose
+        reads go through the ORM) are the app's."""
+        params = _parameters(pairs, self.PARAMETERS)
+        credentials = _basic(environ.get("HTTP_AUTHORIZATION", ""))
+        if params is None or "token" not in params or credentials is None \
+                or params.get("token_type_hint", "access_token") not in self.HINTS \
+                or personal_tokens.looks_like(params["token"]):
+            return None
+        client = _authenticated(credentials, self.endpoint.ENDPOINT_NAME)
+        if client is None:
+            return None
+        endpoint = self.endpoint
+        token = endpoint.query_token(params["token"], params.get("token_type_hint"))
+        if token is not None and not isinstance(token.row, IssuedAccessToken):
+            return None
+        # RFC 7662 §2.2: not active, unknown, or not this caller's to learn about: active false.
+        if token is not None and endpoint.check_permission(token, client, None):
+            payload = endpoint.create_introspection_payload(token)
+        else:
+            payload = {"active": False}
+        return self.app.json.dumps(payload).encode()
 
 
 class UserinfoLane(Lane):
@@ -195,7 +245,7 @@ class UserinfoLane(Lane):
 
 def lanes(app) -> dict[str, Lane]:
     """The lanes of ``app``, by path."""
-    return {lane.PATH: lane for lane in (TokenLane(app), UserinfoLane(app))}
+    return {lane.PATH: lane for lane in (TokenLane(app), IntrospectionLane(app), UserinfoLane(app))}
 
 
 def _parameters(pairs: list[tuple[str, str]], known: tuple[str, ...]) -> dict | None:
@@ -207,6 +257,16 @@ def _parameters(pairs: list[tuple[str, str]], known: tuple[str, ...]) -> dict | 
             return None
         params[name] = value
     return params
+
+
+def _authenticated(credentials: tuple[str, str], endpoint: str):
+    """RFC 6749 §2.3.1: the client whose id and secret these are, registered for
+    ``client_secret_basic`` (at the token endpoint, and so at introspection), or None."""
+    client = query_client(credentials[0])
+    if client is None or not client.check_client_secret(credentials[1]) \
+            or not client.check_endpoint_auth_method("client_secret_basic", endpoint):
+        return None
+    return client
 
 
 def _basic(header: str) -> tuple[str, str] | None:

@@ -142,4 +142,4 @@ def test_a_database_error_is_left_to_the_app(app, tokens, monkeypatch):
 
 def test_the_lanes_by_path(app):
     assert {path: type(lane).__name__ for path, lane in lanes(app).items()} == \
-        {"/token": "TokenLane", "/userinfo": "UserinfoLane"}
+        {"/token": "TokenLane", "/introspect": "IntrospectionLane", "/userinfo": "UserinfoLane"}
