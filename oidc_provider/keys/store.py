@@ -284,7 +284,9 @@ class KeyStore:
             raise InvalidSignature("not a compact JWS")
         self._load()
         try:
-            header = jws.extract_compact(token.encode("ascii")).protected
+            # Parsed once: the header names the key, and the same object is verified with it.
+            signed = jws.extract_compact(token.encode("ascii"))
+            header = signed.protected
         except (JoseError, ValueError, UnicodeError, TypeError) as exc:
             raise InvalidSignature("malformed JWS") from exc
         key = self._public.get(header.get("kid")) if isinstance(header.get("kid"), str) else None
@@ -298,12 +300,14 @@ class KeyStore:
         if key is None or alg not in SIGNING_ALGS or alg != _alg_of(key):
             raise InvalidSignature("unknown key or algorithm")
         try:
-            decoded = jwt.decode(token, key, algorithms=[alg])
+            if not jws.validate_compact(signed, key, algorithms=[alg]):
+                raise InvalidSignature("bad signature")
+            claims = json.loads(signed.payload)
         except (JoseError, ValueError, TypeError) as exc:
             raise InvalidSignature("bad signature") from exc
-        if not isinstance(decoded.claims, dict):
+        if not isinstance(claims, dict):
             raise InvalidSignature("claims are not an object")
-        return dict(decoded.header), dict(decoded.claims)
+        return dict(header), claims
 
 
 class KeysUnreadable(RuntimeError):
