@@ -25,8 +25,8 @@ time limit: a client trickling a body would hold a thread for as long as it like
 - **Documents answer in the event loop**: discovery and the JWKS, bytes made once, are sent by
   ``fast_lane.FastLane`` without a thread or the WSGI app, when the app's answer would be the
   same (the lane's docstring says when that is).
-- **Tokens and claims skip Flask**: a plain, successful ``client_credentials`` token request
-  or UserInfo request is answered by a lane of ``lanes.py``, before the WSGI app, with the
+- **Tokens and claims skip Flask**: a plain, successful ``client_credentials`` token request,
+  introspection or UserInfo request is answered by a lane of ``lanes.py``, before the WSGI app, with the
   app's answer (its docstring says which requests); every other request goes to the app. On
   SQLite a lane runs in the event loop once the body is in (its one read is of a local file,
   and never waits for a writer under WAL; the hand-off to a thread and back cost more CPU
