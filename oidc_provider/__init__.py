@@ -118,7 +118,7 @@ def _engine_options(url: str) -> dict:
     if url.startswith("sqlite"):
         return {"hide_parameters": True, "connect_args": {"timeout": 30}}
     # A database host that drops packets must not hang a command or a worker for minutes.
-    return {"hide_parameters": True, "pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+    return {"hide_parameters": True, "pool_pre_ping": True, "connect_args": {"connect_timeout": hot.TIMEOUT}}
 
 
 @event.listens_for(Engine, "do_connect")

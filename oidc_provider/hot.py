@@ -16,10 +16,13 @@ used for writes. A failure closes it; a kept connection found closed by the serv
 is replaced and the read tried once more, like the pool's pre-ping; any other failure is
 raised as SQLAlchemy's ``DBAPIError``, so an outage is answered as every other database error is
 (``errors.database_error``: 503 with ``Retry-After``).
+
+On PostgreSQL, granian's lanes make the same reads without a thread: ``loop_reads``.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from collections.abc import Mapping
@@ -32,19 +35,39 @@ from sqlalchemy.sql import Select
 from .extensions import db
 
 KEY = "oidc_hot_reads"
+#: Every ``Statement(..., cached=True)``: ``loop_reads`` checks that a change to each of their
+#: tables notifies.
+CACHED: list[Statement] = []
+#: Seconds to connect (the engine's ``connect_timeout`` too) and, in the event loop, to read.
+TIMEOUT = 10
+# The ``loop_reads.LoopReads`` of the lane running in this greenlet, if any.
+LOOP: contextvars.ContextVar = contextvars.ContextVar("oidc_hot_loop", default=None)
 
 
 def first(statement: Statement, params: Mapping[str, object]) -> tuple | None:
     """The first row of ``statement`` (or None), read on the thread's own connection."""
-    return current_app.extensions[KEY].first(db.engine, statement, params)
+    rows = (LOOP.get() or current_app.extensions[KEY]).read(db.engine, statement, params, many=False)
+    return rows[0] if rows else None
+
+
+def rows(statement: Statement, params: Mapping[str, object]) -> list[tuple]:
+    """Every row of ``statement``, read on the thread's own connection."""
+    return (LOOP.get() or current_app.extensions[KEY]).read(db.engine, statement, params, many=True)
 
 
 class Statement:
-    """A Core ``select`` with named ``bindparam`` values, compiled once per dialect."""
+    """A Core ``select`` with named ``bindparam`` values, compiled once per dialect.
 
-    def __init__(self, select: Select):
+    ``cached``: in the event loop on PostgreSQL its rows may be served from the worker's cache,
+    which a change to any table it reads empties (``loop_reads``): only for statements whose
+    tables change seldom (clients, accounts, roles, what is revoked)."""
+
+    def __init__(self, select: Select, *, cached: bool = False):
         self.select = select
+        self.cached = cached
         self._compiled: dict[str, tuple] = {}
+        if cached:
+            CACHED.append(self)
 
     def compiled(self, engine: Engine) -> tuple[str, tuple[str, ...] | None, dict, tuple]:
         dialect = engine.dialect
@@ -59,6 +82,13 @@ class Statement:
             found = self._compiled[dialect.name] = (str(compiled), order, fixed, processors)
         return found
 
+    def bound(self, engine: Engine, params: Mapping[str, object]) -> tuple[str, object, tuple]:
+        """The SQL, its values in the driver's form and the columns' result processors."""
+        sql, order, fixed, processors = self.compiled(engine)
+        if fixed:
+            params = {**fixed, **params}
+        return sql, tuple(params[name] for name in order) if order is not None else params, processors
+
 
 class HotReads:
     """One per app (``app.extensions["oidc_hot_reads"]``); connections per thread and process."""
@@ -66,18 +96,21 @@ class HotReads:
     def __init__(self):
         self._local = threading.local()
 
-    def first(self, engine: Engine, statement: Statement, params: Mapping[str, object]) -> tuple | None:
-        sql, order, fixed, processors = statement.compiled(engine)
-        if fixed:
-            params = {**fixed, **params}
-        values = tuple(params[name] for name in order) if order is not None else params
+    def read(self, engine: Engine, statement: Statement, params: Mapping[str, object], *,
+             many: bool) -> list[tuple]:
+        """The first row (``many`` false; none or one) or every row of ``statement``."""
+        sql, values, processors = statement.bound(engine, params)
         for attempt in (1, 2):
             connection, reused = self._connection(engine)
             try:
                 cursor = connection.cursor()
                 try:
                     cursor.execute(sql, values)
-                    row = cursor.fetchone()
+                    if many:
+                        found = cursor.fetchall()
+                    else:
+                        row = cursor.fetchone()
+                        found = [row] if row is not None else []
                 finally:
                     cursor.close()
                 break
@@ -89,11 +122,8 @@ class HotReads:
                 # does for the ORM's connections; it is a read, so trying twice changes nothing.
                 if attempt == 1 and reused and disconnected:
                     continue
-                raise _wrapped(engine, exc, sql) from exc
-        if row is None:
-            return None
-        return tuple(value if process is None else process(value)
-                     for value, process in zip(row, processors, strict=True))
+                raise wrapped(engine, exc, sql) from exc
+        return processed(found, processors)
 
     def _connection(self, engine: Engine) -> tuple[object, bool]:
         """The thread's connection, and whether it was kept from an earlier read."""
@@ -109,7 +139,7 @@ class HotReads:
         except engine.dialect.loaded_dbapi.Error as exc:
             # The pool hands the driver's own error on (``Engine.connect`` would wrap it): the
             # database refusing connections is an outage like any other (503), not a 500.
-            raise _wrapped(engine, exc, None) from exc
+            raise wrapped(engine, exc, None) from exc
         pooled.detach()
         connection = pooled.dbapi_connection
         if engine.dialect.name == "postgresql":
@@ -128,7 +158,13 @@ class HotReads:
                 pass
 
 
-def _wrapped(engine: Engine, exc: Exception, sql: str | None) -> DBAPIError:
+def processed(found: list, processors: tuple) -> list[tuple]:
+    """Rows with the column types' result processors applied, as the ORM would read them."""
+    return [tuple(value if process is None else process(value)
+                  for value, process in zip(row, processors, strict=True)) for row in found]
+
+
+def wrapped(engine: Engine, exc: Exception, sql: str | None) -> DBAPIError:
     """The driver's error as SQLAlchemy's (what ``errors.database_error`` and ``dbcheck``
     read), without the statement's values."""
     return DBAPIError.instance(sql, None, exc, engine.dialect.loaded_dbapi.Error, hide_parameters=True,

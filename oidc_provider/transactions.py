@@ -86,6 +86,11 @@ def wrote() -> bool:
     return bool(session.connection().info.get(_WROTE))
 
 
+def connection_wrote(conn) -> bool:
+    """Whether the transaction of ``conn`` (a SQLAlchemy ``Connection``) has written."""
+    return bool(conn.info.get(_WROTE))
+
+
 def end_if_read_only() -> bool:
     """End the transaction if it wrote nothing (True then). A request that wrote keeps its
     transaction: its changes commit or roll back where its code says."""

@@ -3,15 +3,19 @@ journey through the Flask test client, answering the login and consent pages lik
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
 import secrets
 from urllib.parse import parse_qs, urlsplit
 
+from werkzeug.test import EnvironBuilder
+
 from oidc_provider.admin import accounts as admin_accounts
 from oidc_provider.admin import clients as admin_clients
 from oidc_provider.extensions import db
+from oidc_provider.serving import rsgi
 
 PASSWORD = "correct horse battery staple"
 REDIRECT_URI = "https://rp.example/cb"
@@ -145,3 +149,37 @@ def configured(**settings):
 # OIDC_ENROLLED_FACTORS=when-asked, the levels-of-authentication mode: only the application's
 # request decides the level, so an enrolled person can hold a password-only session.
 WHEN_ASKED = configured(enrolled_factors="when-asked")
+
+
+def lane_answer(app, lane, request: dict):
+    """What ``lane`` (of ``serving/lanes.py``) answers to ``request`` (``EnvironBuilder``'s
+    arguments), run as granian's worker runs it (``rsgi.Bridge``): on SQLite as it is, on
+    PostgreSQL in an event loop of its own with its reads awaited (``loop_reads.LoopReads``)."""
+    environ = EnvironBuilder(**request).get_environ()
+    body = environ["wsgi.input"].read()
+    reads = rsgi._lane_reads(app, app.extensions["oidc_settings"])
+    if reads is None:
+        return lane.answer(environ, body)
+
+    async def in_a_loop():
+        try:
+            return await reads.run(lane.answer, environ, body)
+        finally:
+            await reads.close()
+
+    return asyncio.run(in_a_loop())
+
+
+def left_to_app(app, lane, request: dict, status: int | None = None):
+    """``lane`` leaves ``request`` to the app, which answers it (with ``status``)."""
+    assert lane_answer(app, lane, request) is None
+    answered = app.test_client().open(**request)
+    if status is not None:
+        assert answered.status_code == status, answered.data
+    return answered
+
+
+def assert_same_fields(headers: list, expected) -> None:
+    """A lane's header fields are the app's (``X-Request-Id`` aside; their order means nothing)."""
+    assert sorted((n.lower(), v) for n, v in headers if n.lower() != "x-request-id") == \
+        sorted((n.lower(), v) for n, v in expected.headers.items() if n.lower() != "x-request-id")

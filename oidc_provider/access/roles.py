@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
+from .. import hot
 from ..audit import Event, record
 from ..extensions import db
-from ..models import Account, PersonalToken, Role, RoleGrant
+from ..models import Account, Client, PersonalToken, Role, RoleGrant
 from ..problems import Conflict, NotFound, Problem
 from .evaluator import Statement, StatementError
 
@@ -123,6 +125,29 @@ def revoke(account: Account, name: str, *, actor: str | None = None) -> None:
 def _grant_row(account: Account, role: Role) -> RoleGrant | None:
     return db.session.scalar(select(RoleGrant).where(RoleGrant.role_id == role.id,
                                                      RoleGrant.account_id == account.id))
+
+
+class HeldRole(NamedTuple):
+    """What a token's slice needs of a role (``access_slice``, ``statements_for``)."""
+
+    name: str
+    statements: list | None
+
+
+_HELD = select(Role.name, Role.statements).join(RoleGrant, RoleGrant.role_id == Role.id).order_by(Role.name)
+_HELD_BY_ACCOUNT = hot.Statement(_HELD.where(RoleGrant.account_id == bindparam("account_id")), cached=True)
+_HELD_BY_CLIENT = hot.Statement(_HELD.join(Client, Client.account_id == RoleGrant.account_id)
+                                .where(Client.client_id == bindparam("client_id")), cached=True)
+
+
+def held_now(*, account_id: int | None = None, client_id: str | None = None) -> list[HeldRole]:
+    """The roles the account (or the system account of the client) holds, as committed now: one
+    hot read (``hot``), for what every token, userinfo and introspection answer carries."""
+    if account_id is not None:
+        found = hot.rows(_HELD_BY_ACCOUNT, {"account_id": account_id})
+    else:
+        found = hot.rows(_HELD_BY_CLIENT, {"client_id": client_id})
+    return [HeldRole(*row) for row in found]
 
 
 def roles_of(account_id: int) -> list[Role]:

@@ -1,5 +1,6 @@
 """SQLAlchemy models, one module per aggregate."""
 
+from . import notify  # noqa: F401 - the triggers that announce changes to cached tables (PostgreSQL)
 from .access import DatabaseCredential, PersonalToken, Role, RoleGrant
 from .account import Account, RecoveryCode
 from .attribute import AccountAttribute

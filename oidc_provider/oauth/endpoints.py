@@ -14,7 +14,6 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _Introspection
 
 from ..access import personal_tokens
 from ..access import roles as role_service
-from ..access.system_accounts import account_of_client
 from ..audit import Event, record
 from ..clock import epoch, utcnow
 from ..extensions import db
@@ -122,7 +121,7 @@ class IntrospectionEndpoint(_Introspection):
             # roles are published at the issuer's own audience: nothing to read then.)
             access = None
             if out["aud"] != settings.issuer:
-                access = resources.slice_now(account or account_of_client(row.client_id), out["aud"], settings)
+                access = resources.slice_now(account, out["aud"], settings, client_id=row.client_id)
             if access is not None:
                 out["resource_access"] = {out["aud"]: access}
         return out

@@ -147,12 +147,19 @@ def target_for(client, account, audience: str, settings) -> Target:
     return Target(audience=audience, access=access)
 
 
-def slice_now(account, audience: str, settings) -> dict | None:
-    """``account``'s slice for ``audience`` as its roles are now (userinfo, introspection).
+def slice_now(account, audience: str, settings, *, client_id: str | None = None) -> dict | None:
+    """``account``'s slice for ``audience`` as its roles are now (userinfo, introspection); with
+    no account, that of the system account of the client ``client_id`` (its own token).
 
     Statements at the issuer's own audience (what a person may do *at the provider*: the admin
     API) are never published: they are read live by the provider, and an app that received a
     token for the issuer's audience would otherwise learn its user's administrative powers."""
-    if account is None or not audience or audience == settings.issuer:
+    if not audience or audience == settings.issuer:
         return None
-    return role_service.access_slice(role_service.roles_of(account.id), audience)
+    if account is not None:
+        held = role_service.held_now(account_id=account.id)
+    elif client_id is not None:
+        held = role_service.held_now(client_id=client_id)
+    else:
+        return None
+    return role_service.access_slice(held, audience)

@@ -98,7 +98,8 @@ _DENIED = exists().where(RevokedToken.key.in_([bindparam("jti_key"), bindparam("
 _CLIENT_TOKEN = hot.Statement(
     select(Client.token_generation, Account.disabled, Account.tokens_not_before, _DENIED)
     .select_from(Client).outerjoin(Account, Account.id == Client.account_id)
-    .where(Client.client_id == bindparam("client_id"))
+    .where(Client.client_id == bindparam("client_id")),
+    cached=True,
 )
 # The person's standard claims come in the same read (userinfo needs nothing more).
 _PERSON_TOKEN = hot.Statement(
@@ -109,7 +110,8 @@ _PERSON_TOKEN = hot.Statement(
     .select_from(Account)
     .outerjoin(ConsentGeneration, and_(ConsentGeneration.account_id == Account.id,
                                        ConsentGeneration.client_id == bindparam("client_id")))
-    .where(Account.subject == bindparam("subject"))
+    .where(Account.subject == bindparam("subject")),
+    cached=True,
 )
 
 

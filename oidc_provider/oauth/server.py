@@ -81,7 +81,7 @@ _ACCOUNT_COLUMNS = (Account.id, Account.disabled, Account.subject, Account.usern
 # One Core statement (compiled once, cached by SQLAlchemy): the client and its system account.
 _CLIENT_QUERY = hot.Statement(select(*_CLIENT_COLUMNS, *_ACCOUNT_COLUMNS)
                               .select_from(Client).outerjoin(Account, Account.id == Client.account_id)
-                              .where(Client.client_id == bindparam("client_id")))
+                              .where(Client.client_id == bindparam("client_id")), cached=True)
 
 
 def query_client(client_id) -> ClientRecord | None:

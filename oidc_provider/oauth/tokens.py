@@ -9,9 +9,9 @@ from datetime import timedelta
 from authlib.oauth2.rfc6749 import InvalidGrantError
 from authlib.oidc.core.util import create_half_hash
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
-from .. import metrics
+from .. import hot, metrics
 from ..audit import Event, record
 from ..authn.subject import AuthenticatedSubject
 from ..clock import epoch, from_epoch, utcnow
@@ -24,6 +24,10 @@ from . import codes, consents, revocation
 from .claims import roles_claims, user_claims
 from .resources import Target
 from .revocation import FAMILY, GENERATION, USERINFO_REQUEST, Binding, IssuedAccessToken
+
+# Whether a refresh token exists is a hot read (introspection and revocation of a token that is
+# none of ours answer with it alone); its row, when there is one, is the ORM's.
+_REFRESH_TOKEN_ID = hot.Statement(select(RefreshToken.id).where(RefreshToken.token_digest == bindparam("digest")))
 
 
 class InvalidToken(Exception):
@@ -194,7 +198,8 @@ class TokenService:
     def find_refresh_token(self, token: str) -> RefreshToken | None:
         if not isinstance(token, str) or not token or len(token) > 256:
             return None
-        return db.session.scalar(select(RefreshToken).where(RefreshToken.token_digest == digest(token)))
+        found = hot.first(_REFRESH_TOKEN_ID, {"digest": digest(token)})
+        return db.session.get(RefreshToken, found[0]) if found is not None else None
 
     def claim_refresh_token(self, token: str, *, scope: str | None = None) -> tuple[RefreshToken, str | None] | None:
         """Rotate atomically: mark the presented refresh token used, or detect its reuse.

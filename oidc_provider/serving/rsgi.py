@@ -27,10 +27,11 @@ time limit: a client trickling a body would hold a thread for as long as it like
   same (the lane's docstring says when that is).
 - **Tokens and claims skip Flask**: a plain, successful ``client_credentials`` token request,
   introspection or UserInfo request is answered by a lane of ``lanes.py``, before the WSGI app, with the
-  app's answer (its docstring says which requests); every other request goes to the app. On
-  SQLite a lane runs in the event loop once the body is in (its one read is of a local file,
-  and never waits for a writer under WAL; the hand-off to a thread and back cost more CPU
-  than the whole answer); on PostgreSQL, whose read waits on the network, in a thread.
+  app's answer (its docstring says which requests); every other request goes to the app. A
+  lane runs in the event loop once the body is in: the hand-off to a thread and back costs
+  more CPU than the whole answer. On SQLite its reads are of a local file, and never wait for
+  a writer under WAL; on PostgreSQL, whose reads wait on the network, they are awaited on the
+  worker's own connections, and mostly kept (``loop_reads``) while the loop serves other requests.
 - **HTTP/1.1 only** (no h2 over ALPN or h2c): the deadlines above are HTTP/1.1's, and a
   reverse proxy speaks HTTP/1.1 to its upstreams. TLS 1.2 is the lowest version (RFC 9325 §3.1.1).
 """
@@ -46,6 +47,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..extensions import db
+from ..loop_reads import LoopReads
 from . import worker_app
 from .fast_lane import FastLane
 from .lanes import Lane, lanes
@@ -105,29 +108,35 @@ def _load(settings, on_worker_start):
     gc.collect()
     gc.freeze()
     return Bridge(app, threads=settings.serve_threads, timeout=settings.serve_request_timeout, lane=FastLane(app),
-                  lanes=lanes(app), lanes_inline=_local_database(settings))
+                  lanes=lanes(app), lane_reads=_lane_reads(app, settings))
 
 
-def _local_database(settings) -> bool:
-    """SQLite: a read is a read of a local file that never waits for a writer (WAL), shorter
-    than handing the request to a thread and back (about 0.3 ms of CPU). A PostgreSQL read
-    waits on the network, which must not stop the event loop."""
-    return settings.database_url.startswith("sqlite")
+def _lane_reads(app, settings) -> LoopReads | None:
+    """How the lanes read in the event loop. SQLite: as the app does (None); a read is a read
+    of a local file that never waits for a writer (WAL), shorter than handing the request to a
+    thread and back (about 0.3 ms of CPU). PostgreSQL: awaited (``LoopReads``), since a
+    read waits on the network, which must not stop the event loop."""
+    if settings.database_url.startswith("sqlite"):
+        return None
+    with app.app_context():
+        return LoopReads(db.engine)
 
 
 class Bridge:
     """An RSGI app that runs a WSGI app: the request's body is awaited (within ``timeout`` s,
     and at most ``BODY_LIMIT`` bytes) in the event loop, then the app runs in one of
-    ``threads`` threads with the whole request, and its whole response is sent."""
+    ``threads`` threads with the whole request, and its whole response is sent. A lane of
+    ``lanes`` answers first if it can, in the event loop; with ``lane_reads``, in a greenlet
+    whose reads are awaited (``LoopReads``)."""
 
     def __init__(self, app, *, threads: int, timeout: float, lane: FastLane | None = None,
-                 lanes: dict[str, Lane] | None = None, lanes_inline: bool = False):
+                 lanes: dict[str, Lane] | None = None, lane_reads: LoopReads | None = None):
         self.app = app
         self.timeout = timeout
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="oidc-app")
         self.lane = lane
         self.lanes = lanes or {}
-        self.lanes_inline = lanes_inline
+        self.lane_reads = lane_reads
 
     async def __rsgi__(self, scope, protocol):
         if self.lane is not None:
@@ -155,20 +164,16 @@ class Bridge:
                 return None
         environ = _environ(scope, body)
         lane = self.lanes.get(scope.path)
-        if lane is not None and self.lanes_inline:
-            answer = lane.answer(environ, body)
+        if lane is not None:
+            if self.lane_reads is None:
+                answer = lane.answer(environ, body)
+            else:
+                answer = await self.lane_reads.run(lane.answer, environ, body)
             if answer is not None:
                 return protocol.response_bytes(*answer)
         status, response_headers, content = await asyncio.get_running_loop().run_in_executor(
-            self.pool, self._respond, None if self.lanes_inline else lane, environ, body)
+            self.pool, self._call, environ)
         protocol.response_bytes(status, response_headers, content)
-
-    def _respond(self, lane: Lane | None, environ, body: bytes) -> tuple[int, list, bytes]:
-        if lane is not None:
-            answer = lane.answer(environ, body)
-            if answer is not None:
-                return answer
-        return self._call(environ)
 
     def _call(self, environ) -> tuple[int, list, bytes]:
         started = []

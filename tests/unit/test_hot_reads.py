@@ -101,7 +101,7 @@ def test_a_database_that_refuses_connections_is_an_outage_not_a_500(app, tmp_pat
     unreachable = create_engine(url, connect_args={"connect_timeout": 2} if dialect == "postgresql" else {})
     try:
         with pytest.raises(DBAPIError) as raised:
-            hot.HotReads().first(unreachable, _CLIENT, {"client_id": "any"})
+            hot.HotReads().read(unreachable, _CLIENT, {"client_id": "any"}, many=False)
         assert dbcheck.is_outage(raised.value), raised.value
     finally:
         unreachable.dispose()

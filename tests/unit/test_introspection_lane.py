@@ -12,7 +12,6 @@ import json
 from urllib.parse import quote
 
 import pytest
-from werkzeug.test import EnvironBuilder
 
 from oidc_provider.access import personal_tokens
 from oidc_provider.access import roles as role_service
@@ -22,6 +21,7 @@ from oidc_provider.extensions import db
 from oidc_provider.models import Client
 from oidc_provider.serving.lanes import IntrospectionLane
 
+from ..helpers import assert_same_fields, lane_answer, left_to_app
 from ..spec._clients import set_columns
 from ..spec._tokens import issue_tokens, now, resign, revoke, setup_rp
 
@@ -54,8 +54,7 @@ def _request(caller, form, *, headers=None, body=None):
 
 
 def _lane(app, request):
-    environ = EnvironBuilder(**request).get_environ()
-    return IntrospectionLane(app).answer(environ, environ["wsgi.input"].read())
+    return lane_answer(app, IntrospectionLane(app), request)
 
 
 def _same_answer(app, request) -> dict:
@@ -65,8 +64,7 @@ def _same_answer(app, request) -> dict:
     expected = app.test_client().open(**request)
     assert status == expected.status_code == 200, expected.data
     assert content == expected.data
-    assert sorted((n.lower(), v) for n, v in headers if n.lower() != "x-request-id") == \
-        sorted((n.lower(), v) for n, v in expected.headers.items() if n.lower() != "x-request-id")
+    assert_same_fields(headers, expected)
     return json.loads(content)
 
 
@@ -111,10 +109,7 @@ def test_rfc7662_2_2_expired_revoked_unknown_and_foreign_are_not_active(app, rp,
 
 
 def _left_to_app(app, request, status):
-    assert _lane(app, request) is None
-    answered = app.test_client().open(**request)
-    assert answered.status_code == status, answered.data
-    return answered
+    return left_to_app(app, IntrospectionLane(app), request, status)
 
 
 def test_personal_and_refresh_tokens_are_the_apps(app, rp, tokens):

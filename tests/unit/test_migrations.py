@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from oidc_provider import create_app
 from oidc_provider.extensions import db
+from oidc_provider.models import notify
 from oidc_provider.problems import Problem
 
 from ..conftest import settings_for
@@ -39,7 +40,7 @@ def fresh_database(backend, tmp_path):
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'migrations.db'}"
         return
-    url = make_url(TEST_URL)
+    url = make_url(TEST_URL if TEST_URL.startswith("postgresql") else "postgresql://postgres@127.0.0.1:5432/test")
     name = "oidc_migrations_" + secrets.token_hex(4)
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -88,6 +89,41 @@ def test_upgrade_builds_the_models_schema_and_is_idempotent(backend, tmp_path):
             with app.app_context():
                 db.session.remove()
                 db.engine.dispose()
+
+
+def test_0013_announces_changes_to_the_kept_tables_on_postgresql(tmp_path):
+    """loop_reads keeps rows only while a change to their tables is announced: after the
+    upgrade each of models/notify.py's tables has its trigger, a change commits a
+    notification, and the downgrade takes them away."""
+    with fresh_database("postgresql", tmp_path) as url:
+        app = create_app(settings_for(database_url=url))
+        try:
+            with app.app_context():
+                directory = app.extensions["migrate"].directory
+                upgrade(directory=directory)
+                assert _triggered(app) == set(notify.TABLES)
+                with db.engine.connect() as listener:
+                    listener.execute(text("LISTEN oidc_hot"))
+                    listener.commit()
+                    with db.engine.begin() as conn:
+                        conn.execute(text("UPDATE client SET token_generation = token_generation + 1"))
+                        conn.execute(text("DELETE FROM revoked_token"))
+                    listener.execute(text("SELECT 1"))
+                    heard = {n.payload for n in listener.connection.dbapi_connection.notifies(timeout=1, stop_after=2)}
+                    assert heard == {"client", "revoked_token"}
+                downgrade(directory=directory, revision="0012")
+                assert _triggered(app) == set()
+        finally:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+
+
+def _triggered(app) -> set[str]:
+    with db.engine.connect() as conn:
+        return set(conn.execute(text(
+            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.tgname = :name"),
+            {"name": notify.TRIGGER}).scalars())
 
 
 def _usernames(app) -> list[str]:

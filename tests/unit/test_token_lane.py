@@ -12,18 +12,17 @@ import logging
 
 import pytest
 from sqlalchemy.exc import OperationalError
-from werkzeug.test import EnvironBuilder
 
 from oidc_provider.access import system_accounts
 from oidc_provider.admin import services as admin_services
 from oidc_provider.extensions import db
+from oidc_provider.loop_reads import LoopReads
 from oidc_provider.models import Client
 from oidc_provider.serving import lanes, rsgi
 from oidc_provider.serving.lanes import TokenLane
-from oidc_provider.settings import Settings
 from oidc_provider.web.input_guard import MAX_VALUE
 
-from ..helpers import make_client
+from ..helpers import lane_answer, left_to_app, make_client
 from ..spec._clients import claims_of, header_of, set_columns
 
 FORM = "application/x-www-form-urlencoded"
@@ -56,9 +55,7 @@ def _request(service, *, form=None, body=None, content_type=FORM, query="", meth
 
 
 def _lane(app, request):
-    environ = EnvironBuilder(**request).get_environ()
-    body = environ["wsgi.input"].read()
-    return TokenLane(app).answer(environ, body)
+    return lane_answer(app, TokenLane(app), request)
 
 
 def _same_answer(app, request):
@@ -155,11 +152,7 @@ def test_metrics_count_the_request_and_the_token_as_the_app_does(app, service):
 
 
 def _left_to_app(app, request, status=None):
-    assert _lane(app, request) is None
-    answered = app.test_client().open(**request)
-    if status is not None:
-        assert answered.status_code == status, answered.data
-    return answered
+    return left_to_app(app, TokenLane(app), request, status)
 
 
 @pytest.mark.parametrize(("change", "status"), [
@@ -233,10 +226,11 @@ def test_a_credential_rotated_is_refused_at_once(app, service):
     assert _lane(app, _request((service[0], new_secret))) is not None
 
 
-def test_the_lane_runs_in_the_event_loop_only_on_sqlite():
-    """serving/rsgi.py: a PostgreSQL read waits on the network, so that lane runs in a thread."""
-    assert rsgi._local_database(Settings(database_url="sqlite:////tmp/x.db"))
-    assert not rsgi._local_database(Settings(database_url="postgresql://u@127.0.0.1/test"))
+def test_on_postgresql_the_lanes_await_their_reads(app):
+    """serving/rsgi.py: a PostgreSQL read waits on the network, so the lanes' reads are awaited
+    (loop_reads.LoopReads); a SQLite read is a local file's, made as the app makes it."""
+    reads = rsgi._lane_reads(app, app.extensions["oidc_settings"])
+    assert isinstance(reads, LoopReads) == app.extensions["oidc_settings"].database_url.startswith("postgresql")
 
 
 def test_a_too_long_header_is_left_to_the_app(app, service):

@@ -11,13 +11,13 @@ import logging
 import pytest
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
-from werkzeug.test import EnvironBuilder
 
 from oidc_provider.extensions import db
 from oidc_provider.models import Account
 from oidc_provider.oauth.tokens import TokenService
 from oidc_provider.serving.lanes import UserinfoLane, lanes
 
+from ..helpers import assert_same_fields, lane_answer, left_to_app
 from ..spec._tokens import foreign_token, issue_tokens, now, resign, revoke, setup_rp
 
 
@@ -37,8 +37,7 @@ def _request(token, *, method="GET", query="", headers=None, scheme="Bearer", **
 
 
 def _lane(app, request):
-    environ = EnvironBuilder(**request).get_environ()
-    return UserinfoLane(app).answer(environ, environ["wsgi.input"].read())
+    return lane_answer(app, UserinfoLane(app), request)
 
 
 def _same_answer(app, request):
@@ -48,9 +47,7 @@ def _same_answer(app, request):
     expected = app.test_client().open(**request)
     assert status == expected.status_code == 200, expected.json
     assert content == expected.data
-    ours = sorted((name.lower(), value) for name, value in headers if name.lower() != "x-request-id")
-    assert ours == sorted((name.lower(), value) for name, value in expected.headers.items()
-                          if name.lower() != "x-request-id")  # the same fields (their order means nothing)
+    assert_same_fields(headers, expected)
     return answer
 
 
@@ -92,10 +89,7 @@ def test_metrics_count_the_request_under_the_views_name(app, tokens):
 
 
 def _left_to_app(app, request, status):
-    assert _lane(app, request) is None
-    answered = app.test_client().open(**request)
-    assert answered.status_code == status, answered.data
-    return answered
+    return left_to_app(app, UserinfoLane(app), request, status)
 
 
 @pytest.mark.parametrize(("change", "status"), [
