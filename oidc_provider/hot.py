@@ -17,15 +17,23 @@ is replaced and the read tried once more, like the pool's pre-ping; any other fa
 raised as SQLAlchemy's ``DBAPIError``, so an outage is answered as every other database error is
 (``errors.database_error``: 503 with ``Retry-After``).
 
-On PostgreSQL, granian's lanes make the same reads without a thread: ``loop_reads``.
+The rows of a statement marked ``cached`` (clients, accounts, roles, what is revoked: tables
+that change seldom) are kept (``Kept``). On SQLite by each thread's connection, checked
+before every read with ``PRAGMA data_version``, which changes whenever another connection (of
+this process or another) has committed to the file: then nothing kept is served, so a kept row
+is never older than the last commit. On PostgreSQL the lanes read in the event loop and keep
+rows until PostgreSQL announces a change (``loop_reads``); its threads keep nothing.
 """
 
 from __future__ import annotations
 
 import contextvars
+import copy
 import os
 import threading
+import time
 from collections.abc import Mapping
+from datetime import date, datetime
 
 from flask import current_app
 from sqlalchemy.engine import Engine
@@ -90,6 +98,45 @@ class Statement:
         return sql, tuple(params[name] for name in order) if order is not None else params, processors
 
 
+class Kept:
+    """Rows of cached statements, by statement and values: at most ``MAX_ENTRIES`` (past it,
+    all are dropped), each served as a copy, so a caller cannot change what the next one reads."""
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self):
+        self._rows: dict[tuple, tuple[float, list]] = {}
+
+    @staticmethod
+    def key(statement: Statement, params: Mapping[str, object], many: bool) -> tuple:
+        return (id(statement), many, *sorted(params.items()))
+
+    def get(self, key: tuple, max_age: float | None = None) -> list[tuple] | None:
+        kept = self._rows.get(key)
+        if kept is None or (max_age is not None and time.monotonic() - kept[0] >= max_age):
+            return None
+        return _copied(kept[1])
+
+    def put(self, key: tuple, rows: list[tuple]) -> None:
+        if len(self._rows) >= self.MAX_ENTRIES:
+            self._rows.clear()
+        self._rows[key] = (time.monotonic(), _copied(rows))
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+# Immutable values, kept and served as they are; anything else (JSON) is copied.
+_PLAIN = (str, int, float, bool, bytes, datetime, date, type(None))
+
+
+def _copied(rows: list[tuple]) -> list[tuple]:
+    return [tuple(v if type(v) in _PLAIN else copy.deepcopy(v) for v in row) for row in rows]
+
+
 class HotReads:
     """One per app (``app.extensions["oidc_hot_reads"]``); connections per thread and process."""
 
@@ -100,11 +147,19 @@ class HotReads:
              many: bool) -> list[tuple]:
         """The first row (``many`` false; none or one) or every row of ``statement``."""
         sql, values, processors = statement.bound(engine, params)
+        key = Kept.key(statement, params, many) if statement.cached and engine.dialect.name == "sqlite" else None
+        kept = None
         for attempt in (1, 2):
             connection, reused = self._connection(engine)
             try:
                 cursor = connection.cursor()
                 try:
+                    if key is not None:
+                        cursor.execute("PRAGMA data_version")
+                        kept = self._kept(cursor.fetchone()[0])
+                        found = kept.get(key)
+                        if found is not None:
+                            return found
                     cursor.execute(sql, values)
                     if many:
                         found = cursor.fetchall()
@@ -123,7 +178,21 @@ class HotReads:
                 if attempt == 1 and reused and disconnected:
                     continue
                 raise wrapped(engine, exc, sql) from exc
-        return processed(found, processors)
+        found = processed(found, processors)
+        if kept is not None:
+            kept.put(key, found)
+        return found
+
+    def _kept(self, version: int) -> Kept:
+        """The rows the thread's SQLite connection keeps, none if another connection has
+        committed since the last read (``version``: its ``PRAGMA data_version``)."""
+        local = self._local
+        if getattr(local, "kept", None) is None:
+            local.kept = Kept()
+        elif local.version != version:
+            local.kept.clear()
+        local.version = version
+        return local.kept
 
     def _connection(self, engine: Engine) -> tuple[object, bool]:
         """The thread's connection, and whether it was kept from an earlier read."""
@@ -150,7 +219,7 @@ class HotReads:
     def _discard(self) -> None:
         local = self._local
         connection = getattr(local, "connection", None)
-        local.pid = local.engine = local.connection = None
+        local.pid = local.engine = local.connection = local.kept = None
         if connection is not None:
             try:
                 connection.close()

@@ -31,12 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import copy
 import logging
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
 
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -48,8 +46,6 @@ from .models import notify
 
 log = logging.getLogger(__name__)
 
-# Immutable values, served from the cache as they are; anything else (JSON) is copied.
-_PLAIN = (str, int, float, bool, bytes, datetime, date, type(None))
 _ALL: weakref.WeakSet[LoopReads] = weakref.WeakSet()
 
 
@@ -82,8 +78,6 @@ class LoopReads:
     BACKOFF = 1.0
     #: Seconds a kept row is served at most, whatever the notifications say.
     MAX_AGE = 5.0
-    #: Rows kept at most; past it, all are dropped.
-    MAX_ENTRIES = 4096
 
     def __init__(self, engine: Engine, *, connections: int = 4, timeout: float = hot.TIMEOUT):
         self.engine = engine
@@ -93,7 +87,7 @@ class LoopReads:
         self._turn = 0
         self._down_until = 0.0
         self._down: DBAPIError | None = None
-        self._kept: dict[tuple, tuple[float, list]] = {}
+        self._kept = hot.Kept()
         self._epoch = 0  # moves on whenever what is kept may be wrong
         self._listening = False  # LISTEN is on and every table notifies
         self._listener: asyncio.Task | None = None
@@ -116,18 +110,15 @@ class LoopReads:
              many: bool) -> list[tuple]:
         key = None
         if statement.cached and self._listening:
-            key = (id(statement), many, *sorted(params.items()))
-            kept = self._kept.get(key)
-            if kept is not None and time.monotonic() - kept[0] < self.MAX_AGE:
-                return [tuple(v if type(v) in _PLAIN else copy.deepcopy(v) for v in row) for row in kept[1]]
+            key = hot.Kept.key(statement, params, many)
+            found = self._kept.get(key, self.MAX_AGE)
+            if found is not None:
+                return found
         epoch = self._epoch
         sql, values, processors = statement.bound(engine, params)
         found = hot.processed(await_(self._fetch(sql, values, many)), processors)
         if key is not None and self._epoch == epoch and self._listening:
-            if len(self._kept) >= self.MAX_ENTRIES:
-                self._kept.clear()
-            self._kept[key] = (time.monotonic(), [tuple(v if type(v) in _PLAIN else copy.deepcopy(v) for v in row)
-                                                  for row in found])
+            self._kept.put(key, found)
         return found
 
     def changed(self) -> None:

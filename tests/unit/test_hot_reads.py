@@ -7,13 +7,15 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import bindparam, create_engine, select, text
+from sqlalchemy import bindparam, create_engine, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from oidc_provider import dbcheck, hot
+from oidc_provider import create_app, dbcheck, hot
 from oidc_provider.extensions import db
 from oidc_provider.models import Client
+from oidc_provider.oauth.server import query_client
 
+from ..conftest import settings_for
 from ..helpers import make_client
 
 _CLIENT = hot.Statement(select(Client.client_id, Client.created_at, Client.redirect_uris)
@@ -105,3 +107,56 @@ def test_a_database_that_refuses_connections_is_an_outage_not_a_500(app, tmp_pat
         assert dbcheck.is_outage(raised.value), raised.value
     finally:
         unreachable.dispose()
+
+
+@pytest.fixture
+def sqlite_app(tmp_path):
+    """The provider on a SQLite file of its own, whatever the suite runs on."""
+    made = create_app(settings_for(database_url=f"sqlite:///{tmp_path}/kept.db"))
+    with made.app_context():
+        db.create_all()
+    yield made
+    with made.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _statements(app) -> list[str]:
+    """What the thread's own connection executes from now on."""
+    seen = []
+    app.extensions[hot.KEY]._local.connection.set_trace_callback(seen.append)
+    return seen
+
+
+def test_sqlite_keeps_cached_rows_until_another_connection_commits(sqlite_app):
+    """A cached statement's rows are served again after a ``PRAGMA data_version`` that says no
+    other connection has committed; once one has (the app's session, another worker), the
+    next read is the file's."""
+    client_id, _ = make_client(sqlite_app)
+    with sqlite_app.app_context():
+        first = query_client(client_id)
+        executed = _statements(sqlite_app)
+        assert query_client(client_id).token_generation == first.token_generation
+        assert executed == ["PRAGMA data_version"]
+        db.session.execute(update(Client).where(Client.client_id == client_id)
+                           .values(token_generation=Client.token_generation + 1))
+        db.session.commit()
+        executed.clear()
+        assert query_client(client_id).token_generation == first.token_generation + 1
+        assert len(executed) == 2 and executed[1].startswith("SELECT")
+
+
+def test_kept_rows_are_copies(sqlite_app):
+    client_id, _ = make_client(sqlite_app)
+    with sqlite_app.app_context():
+        query_client(client_id).redirect_uris.append("https://evil.example/cb")
+        assert "https://evil.example/cb" not in query_client(client_id).redirect_uris
+
+
+def test_statements_not_marked_cached_are_read_every_time(sqlite_app):
+    client_id, _ = make_client(sqlite_app)
+    with sqlite_app.app_context():
+        hot.first(_CLIENT, {"client_id": client_id})
+        executed = _statements(sqlite_app)
+        hot.first(_CLIENT, {"client_id": client_id})
+        assert len(executed) == 1 and executed[0].startswith("SELECT")
