@@ -105,7 +105,7 @@ class Kept:
     MAX_ENTRIES = 4096
 
     def __init__(self):
-        self._rows: dict[tuple, tuple[float, list]] = {}
+        self._rows: dict[tuple, tuple[float, list, tuple]] = {}
 
     @staticmethod
     def key(statement: Statement, params: Mapping[str, object], many: bool) -> tuple:
@@ -115,12 +115,15 @@ class Kept:
         kept = self._rows.get(key)
         if kept is None or (max_age is not None and time.monotonic() - kept[0] >= max_age):
             return None
-        return _copied(kept[1])
+        _, rows, mutable = kept
+        return _copied(rows, mutable) if mutable else list(rows)
 
     def put(self, key: tuple, rows: list[tuple]) -> None:
         if len(self._rows) >= self.MAX_ENTRIES:
             self._rows.clear()
-        self._rows[key] = (time.monotonic(), _copied(rows))
+        # The columns holding a value that can change (JSON: lists, dicts): copied each time.
+        mutable = tuple(sorted({i for row in rows for i, v in enumerate(row) if type(v) not in _PLAIN}))
+        self._rows[key] = (time.monotonic(), _copied(rows, mutable) if mutable else list(rows), mutable)
 
     def clear(self) -> None:
         self._rows.clear()
@@ -129,12 +132,28 @@ class Kept:
         return len(self._rows)
 
 
-# Immutable values, kept and served as they are; anything else (JSON) is copied.
+# Immutable values, kept and served as they are.
 _PLAIN = (str, int, float, bool, bytes, datetime, date, type(None))
 
 
-def _copied(rows: list[tuple]) -> list[tuple]:
-    return [tuple(v if type(v) in _PLAIN else copy.deepcopy(v) for v in row) for row in rows]
+def _copied(rows: list[tuple], mutable: tuple[int, ...]) -> list[tuple]:
+    copied = []
+    for row in rows:
+        values = list(row)
+        for i in mutable:
+            values[i] = _copy(values[i])
+        copied.append(tuple(values))
+    return copied
+
+
+def _copy(value):
+    """A JSON value's copy: a list or object of plain values shallowly (most are), else deeply."""
+    kind = type(value)
+    if kind is list and all(type(v) in _PLAIN for v in value):
+        return value[:]
+    if kind is dict and all(type(v) in _PLAIN for v in value.values()):
+        return value.copy()
+    return value if kind in _PLAIN else copy.deepcopy(value)
 
 
 class HotReads:

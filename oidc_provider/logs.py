@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -193,6 +194,8 @@ class TextFormatter(logging.Formatter):
 def _text_value(value) -> str:
     """A string as is when it is one plain word, else quoted; anything else as compact JSON
     (which escapes control characters itself)."""
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        return repr(value)  # what json.dumps writes, without its machinery (every access line)
     if not isinstance(value, str):
         return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
     if not value or any(c in value for c in ' ="') or CONTROL.search(value):
