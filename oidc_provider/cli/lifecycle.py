@@ -36,6 +36,7 @@ from ..models import (
     UpstreamState,
     UsedAssertion,
     WebAuthnChallenge,
+    notify,
 )
 from ..settings import Settings, SettingsError, dev_environment
 from .common import app_context, emit, json_option
@@ -43,11 +44,14 @@ from .config import write_dev_env
 
 
 def prepare(app, *, upgrade: bool = True) -> list:
-    """Apply migrations (``upgrade``) and make sure signing keys exist. Idempotent."""
+    """Apply migrations (``upgrade``) and make sure signing keys exist; on PostgreSQL, put back
+    the triggers that announce changes (``models/notify.py``) should one be missing (a dump
+    restored without them, one dropped by hand). Idempotent."""
     from flask_migrate import upgrade as apply_migrations
 
     if upgrade:
         apply_migrations(directory=app.extensions["migrate"].directory)
+        notify.install(db.engine)
     keys = app.extensions["oidc_server"].policy.keys
     try:
         created = keys.ensure()

@@ -5,12 +5,13 @@ the transaction commits, to every session listening in the same database.
 
 The tables are those the cached hot statements read (``hot.Statement(..., cached=True)``;
 ``tests/unit/test_loop_reads.py`` checks the two agree). Migration 0013 creates the same
-function and triggers on an existing database; ``db.create_all`` (tests) here.
+function and triggers on an existing database, ``oidc-provider init`` makes them again
+(``install``), ``db.create_all`` (tests) here.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import DDL, event
+from sqlalchemy import DDL, Engine, event, text
 
 from ..extensions import db
 
@@ -33,6 +34,16 @@ def trigger(table: str) -> str:
     return (f"DROP TRIGGER IF EXISTS {TRIGGER} ON {table}; "
             f"CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} "
             f"FOR EACH STATEMENT EXECUTE FUNCTION {TRIGGER}()")
+
+
+def install(engine: Engine) -> None:
+    """The function and every table's trigger, made again (``oidc-provider init``); PostgreSQL only."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as conn:
+        conn.execute(text(FUNCTION))
+        for table in TABLES:
+            conn.execute(text(trigger(table)))
 
 
 event.listen(db.metadata, "after_create", DDL(FUNCTION).execute_if(dialect="postgresql"))

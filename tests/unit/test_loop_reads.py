@@ -401,7 +401,20 @@ def test_a_table_without_its_trigger_is_read_every_time(pg_app, caplog):
         assert loop.fetched == 3 and not loop.reads._listening
     finally:
         loop.close()
-        _elsewhere(pg_app, notify.trigger("role_grant"), {})
+    # What `oidc-provider init` does (cli.lifecycle.prepare): the trigger is back.
+    engine = create_engine(_engine_url(pg_app))
+    notify.install(engine)
+    engine.dispose()
+    loop = _Loop(pg_app)
+    try:
+        assert loop.listening()
+    finally:
+        loop.close()
+
+
+def _engine_url(app):
+    with app.app_context():
+        return db.engine.url
 
 
 def test_kept_values_are_copies(pg_app, loop):
