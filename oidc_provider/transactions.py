@@ -212,11 +212,11 @@ def _sqlite_statement(conn, dbapi, statement: str, context, writes: bool) -> Non
         dbapi.execute("COMMIT")  # it has only read: ending it loses nothing
         try:
             _sqlite_begin(conn, dbapi, _IMMEDIATE)
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
             # A result still being iterated keeps the old snapshot open past the COMMIT: the
             # loop that writes while it reads must read everything first (``.all()``).
-            log.error("could not take the write lock after reads (a result still open?) before: %s",
-                      statement.split("\n", 1)[0][:80])
+            log.error("could not take the write lock after reads (a result still open?) before: %s: %s",
+                      statement.split("\n", 1)[0][:80], exc)
             raise
 
 

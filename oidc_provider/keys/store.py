@@ -59,6 +59,10 @@ class KeyStore:
         self._jwks: list[tuple[dict, object]] = []
         self._jwks_document = None  # (published list, kids kept, the document made from them)
         self._loaded_at = 0.0
+        # Tokens whose signature was verified: token -> (header, payload bytes, the key). A
+        # resource server introspects, and an app calls UserInfo with, the same token again and
+        # again; its signature does not change, only whether its key is still published.
+        self._verified: dict[str, tuple[dict, bytes, jwk.Key]] = {}
 
     # ---- lifecycle ----
     def add(self, alg: str, state: str, private_jwk: dict | None = None) -> SigningKey:
@@ -283,6 +287,14 @@ class KeyStore:
         if not isinstance(token, str) or token.count(".") != 2 or len(token) > 16384:
             raise InvalidSignature("not a compact JWS")
         self._load()
+        verified = self._verified.get(token)
+        if verified is not None:
+            header, payload, key = verified
+            # Still verified only while the key that verified it is published (a revoked key's
+            # tokens fail from the moment this process reloads its keys, as before).
+            if self._public.get(header["kid"]) is key:
+                return dict(header), json.loads(payload)
+            self._verified.pop(token, None)
         try:
             # Parsed once: the header names the key, and the same object is verified with it.
             signed = jws.extract_compact(token.encode("ascii"))
@@ -307,7 +319,14 @@ class KeyStore:
             raise InvalidSignature("bad signature") from exc
         if not isinstance(claims, dict):
             raise InvalidSignature("claims are not an object")
+        if len(self._verified) >= VERIFIED_KEPT:
+            self._verified.clear()
+        self._verified[token] = (dict(header), signed.payload, key)
         return dict(header), claims
+
+
+#: Verified tokens a process keeps (``KeyStore.verify``); past it, all are dropped.
+VERIFIED_KEPT = 2048
 
 
 class KeysUnreadable(RuntimeError):

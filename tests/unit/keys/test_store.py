@@ -274,3 +274,43 @@ def test_cli_keys_rotate_json(app):
     states = {v["kid"]: v["state"] for v in _cli(app, "keys", "list", "--json")}
     assert all(states[kid] == "active" for kid in old_next.values())
     assert sorted(states.values()).count("retired") == len(SIGNING_ALGS)
+
+
+# ---- tokens verified before ----
+
+def test_a_token_verified_before_is_not_verified_again(keys, monkeypatch):
+    """A resource server introspects, and an app calls UserInfo with, the same token many times:
+    its signature is checked once per process, and each caller gets claims of its own."""
+    token = keys.sign({"sub": "s", "nested": {"a": [1]}}, "RS256", typ="at+jwt")
+    first = keys.verify(token)
+    checked = []
+    validate = store_module.jws.validate_compact
+    monkeypatch.setattr(store_module.jws, "validate_compact", lambda *a, **k: checked.append(1) or validate(*a, **k))
+    again = keys.verify(token)
+    assert again == first and checked == []
+    again[1]["nested"]["a"].append(2)
+    again[0]["kid"] = "changed"
+    assert keys.verify(token) == first
+    # A token that differs in one character is a token of its own, checked in full.
+    with pytest.raises(InvalidSignature):
+        keys.verify(token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1])
+    assert checked == [1]
+
+
+def test_a_revoked_keys_tokens_fail_though_verified_before(keys):
+    """keys revoke: a compromised key's tokens stop verifying once the process reloads its
+    keys, whether or not it verified them before."""
+    token = keys.sign({"sub": "s"}, "ES256")
+    header, _ = keys.verify(token)
+    keys.revoke([header["kid"]])
+    db.session.commit()
+    keys.invalidate()
+    with pytest.raises(InvalidSignature):
+        keys.verify(token)
+
+
+def test_tokens_verified_are_kept_within_a_bound(keys, monkeypatch):
+    monkeypatch.setattr(store_module, "VERIFIED_KEPT", 3)
+    for n in range(10):
+        keys.verify(keys.sign({"sub": f"s{n}"}, "EdDSA"))
+        assert len(keys._verified) <= 3
