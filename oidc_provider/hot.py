@@ -53,22 +53,24 @@ LOOP: contextvars.ContextVar = contextvars.ContextVar("oidc_hot_loop", default=N
 
 
 def first(statement: Statement, params: Mapping[str, object]) -> tuple | None:
-    """The first row of ``statement`` (or None), read on the thread's own connection."""
+    """The first row of ``statement`` (or None), read on the thread's own connection (in a lane's
+    greenlet on PostgreSQL, awaited: ``loop_reads``)."""
     rows = (LOOP.get() or current_app.extensions[KEY]).read(db.engine, statement, params, many=False)
     return rows[0] if rows else None
 
 
 def rows(statement: Statement, params: Mapping[str, object]) -> list[tuple]:
-    """Every row of ``statement``, read on the thread's own connection."""
+    """Every row of ``statement``, read as ``first`` reads."""
     return (LOOP.get() or current_app.extensions[KEY]).read(db.engine, statement, params, many=True)
 
 
 class Statement:
     """A Core ``select`` with named ``bindparam`` values, compiled once per dialect.
 
-    ``cached``: in the event loop on PostgreSQL its rows may be served from the worker's cache,
-    which a change to any table it reads empties (``loop_reads``): only for statements whose
-    tables change seldom (clients, accounts, roles, what is revoked)."""
+    ``cached``: its rows may be served from what is kept (``Kept``: on SQLite until another
+    connection commits, in the event loop on PostgreSQL until a change to one of its tables is
+    announced, ``loop_reads``): only for statements whose tables change seldom (clients,
+    accounts, roles, what is revoked)."""
 
     def __init__(self, select: Select, *, cached: bool = False):
         self.select = select

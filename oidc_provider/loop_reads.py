@@ -23,8 +23,7 @@ refused from the moment the notification arrives: milliseconds after the commit 
 committed it (``_committed``). Rows are kept only while the listening connection is up and
 every table has its trigger; a read that was in flight while a change was announced is not
 kept; nothing is kept longer than ``MAX_AGE`` seconds (a bound if notifications stopped without
-the connection failing) or beyond ``MAX_ENTRIES`` rows (then all are dropped), and values
-are copied out, so a caller cannot change what the next one reads.
+the connection failing); ``hot.Kept`` bounds how much is kept and copies values out.
 """
 
 from __future__ import annotations
@@ -156,7 +155,7 @@ class LoopReads:
                 missing = await self._tables_without_trigger(connection)
                 if missing:
                     if not warned:
-                        log.warning("the tables %s have no %s trigger (run `oidc-provider upgrade`): "
+                        log.warning("the tables %s have no %s trigger (run `oidc-provider init`): "
                                     "lanes read them every time", ", ".join(missing), notify.TRIGGER)
                         warned = True
                     await connection.close()
